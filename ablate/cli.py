@@ -1,0 +1,136 @@
+"""Command line: argument parsing only; everything else is the API in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from ablate.errors import ConfigError, ConfigErrors
+
+EPILOG = "exit codes: 0 ok, 1 some runs failed, 2 invalid experiment or usage"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ablate", description="Architecture ablations for sequence models.",
+                                epilog=EPILOG)
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it may register archs, components, tasks); repeatable")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train every run of an experiment (resumes; skips finished runs)")
+    r.add_argument("experiment", type=Path)
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    r.add_argument("--workers", type=int, default=1, help="parallel runs on this machine (default 1)")
+    r.add_argument("--executor", default="local", help="local | ray | slurm")
+    r.add_argument("--address", default=None, help="ray: the cluster address (default: $RAY_ADDRESS or a local one)")
+    r.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    r.add_argument("--fresh", action="store_true", help="forget this experiment's earlier runs first")
+    r.add_argument("--no-report", action="store_true")
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
+
+    pl = sub.add_parser("plan", help="list the runs an experiment would do; trains nothing")
+    pl.add_argument("experiment", type=Path)
+    pl.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    pl.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
+
+    rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>")
+    rep.add_argument("runs_dir", type=Path)
+    rep.add_argument("--out", type=Path, default=None)
+
+    sub.add_parser("list", help="architectures, components and tasks, with their options")
+
+    a = sub.add_parser("attend", help="attention heatmaps of a trained run on one input")
+    a.add_argument("run_dir", type=Path)
+    a.add_argument("text")
+    a.add_argument("--out", type=Path, default=None)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        plugins = tuple(args.plugin + getattr(args, "plugin_sub", []))
+        if plugins:
+            from ablate.experiment.worker import load_plugins
+
+            try:
+                load_plugins(plugins)
+            except ImportError as e:
+                raise ConfigErrors([ConfigError("--plugin", e.name or str(e), f"cannot be imported: {e}")]) from None
+        return COMMANDS[args.command](args, plugins)
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(f"error: {err.render()}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"error: {e.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.config import load_experiment
+    from ablate.experiment.runner import run_experiment
+
+    if args.workers < 1:
+        raise ConfigErrors([ConfigError("--workers", args.workers, "must be >= 1")])
+    exp = load_experiment(args.experiment, args.overrides)
+    options = {"address": args.address} if args.address else {}
+    return run_experiment(exp, args.runs_dir, workers=args.workers, executor=args.executor, fresh=args.fresh,
+                          report=not args.no_report, executor_options=options, plugins=plugins)
+
+
+def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.config import load_experiment
+    from ablate.experiment.plan import plan
+    from ablate.experiment.store import Store
+
+    exp = load_experiment(args.experiment, args.overrides)
+    p = plan(exp)
+    store = Store(args.runs_dir / exp.name)
+    rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in r.point.items()) or "-", str(r.seed),
+             store.status(r.run_id), r.config.model.arch) for r in p.runs]
+    head = ("run_id", "variant", "grid point", "seed", "status", "arch")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    counts = {s: sum(row[4] == s for row in rows) for s in ("new", "finished", "failed")}
+    print(f"{exp.name}: {len(rows)} runs ({counts['new']} new, {counts['finished']} finished, "
+          f"{counts['failed']} failed)")
+    for note in p.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.report import build_report
+
+    if not args.runs_dir.is_dir():
+        raise ConfigErrors([ConfigError("RUNS_DIR", str(args.runs_dir), "no such directory (expected runs/<name>)")])
+    out = args.out or (Path("reports") / args.runs_dir.name)
+    print(build_report(args.runs_dir, out))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.listing import listing
+
+    print(listing())
+    return 0
+
+
+def cmd_attend(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.report.attend import attend
+
+    return attend(args.run_dir, args.text, args.out)
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "list": cmd_list, "attend": cmd_attend}
+
+if __name__ == "__main__":
+    sys.exit(main())

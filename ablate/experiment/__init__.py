@@ -1,0 +1,1 @@
+"""Experiments: plan (grid expansion, run ids), store, executors, runner."""

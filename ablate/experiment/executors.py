@@ -1,0 +1,66 @@
+"""Executors run a list of RunSpecs and hand each result back to the driver as it finishes.
+
+The driver (runner.py) owns the store: it writes config.yaml before a run
+starts and result.json after it ends, whichever executor ran it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ablate.experiment.worker import RunSpec, execute, set_threads
+from ablate.registry import Registry
+
+EXECUTORS = Registry("executor")
+OnDone = Callable[[RunSpec, dict[str, Any]], None]
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@EXECUTORS.register("local", help="this machine: --workers N processes, threads split between them")
+class LocalExecutor:
+    def __init__(self, workers: int = 1, **_: Any):
+        self.workers = max(1, workers)
+        self.threads = max(1, cpu_count() // self.workers)
+
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+        specs = list(specs)
+        if self.workers == 1:  # in this process: no start-up cost per run
+            for spec in specs:
+                on_start(spec)
+                on_done(spec, execute(spec, root / spec.run_id, self.threads))
+            return
+        ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=set_threads,
+                                      initargs=(self.threads,))
+        try:
+            futures = {}
+            for spec in specs:
+                on_start(spec)
+                futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
+            for fut in cf.as_completed(futures):
+                spec = futures[fut]
+                try:
+                    result = fut.result()
+                except Exception as e:  # the worker process itself died (OOM, segfault)
+                    result = {**spec.meta, "status": "failed", "error": f"worker process died: {type(e).__name__}: {e}"}
+                on_done(spec, result)
+        except BaseException:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()  # Ctrl-C: stop the runs in flight now; they stay unfinished
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def get_executor(name: str, **options: Any):
+    return EXECUTORS.get(name)(**options)

@@ -1,0 +1,41 @@
+"""results.csv as a pandas DataFrame: one row per run, config flattened into columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ablate.config import flatten
+from ablate.experiment.store import read_result
+
+FIRST = ["run_id", "variant", "label", "seed", "status"]
+
+
+def results_frame(root: str | Path) -> pd.DataFrame:
+    rows = []
+    for d in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        res = read_result(d)
+        if res is None or not (d / "config.yaml").is_file():
+            continue
+        cfg = yaml.safe_load((d / "config.yaml").read_text()) or {}
+        row = {"run_id": d.name, "variant": res.get("variant", ""), "label": res.get("label", ""),
+               "seed": cfg.get("seed"), "status": res.get("status")}
+        row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
+        row.update(res.get("metrics", {}))
+        for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps"):
+            if k in res:
+                row[k] = res[k]
+        if res.get("error"):
+            row["error"] = res["error"]
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=FIRST)
+    return df[FIRST + [c for c in df.columns if c not in FIRST]]
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """The results table of runs/<name> (rebuilt from its run directories)."""
+    return results_frame(path)

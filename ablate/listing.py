@@ -1,0 +1,45 @@
+"""`ablate list`: every architecture, component and task, with its options."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+
+from ablate.models import ARCHS
+from ablate.models.presets import CHOICES
+from ablate.registry import Registry
+from ablate.tasks import TASKS
+
+
+def _registry(title: str, reg: Registry) -> list[str]:
+    lines = [f"{title}:"]
+    for name in reg.names():
+        lines.append(f"  {name:<20} {reg.meta(name).get('help', '')}")
+    return lines
+
+
+def listing() -> str:
+    from ablate.experiment.executors import EXECUTORS
+    from ablate.models import ATTENTION, DECODERS, ENCODERS, POSITIONAL
+
+    lines = ["architectures (model.arch) and their toggles (defaults; other toggles do not apply):"]
+    for name in ARCHS.names():
+        meta = ARCHS.meta(name)
+        lines.append(f"  {name:<20} {meta.get('help', '')}")
+        choices = {**CHOICES, **meta.get("choices", {})}
+        opts = []
+        for k, v in meta["defaults"].items():
+            shown = "auto" if v is None else v
+            opts.append(f"{k}={shown}" + (f" [{'|'.join(map(str, choices[k]))}]" if k in choices else ""))
+        lines.append(f"  {'':<20}   {', '.join(opts)}")
+    lines.append("")
+    for title, reg in (("positional encodings (model.pos_encoding)", POSITIONAL), ("attention", ATTENTION),
+                       ("encoders", ENCODERS), ("decoders", DECODERS), ("executors (--executor)", EXECUTORS)):
+        lines += _registry(title, reg) + [""]
+    lines.append("tasks (task.name) and their options:")
+    for name in TASKS.names():
+        meta = TASKS.meta(name)
+        lines.append(f"  {name:<20} [{meta.get('kind', 'seq2seq')}] {meta.get('help', '')}")
+        opts = [f"{f.name}={f.default if f.default is not MISSING else '?'}" for f in fields(meta["config"])
+                if f.name != "name"]
+        lines.append(f"  {'':<20}   {', '.join(opts)}")
+    return "\n".join(lines)

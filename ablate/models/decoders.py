@@ -1,0 +1,172 @@
+"""Decoders: (B, T, D) embedded target prefix (+ an EncoderOutput, or None) -> (B, T, D).
+
+With memory=None a decoder is a causal language model: that is how the
+single-stack rnn/gru/lstm/cnn presets read the input and then write the output.
+Recurrent decoders carry a state, so decoding one token is one step; the others
+are re-run over the prefix (they expose supports_state = False).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ablate.models.attention import ATTENTION, MultiHeadAttention
+from ablate.models.encoders import RNN_CELLS, ConvStack, EncoderOutput, FeedForward, TransformerStackBase
+from ablate.registry import Registry
+
+DECODERS = Registry("decoder")
+
+
+@dataclass
+class DecoderOutput:
+    y: torch.Tensor  # (B, T, D)
+    state: object = None
+    attn: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, H, T, S)
+
+
+# ---------------------------------------------------------------- RNN / GRU / LSTM
+class RNNDecoder(nn.Module):
+    """A recurrent stack; with attention, each output attends over the encoder states.
+
+    Attention is applied to the recurrent output (Luong et al. 2015's wiring), so
+    the fused kernel still runs the whole teacher-forced sequence in one call;
+    the score itself is additive (Bahdanau), dot (Luong) or multi-head.
+    Without attention the decoder sees the source only through its initial
+    state: the fixed-vector bottleneck of Sutskever et al. 2014.
+    """
+
+    supports_state = True
+
+    def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, attention: str = "none",
+                 n_heads: int = 1, d_head: Optional[int] = None):
+        super().__init__()
+        self.cell, self.n_layers = cell, n_layers
+        self.rnn = RNN_CELLS[cell](d_model, d_model, n_layers, batch_first=True,
+                                   dropout=dropout if n_layers > 1 else 0.0)
+        self.attn = None
+        if attention != "none":
+            self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_head=d_head, dropout=dropout)
+            self.combine = nn.Linear(2 * d_model, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def init_state(self, enc: Optional[EncoderOutput]):
+        """The encoder's final state, or (for non-recurrent encoders) its mean; None = zeros."""
+        if enc is None:
+            return None
+        if enc.state is not None:
+            h, c = enc.state if isinstance(enc.state, tuple) else (enc.state, torch.zeros_like(enc.state))
+        else:
+            keep = (~enc.pad).unsqueeze(-1).float()
+            mean = (enc.memory * keep).sum(1) / keep.sum(1).clamp(min=1)
+            h = mean.unsqueeze(0)
+            c = torch.zeros_like(h)
+        h, c = h[-self.n_layers :], c[-self.n_layers :]
+        if h.size(0) < self.n_layers:  # fewer encoder layers: repeat the top one
+            h = torch.cat([h[-1:].expand(self.n_layers - h.size(0), -1, -1), h]).contiguous()
+            c = torch.cat([c[-1:].expand(self.n_layers - c.size(0), -1, -1), c]).contiguous()
+        return (h.contiguous(), c.contiguous()) if self.cell == "lstm" else h.contiguous()
+
+    def forward(self, x: torch.Tensor, memory: Optional[EncoderOutput] = None, state=None,
+                lengths: Optional[torch.Tensor] = None, need_weights: bool = False) -> DecoderOutput:
+        if state is None:
+            state = self.init_state(memory)
+        if lengths is not None:  # variable-length prefixes: the state must stop at each one's end
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        else:
+            h, state = self.rnn(x, state)
+        attn = {}
+        if self.attn is not None:
+            ctx, w = self.attn(h, memory.memory, memory.pad, need_weights=need_weights)
+            h = torch.tanh(self.combine(torch.cat([h, ctx], dim=-1)))
+            if w is not None and need_weights:
+                attn["decoder.cross"] = w
+        return DecoderOutput(self.drop(h), state, attn)
+
+
+for _cell in RNN_CELLS:
+    DECODERS.register(_cell, help=f"nn.{RNN_CELLS[_cell].__name__} with attention none|additive|dot|multihead")(
+        partial(RNNDecoder, _cell)
+    )
+
+
+# ---------------------------------------------------------------- causal CNN
+@DECODERS.register("cnn", help="causal dilated convolutions (+ multi-head attention over the source, if any)")
+class CNNDecoder(nn.Module):
+    supports_state = False
+
+    def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1):
+        super().__init__()
+        self.stack = ConvStack(d_model, n_layers, kernel_size, dropout, causal=True)
+        self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
+        h = self.stack(x)
+        attn = {}
+        if memory is not None:
+            a, w = self.cross(h, memory.memory, memory.pad, need_weights=need_weights)
+            h = self.norm(h + a)
+            if w is not None:
+                attn["decoder.cross"] = w
+        return DecoderOutput(h, None, attn)
+
+
+# ---------------------------------------------------------------- Transformer
+class TransformerDecoderLayer(nn.Module):
+    def __init__(self, d_model, n_heads, d_head, d_ff, dropout, norm="post", rotary=False, causal=True):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout, rotary)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
+        self.drop = nn.Dropout(dropout)
+        self.pre, self.causal = norm == "pre", causal
+
+    def _sub(self, i, x, fn):
+        """One residual sub-layer with post- or pre-norm; fn returns (out, weights)."""
+        if self.pre:
+            out, w = fn(self.norms[i](x))
+            return x + self.drop(out), w
+        out, w = fn(x)
+        return self.norms[i](x + self.drop(out)), w
+
+    def forward(self, x, memory: Optional[EncoderOutput], need_weights=False):
+        x, ws = self._sub(0, x, lambda h: self.self_attn(h, causal=self.causal, need_weights=need_weights))
+        wc = None
+        if memory is not None:
+            key_pad = memory.pad if memory.pad.any() else None
+            x, wc = self._sub(1, x, lambda h: self.cross_attn(h, memory.memory, key_pad, need_weights=need_weights))
+        x, _ = self._sub(2, x, lambda h: (self.ff(h), None))
+        return x, ws, wc
+
+
+@DECODERS.register("transformer", help="masked self-attention + cross-attention + feed-forward (Vaswani et al. 2017)")
+class TransformerDecoder(TransformerStackBase):
+    supports_state = False
+
+    def __init__(self, d_model, n_layers, n_heads, d_head, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
+                 max_len=512, causal_mask=True):
+        super().__init__(d_model, dropout, norm, pos_encoding, max_len)
+        self.layers = nn.ModuleList(
+            TransformerDecoderLayer(d_model, n_heads, d_head, d_ff, dropout, norm, self.pos.rotary, causal_mask)
+            for _ in range(n_layers)
+        )
+
+    def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
+        x = self.embed(x)
+        attn = {}
+        for i, layer in enumerate(self.layers):
+            x, ws, wc = layer(x, memory, need_weights)
+            if ws is not None:
+                attn[f"decoder.layer{i}.self"] = ws
+            if wc is not None:
+                attn[f"decoder.layer{i}.cross"] = wc
+        return DecoderOutput(self.final_norm(x), None, attn)

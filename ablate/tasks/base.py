@@ -1,0 +1,132 @@
+"""What every task produces: a vocabulary and three splits of padded id tensors.
+
+Tasks know nothing of models. A task is a config dataclass plus a builder
+registered in TASKS; the builder returns a TaskData whose splits are
+pre-built tensors, so the training loop does no per-example Python work.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from ablate.registry import Registry
+from ablate.tasks.vocab import Vocab
+
+if TYPE_CHECKING:  # torch loads only when data is built, so planning stays fast
+    import torch
+
+TASKS = Registry("task")
+
+
+@dataclass
+class TaskConfig:
+    """Fields every task has; a task subclasses this with its own options."""
+
+    name: str = "reverse"
+    n_train: int = 2000
+    n_val: int = 200
+    n_test: int = 500
+    seed: int = 0  # the data's seed; fixed across run seeds so runs differ only in init/order
+
+
+@dataclass
+class Split:
+    """One split: src (N, S) and tgt (N, T) right-padded with pad; tgt ends with <eos>."""
+
+    src: torch.Tensor
+    src_len: torch.Tensor  # (N,) true source lengths: the "input length" of by-length metrics
+    tgt: torch.Tensor
+    tgt_len: torch.Tensor  # (N,) including <eos>
+    # Per-example extras a task wants kept, each (N, ...): e.g. coref's position of "it".
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+    def subset(self, idx: torch.Tensor) -> "Split":
+        extra = {k: v[idx] for k, v in self.extra.items()}
+        return Split(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], extra)
+
+
+@dataclass
+class TaskData:
+    vocab: Vocab
+    train: Split
+    val: Split
+    test: Split
+    kind: str = "seq2seq"  # or "classification": the target is one label token
+    # Extra corpus-level metrics: name -> fn(hypotheses, references) on token lists.
+    metrics: dict[str, Callable[[list[list[str]], list[list[str]]], float]] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def max_src_len(self) -> int:
+        return max(s.src.size(1) for s in self.splits.values())
+
+    @property
+    def max_tgt_len(self) -> int:
+        return max(s.tgt.size(1) for s in self.splits.values())
+
+
+def pack(pairs: Sequence[tuple[list[int], list[int]]], vocab: Vocab, add_eos: bool = True) -> Split:
+    """List of (src ids, tgt ids) -> padded Split; appends <eos> to targets."""
+    import torch
+
+    tgts = [list(t) + ([vocab.eos] if add_eos else []) for _, t in pairs]
+    srcs = [list(s) for s, _ in pairs]
+    S = max((len(s) for s in srcs), default=1)
+    T = max((len(t) for t in tgts), default=1)
+    src = torch.full((len(pairs), S), vocab.pad, dtype=torch.long)
+    tgt = torch.full((len(pairs), T), vocab.pad, dtype=torch.long)
+    for i, (s, t) in enumerate(zip(srcs, tgts)):
+        src[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        tgt[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return Split(
+        src,
+        torch.tensor([len(s) for s in srcs], dtype=torch.long),
+        tgt,
+        torch.tensor([len(t) for t in tgts], dtype=torch.long),
+    )
+
+
+def unique_examples(
+    sample: Callable[[random.Random], tuple[list[str], list[str]]],
+    n: int,
+    rng: random.Random,
+    what: str,
+) -> list[tuple[list[str], list[str]]]:
+    """n distinct examples (by source) drawn from sample; errors if the space is too small."""
+    seen: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+    tries = 0
+    while len(seen) < n:
+        src, tgt = sample(rng)
+        seen.setdefault(tuple(src), (src, tgt))
+        tries += 1
+        if tries > 20 * n + 1000:
+            raise ValueError(
+                f"{what}: could only draw {len(seen)} distinct examples of the {n} asked for "
+                "(n_train + n_val + n_test); widen the lengths or vocabulary, or ask for fewer"
+            )
+    return list(seen.values())
+
+
+def split_three(items: list, n_train: int, n_val: int, n_test: int) -> tuple[list, list, list]:
+    return items[:n_train], items[n_train : n_train + n_val], items[n_train + n_val : n_train + n_val + n_test]
+
+
+def task_config_class(name: str) -> type[TaskConfig]:
+    return TASKS.meta(name)["config"]
+
+
+def build_task(cfg: TaskConfig) -> TaskData:
+    """Build the task named by cfg.name. Registered as
+
+        @TASKS.register("reverse", config=SeqTaskConfig, kind="seq2seq", help="...")
+        def build_reverse(cfg: SeqTaskConfig) -> TaskData: ...
+    """
+    return TASKS.get(cfg.name)(cfg)

@@ -1,0 +1,1 @@
+"""Training harness: data module, Lightning module, metrics, fit one run."""

@@ -1,0 +1,139 @@
+"""Fit one run: build task and model, train with Lightning, test, write the run's files.
+
+Raises on failure; the caller (experiment.worker) records the failure. The
+run's result.json is written by the caller, last, so a killed run leaves none.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import platform
+import resource
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from ablate.config import RunConfig
+from ablate.models import build_model
+from ablate.tasks import build_task
+from ablate.train.data import TaskDataModule
+from ablate.train.module import SeqModule
+from ablate.train.sizing import info_of
+
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*number of training batches.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")
+warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the run dir already holds config.yaml
+
+
+class TrainTimer(Callback):
+    """Seconds spent in training steps only (validation decoding excluded), for tokens/s."""
+
+    def __init__(self):
+        self.seconds, self._t0 = 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seconds += time.perf_counter() - self._t0
+
+
+def git_commit() -> Optional[str]:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_loggers(cfg: RunConfig, run_dir: Path, meta: dict[str, Any]) -> list:
+    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    wb = cfg.logger.wandb
+    if wb.mode != "disabled":
+        from pytorch_lightning.loggers import WandbLogger
+
+        loggers.append(WandbLogger(
+            project=wb.project, entity=wb.entity, mode=wb.mode, save_dir=str(run_dir),
+            group=meta.get("experiment"), name=meta.get("run_id"), id=meta.get("run_id"),
+            tags=[t for t in (meta.get("variant"), meta.get("label")) if t][:2], config=cfg.to_dict(),
+            reinit=True))
+    return loggers
+
+
+def fit(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Train and test one run in run_dir; returns the result fields (metrics, timing, reproduction)."""
+    run_dir, meta, t = Path(run_dir), meta or {}, cfg.train
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = build_task(cfg.task)
+    data.vocab.save(run_dir / "vocab.json")
+    model = build_model(cfg.model, info_of(data))
+    params = sum(p.numel() for p in model.parameters())
+    module = SeqModule(model, t, data.vocab, data.kind, data.metrics)
+    dm = TaskDataModule(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
+    mode = "min" if t.monitor.endswith("loss") else "max"
+    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
+                           save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False)
+    timer = TrainTimer()
+    loggers = make_loggers(cfg, run_dir, meta)
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, precision=t.precision, deterministic=t.deterministic, logger=loggers,
+        callbacks=[ckpt, timer], gradient_clip_val=t.grad_clip or None, check_val_every_n_epoch=t.val_every,
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    fit_time = time.perf_counter() - t0
+    if trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
+        raise KeyboardInterrupt
+    use_best = t.test_on == "best" and ckpt.best_model_path
+    test_ckpt = ckpt.best_model_path if use_best else None
+    tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    for lg in loggers[1:]:
+        lg.experiment.finish()
+    if trainer.global_rank != 0:
+        return {}
+    rows = module.by_length()
+    if rows:
+        with open(run_dir / "by_length.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    if torch.cuda.is_available() and t.accelerator != "cpu":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS, MiB
+    return {
+        "metrics": {k: float(v) for k, v in tested.items()},
+        "best_val": {t.monitor: float(ckpt.best_model_score) if ckpt.best_model_score is not None else None},
+        "params": params,
+        "train_time_s": timer.seconds,
+        "fit_time_s": fit_time,
+        "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
+        "peak_mem_mb": peak,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "checkpoint": {"test_on": "best" if use_best else "last",
+                       "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
+        "reproduce": {
+            "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
+            "python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__,
+            "git_commit": git_commit(), "threads": torch.get_num_threads(),
+        },
+    }

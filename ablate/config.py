@@ -84,8 +84,7 @@ CHOICES = {
     "logger.wandb.mode": ["disabled", "offline", "online"],
 }
 POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
-            "task.n_train", "task.n_val", "task.n_test", "task.vocab_size", "task.min_len", "task.max_len",
-            "task.n_queries", "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}
+            "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
 NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
 TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "report", "slurm"]
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
@@ -243,11 +242,13 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
                 errors.append(ConfigError(key, value, "must be > 0", where))
             elif key in NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
                 errors.append(ConfigError(key, value, "must be >= 0", where))
-    t, tr = cfg.task, cfg.train
-    for lo, hi in (("min_len", "max_len"), ("test_min_len", "test_max_len")):
-        a, b = getattr(t, lo, None), getattr(t, hi, None)
-        if a is not None and b is not None and a > b:
-            errors.append(ConfigError(f"task.{lo}", a, f"must be <= task.{hi} ({b})", where))
+    tr = cfg.train
+    check = TASKS.meta(cfg.task.name).get("check")
+    if check is not None:
+        try:
+            check(cfg.task)
+        except ValueError as e:
+            errors.append(ConfigError("task", cfg.task.name, str(e), where))
     if not 0 < tr.lr < 10:
         errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate in (0, 10)", where))
     if not 0 <= tr.label_smoothing < 1:

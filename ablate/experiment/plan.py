@@ -63,6 +63,7 @@ def plan(exp: Experiment) -> Plan:
     errors: list[ConfigError] = []
     notes: dict[str, None] = {}
     runs: dict[str, PlannedRun] = {}
+    toggles: dict[str, tuple[Any, set[str], bool]] = {}  # model key -> (a value, archs, applied anywhere)
     for vname, v_over in variants.items():
         for point in grid_points(exp.grid):
             tree = apply(apply(exp.base, v_over), point)
@@ -71,10 +72,11 @@ def plan(exp: Experiment) -> Plan:
                 try:
                     cfg, run_notes = build_run(tree, seed, f"{where} ({ctx})" if ctx else where)
                 except ConfigErrors as e:
-                    errors += [err for err in e.errors if err.render() not in {x.render() for x in errors}]
+                    errors += e.errors
                     break  # the same problem would repeat for every seed
                 for n in run_notes:
                     notes[f"{ctx}: {n}" if ctx else n] = None
+                _track_toggles(toggles, tree.get("model") or {}, cfg)
                 if cfg.model.match_params:
                     cfg = match_params(cfg, where)
                 rid = run_id(cfg)
@@ -82,12 +84,38 @@ def plan(exp: Experiment) -> Plan:
                     runs[rid].aliases.append(PlannedRun(rid, cfg, vname, point, seed).label)
                     continue
                 runs[rid] = PlannedRun(rid, cfg, vname, point, seed)
+    for key, (value, archs, applied) in toggles.items():
+        if not applied:  # ignored by every run: an error, never silently dropped
+            errors.append(ConfigError(f"model.{key}", value, f"does not apply to arch {', '.join(sorted(archs))} "
+                                      f"(see `ablate list` for each arch's toggles)", where))
     if errors:
-        raise ConfigErrors(errors)
+        raise ConfigErrors(collapse(errors))
     dupes = [r for r in runs.values() if r.aliases]
     for r in dupes:
         notes[f"{r.label} (seed {r.seed}) is the same run as {', '.join(sorted(set(r.aliases)))}: trained once"] = None
     return Plan(exp, list(runs.values()), list(notes))
+
+
+def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str, Any], cfg: RunConfig) -> None:
+    for key, value in given.items():
+        if key in ("arch", "match_params") or value is None:
+            continue
+        old_value, archs, applied = seen.get(key, (value, set(), False))
+        archs.add(cfg.model.arch)
+        seen[key] = (old_value, archs, applied or getattr(cfg.model, key, None) is not None)
+
+
+def collapse(errors: list[ConfigError]) -> list[ConfigError]:
+    """One error per distinct problem, naming the first run it occurs in and how many more."""
+    groups: dict[tuple[str, str, str], list[ConfigError]] = {}
+    for e in errors:
+        groups.setdefault((e.key, repr(e.value), e.expected), []).append(e)
+    out = []
+    for same in groups.values():
+        first = same[0]
+        where = first.where if len(same) == 1 else f"{first.where} and {len(same) - 1} more grid points/variants"
+        out.append(ConfigError(first.key, first.value, first.expected, where))
+    return out
 
 
 def match_params(cfg: RunConfig, where: str) -> RunConfig:

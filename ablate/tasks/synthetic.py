@@ -69,16 +69,33 @@ def _string_task(transform: Callable[[list[str]], list[str]]):
     return build
 
 
-TASKS.register("copy", config=SeqTaskConfig, kind="seq2seq", help="output = input")(_string_task(list))
-TASKS.register("reverse", config=SeqTaskConfig, kind="seq2seq", help="output = input reversed")(
-    _string_task(lambda s: s[::-1])
-)
-TASKS.register("sort", config=SeqTaskConfig, kind="seq2seq", help="output = input sorted (order-free input)")(
-    _string_task(lambda s: sorted(s, key=int))
-)
+def _check(cfg: SeqTaskConfig | RecallConfig) -> None:
+    """Option problems, found before anything is generated (the planner calls this)."""
+    for key in ("n_train", "n_val", "n_test", "vocab_size", "min_len", "max_len"):
+        if getattr(cfg, key) <= 0:
+            raise ValueError(f"{cfg.name}: {key}={getattr(cfg, key)} must be > 0")
+    for lo, hi in (("min_len", "max_len"), ("test_min_len", "test_max_len")):
+        a, b = getattr(cfg, lo), getattr(cfg, hi)
+        if a is not None and b is not None and a > b:
+            raise ValueError(f"{cfg.name}: {lo}={a} must be <= {hi}={b}")
+    if isinstance(cfg, RecallConfig):
+        most = max(cfg.max_len, cfg.test_max_len or 0)
+        if most > cfg.vocab_size // 2:
+            raise ValueError(f"recall: max_len={most} key-value pairs need vocab_size >= {2 * most} "
+                             f"(distinct keys from half the vocabulary), got vocab_size={cfg.vocab_size}")
 
 
-@TASKS.register("recall", config=RecallConfig, kind="seq2seq", help="associative recall: k1 v1 .. kn vn <sep> queries -> values")
+def _register(name: str, help: str, transform: Callable[[list[str]], list[str]]) -> None:
+    TASKS.register(name, config=SeqTaskConfig, check=_check, kind="seq2seq", help=help)(_string_task(transform))
+
+
+_register("copy", "output = input", list)
+_register("reverse", "output = input reversed", lambda s: s[::-1])
+_register("sort", "output = input sorted (the order of the input does not matter)", lambda s: sorted(s, key=int))
+
+
+@TASKS.register("recall", config=RecallConfig, check=_check, kind="seq2seq",
+                help="associative recall: k1 v1 .. kn vn <sep> queries -> values")
 def build_recall(cfg: RecallConfig) -> TaskData:
     half = cfg.vocab_size // 2
     keys = [f"k{i}" for i in range(half)]

@@ -74,6 +74,7 @@ class SlurmConfig:
     gpus_per_node: int = 0
     mem_gb: int = 8
     array_parallelism: int = 16
+    cluster: str = "auto"  # auto (slurm where sbatch/srun exist, else local) | slurm | local (submitit, this machine)
 
 
 CHOICES = {
@@ -249,8 +250,8 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
             check(cfg.task)
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
-    if not 0 < tr.lr < 10:
-        errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate in (0, 10)", where))
+    if not tr.lr > 0:
+        errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate > 0", where))
     if not 0 <= tr.label_smoothing < 1:
         errors.append(ConfigError("train.label_smoothing", tr.label_smoothing, "must be in [0, 1)", where))
     return errors

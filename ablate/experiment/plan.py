@@ -119,32 +119,43 @@ def collapse(errors: list[ConfigError]) -> list[ConfigError]:
 
 
 def match_params(cfg: RunConfig, where: str) -> RunConfig:
-    """The run with d_model chosen so its parameter count is within 5% of model.match_params."""
+    """The run with its width chosen so its parameter count is within 5% of model.match_params.
+
+    d_model moves in steps that keep heads whole; where the arch has d_ff, that is
+    tuned after, for the finer grain small models need.
+    """
     from ablate.train.sizing import count_params, task_info  # torch: only when asked for
 
     target = cfg.model.match_params
     info = task_info(cfg.task)
-    step = cfg.model.n_heads if cfg.model.n_heads else 1
+    step = cfg.model.n_heads or 1
     if cfg.model.pos_encoding == "rotary" and cfg.model.n_heads:
         step *= 2
+    model, n = _closest(lambda k: _with_width(cfg, k * step), lambda m: count_params(m, info), target, 4096 // step)
+    if cfg.model.d_ff is not None:
+        model, n = _closest(lambda k: replace(model, d_ff=k), lambda m: count_params(m, info), target, 65536)
+    if abs(n - target) > 0.05 * target:
+        raise ConfigErrors([ConfigError("model.match_params", target,
+                                        f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
+                                        f"(d_model={model.d_model}); change n_layers or the target", where)])
+    return replace(cfg, model=model)
+
+
+def _closest(make, count, target: int, hi: int):
+    """Binary search over k in 1..hi (count grows with k) for the model whose count is closest to target."""
     best = None
-    lo, hi = 1, 4096 // step
-    while lo <= hi:  # parameters grow with width: binary search over multiples of step
+    lo = 1
+    while lo <= hi:
         mid = (lo + hi) // 2
-        model = _with_width(cfg, mid * step)
-        n = count_params(model, info)
+        model = make(mid)
+        n = count(model)
         if best is None or abs(n - target) < abs(best[1] - target):
             best = (model, n)
         if n < target:
             lo = mid + 1
         else:
             hi = mid - 1
-    model, n = best
-    if abs(n - target) > 0.05 * target:
-        raise ConfigErrors([ConfigError("model.match_params", target,
-                                        f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
-                                        f"(d_model={model.d_model}); change n_layers or the target", where)])
-    return replace(cfg, model=model)
+    return best
 
 
 def _with_width(cfg: RunConfig, d_model: int):

@@ -22,7 +22,7 @@ def run_config_dict(r: PlannedRun) -> dict[str, Any]:
 class Progress:
     """'[k/N] label seed s: finished in 12s (test/seq_acc 0.98) | 3 finished, 1 failed | ETA 2m10s'."""
 
-    def __init__(self, total: int, workers: int, metric: str, out: TextIO = sys.stderr):
+    def __init__(self, total: int, workers: int, metric: str, out: TextIO):
         self.total, self.workers, self.metric, self.out = total, workers, metric, out
         self.done = self.failed = 0
         self.t0 = time.time()
@@ -51,8 +51,9 @@ def fmt_time(s: float) -> str:
 def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int = 1, executor: str = "local",
                    fresh: bool = False, report: bool = True, reports_dir: Optional[str | Path] = None,
                    executor_options: Optional[dict[str, Any]] = None, plugins: tuple[str, ...] = (),
-                   out: TextIO = sys.stderr) -> int:
+                   out: Optional[TextIO] = None) -> int:
     """Run every unfinished run of exp; returns the exit code (0 all finished, 1 some failed)."""
+    out = out or sys.stderr
     p: Plan = plan(exp)  # raises ConfigErrors before anything is written
     for note in p.notes:
         print(f"note: {note}", file=out)

@@ -69,6 +69,10 @@ def resolve(cfg: ModelConfig, where: str | None = None) -> tuple[ModelConfig, li
             values[key] = None
             if given is not None:
                 notes.append(f"model.{key}={given!r} does not apply to arch {cfg.arch!r}: ignored for these runs")
+                if key in CHOICES and given not in CHOICES[key]:  # a typo is an error even where it is ignored
+                    errors.append(ConfigError(f"model.{key}", given, f"must be one of "
+                                              f"{', '.join(map(str, CHOICES[key]))}{suggest(given, CHOICES[key])}",
+                                              where))
     for key, value in values.items():
         if value is None:
             continue
@@ -179,5 +183,14 @@ def build_transformer(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
                   dropout=cfg.dropout, norm=cfg.norm, pos_encoding=cfg.pos_encoding)
     encoder = ENCODERS.get("transformer")(**common, max_len=max(info.max_src_len, 1))
     decoder = DECODERS.get("transformer")(**common, max_len=info.max_tgt_len + 1, causal_mask=cfg.causal_mask)
-    return EncoderDecoder(info.vocab_size, cfg.d_model, encoder, decoder)
+    model = EncoderDecoder(info.vocab_size, cfg.d_model, encoder, decoder)
+    # The stacks multiply embeddings by sqrt(d_model), as the paper does; that assumes embeddings drawn with
+    # std d_model**-0.5 (as in the paper's shared embedding / fairseq), so tokens and positions are of the
+    # same size. nn.Embedding's default std 1 would make tokens sqrt(d_model) times louder than positions.
+    import torch
+
+    with torch.no_grad():
+        torch.nn.init.normal_(model.embed.weight, std=cfg.d_model**-0.5)
+        model.embed.weight[model.embed.padding_idx].zero_()
+    return model
 

@@ -61,7 +61,7 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     if fresh:
         store.reset()
     store.root.mkdir(parents=True, exist_ok=True)
-    write_yaml(store.root / "experiment.yaml", exp.raw)
+    write_yaml(store.root / "experiment.yaml", {**exp.raw, "description": exp.description})
     todo = [r for r in p.runs if store.status(r.run_id) != FINISHED]
     skipped = len(p.runs) - len(todo)
     print(f"{exp.name}: {len(p.runs)} runs, {skipped} already finished, {len(todo)} to run "
@@ -109,10 +109,13 @@ def default_report_dir(root: Path) -> Path:
 
 
 def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO) -> None:
-    try:
-        from ablate.report import build_report
-    except ImportError:
-        return
+    """The report at the end of a run; a report that fails never loses the runs (they are in the store)."""
+    from ablate.report import build_report
+
     dest = Path(reports_dir) if reports_dir else default_report_dir(root)
-    path = build_report(root, dest)
+    try:
+        path = build_report(root, dest)
+    except Exception as e:  # noqa: BLE001 - the runs are safe; say so and how to retry
+        print(f"report failed ({type(e).__name__}: {e}); the runs are kept: try `ablate report {root}`", file=out)
+        return
     print(f"report: {path}", file=out)

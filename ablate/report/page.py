@@ -1,0 +1,287 @@
+"""build_report: tables + plots + index.html + README.md for one experiment's runs.
+
+index.html is self-contained (inline CSS, no network); every image and link in it
+is relative, so the report directory can be moved together with the runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote
+
+import pandas as pd
+import yaml
+
+from ablate.config import ReportConfig, flatten, header_comment
+from ablate.experiment.results import results_frame
+from ablate.report.tables import (
+    Summary,
+    grid,
+    key_name,
+    metric_name,
+    row_names,
+    summarize,
+    to_html,
+    to_markdown,
+    write_tables,
+)
+
+CSS = """
+body{font:15px/1.5 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1.2em;color:#222}
+h1{margin-bottom:.1em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+.meta{color:#666;font-size:.9em}
+.desc{background:#f6f8fa;border-left:4px solid #8aa;padding:.6em 1em;white-space:pre-wrap}
+table{border-collapse:collapse;font-size:.88em;margin:.6em 0}
+th,td{padding:.25em .6em;border-bottom:1px solid #e3e3e3;vertical-align:top}
+thead th{border-bottom:2px solid #444;border-top:2px solid #444;white-space:nowrap}
+tbody tr:last-child td{border-bottom:2px solid #444}
+td.r,th.r{text-align:right;white-space:nowrap}td.l,th.l{text-align:left}
+.notes{font-size:.85em;color:#555;padding-left:1.2em}
+figure{margin:1em 0 2em}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.88em;color:#444;max-width:900px}
+.skip{color:#8a5a00;background:#fff8e6;padding:.4em .8em;border-left:4px solid #e0b050}
+.err{color:#a00;font-size:.85em;white-space:pre-wrap;max-width:600px}
+nav a{margin-right:1em}code{background:#f2f2f2;padding:0 .25em}
+"""
+
+
+def read_experiment(root: Path) -> dict[str, Any]:
+    """runs/<name>/experiment.yaml as a dict (empty when missing or unreadable)."""
+    path = root / "experiment.yaml"
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    if not raw.get("description"):
+        raw["description"] = header_comment(text)
+    return raw
+
+
+def report_config(raw: dict[str, Any]) -> ReportConfig:
+    rep = raw.get("report") or {}
+    known = ReportConfig.__dataclass_fields__
+    return ReportConfig(**{k: v for k, v in rep.items() if k in known}) if isinstance(rep, dict) else ReportConfig()
+
+
+def row_order(raw: dict[str, Any]) -> list[str]:
+    """Row labels in the experiment's order: variants as written, crossed with the grid in order."""
+    from ablate.experiment.plan import PlannedRun, grid_points
+
+    variants = raw.get("variants") or {"": {}}
+    grid = {k: v for k, v in (raw.get("grid") or {}).items() if isinstance(v, list)}
+    return [PlannedRun("", None, v, p, 0).label for v in variants for p in grid_points(grid)]
+
+
+def varied_keys(raw: dict[str, Any]) -> Optional[list[str]]:
+    """The config keys the experiment varies (grid axes, then variant overrides); None if unknown."""
+    if not raw:
+        return None
+    keys = list(raw.get("grid") or {})
+    for over in (raw.get("variants") or {}).values():
+        keys += list(flatten(over or {}))
+    return list(dict.fromkeys(keys))
+
+
+def rel(target: Path, start: Path) -> str:
+    """A URL-quoted relative link from directory start to target."""
+    return quote(os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/"))
+
+
+def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
+    """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html."""
+    root, out = Path(runs_root), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = read_experiment(root)
+    name = str(raw.get("name") or root.name)
+    rep = report_config(raw)
+    df = results_frame(root)
+    ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": df, "notes": []}
+    if df.empty:
+        ctx["notes"].append(f"no runs with a result yet in {root}")
+        return write_pages(ctx, None, [], {})
+    metric = rep.metric
+    if metric not in df.columns:
+        fallback = next((m for m in ("test/seq_acc", "test/acc", "test/token_acc", "test/loss") if m in df), None)
+        ctx["notes"].append(f"report.metric {metric!r} is not recorded by these runs; using {fallback}")
+        metric = fallback or metric
+    order = row_order(raw) if raw else []
+    s = summarize(df, metric, rep.metrics, rep.baseline, varied_keys(raw), order)
+    tables = write_tables(s, out, caption=f"{name}.")
+    from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
+
+    ctx["names"] = row_names(s)
+    figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
+    return write_pages(ctx, s, figures, tables)
+
+
+# ------------------------------------------------------------------ the two pages
+def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
+    """One entry per run: label, seed, status, score, links (relative to the report dir)."""
+    from ablate.report.plots import pretty_label
+
+    names = ctx.get("names", {})
+    df, root, out = ctx["df"], ctx["root"], ctx["out"]
+    out_runs = []
+    order = {label: i for i, label in enumerate(names)}
+    df = df.assign(_o=df["label"].map(lambda x: order.get(x, len(order)))).sort_values(["_o", "label", "seed"])
+    for _, r in df.iterrows():
+        d = root / str(r["run_id"])
+        links = {f: rel(d / f, out) for f in ("config.yaml", "result.json", "metrics.csv") if (d / f).is_file()}
+        score = r.get(metric) if metric else None
+        out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
+                         "status": r["status"], "id": r["run_id"], "score": score, "links": links,
+                         "error": r.get("error")})
+    return out_runs
+
+
+def _summary_line(ctx: dict[str, Any]) -> str:
+    df = ctx["df"]
+    if df.empty:
+        return "no runs yet"
+    n_ok = int((df["status"] == "finished").sum())
+    parts = [f"{len(df)} runs ({n_ok} finished, {len(df) - n_ok} failed)"]
+    for col, what in (("task.name", "task"), ("model.arch", "arch")):
+        if col in df:
+            parts.append(f"{what}: {', '.join(dict.fromkeys(df[col].astype(str)))}")
+    parts.append(f"seeds: {', '.join(str(x) for x in sorted(set(df['seed'].dropna().astype(int))))}")
+    return "; ".join(parts)
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, (int, float)) and not pd.isna(x) else "–"
+
+
+def write_pages(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[str, Path]) -> Path:
+    out = ctx["out"]
+    metric = s.primary if s else None
+    runs = _runs(ctx, metric)
+    (out / "README.md").write_text(readme(ctx, s, figures, tables, runs))
+    index = out / "index.html"
+    index.write_text(page(ctx, s, figures, tables, runs))
+    return index
+
+
+def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[str, Path],
+         runs: list[dict[str, Any]]) -> str:
+    e, out, raw = html.escape, ctx["out"], ctx["raw"]
+    metric = s.primary if s else None
+    body = [f"<h1>{e(ctx['name'])}</h1>",
+            f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report written '
+            f"{datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
+            '<nav><a href="#results">Results</a><a href="#figures">Figures</a><a href="#runs">Runs</a>'
+            '<a href="README.md">README.md</a></nav>']
+    desc = raw.get("description")
+    body.append(f'<div class="desc">{e(desc)}</div>' if desc else
+                '<p class="meta">(The experiment file has no description: write one as a comment block at its top, '
+                "or a <code>description:</code> key.)</p>")
+    body += [f"<p class='skip'>{e(n)}</p>" for n in ctx["notes"]]
+    body.append('<h2 id="results">Results</h2>')
+    if s is not None:
+        lead = grid(s).head[: grid(s).n_lead]
+        full = {key_name(k): f"{key_name(k)} ({k})" for k in s.keys}
+        what = f"Rows: {', '.join(full.get(h, h) for h in lead)}." if s.keys else ""
+        body.append(f'<p class="meta">Test metrics of each row over its seeds. {e(what)} Download: '
+                    + " · ".join(f'<a href="{rel(p, out)}">{p.name}</a>' for p in tables.values()) + "</p>")
+        body.append(to_html(s))
+        if not s.failed.empty:
+            body.append("<h3>Failed runs (not in the averages)</h3><table><thead><tr><th class='l'>row</th>"
+                        "<th class='r'>seed</th><th class='l'>run</th><th class='l'>error</th></tr></thead><tbody>")
+            for r in runs:
+                if r["status"] != "finished":
+                    err = str(r["error"] or "")[-600:]
+                    body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
+                                f"<td class='l'>{_links_html(r)}</td><td class='l'><div class='err'>{e(err)}</div>"
+                                "</td></tr>")
+            body.append("</tbody></table>")
+    body.append('<h2 id="figures">Figures</h2>')
+    for f in figures:
+        body.append(f"<figure><h3>{e(f.title)}</h3>")
+        if f.skipped:
+            body.append(f'<p class="skip">Not drawn: {e(f.skipped)}.</p>')
+        else:
+            png, *more = f.files
+            body.append(f'<img src="{rel(png, out)}" alt="{e(f.title)}"{_width(png)}>')
+            extra = " ".join(f'(<a href="{rel(p, out)}">{p.suffix[1:].upper()}</a>)' for p in more)
+            body.append(f"<figcaption>{_code(e(f.caption))} {extra}</figcaption>")
+        body.append("</figure>")
+    body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
+                f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
+                '<th class="l">run</th></tr></thead><tbody>')
+    for r in runs:
+        body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
+                    f"<td class='l'>{e(str(r['status']))}</td><td class='r'>{_num(r['score'])}</td>"
+                    f"<td class='l'>{_links_html(r)}</td></tr>")
+    body.append("</tbody></table>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
+            f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _width(png: Path) -> str:
+    """A width attribute that shows every figure at the same scale (96 px per inch; they are saved at 130 dpi)."""
+    try:
+        from PIL import Image
+
+        from ablate.report.plots import DPI
+
+        with Image.open(png) as im:
+            return f' width="{round(im.width * 96 / DPI)}"'
+    except (ImportError, OSError):
+        return ""
+
+
+def _code(text: str) -> str:
+    """`inline code` in (already escaped) text -> <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+def _links_html(r: dict[str, Any]) -> str:
+    links = r["links"]
+    first = f'<a href="{links["config.yaml"]}"><code>{html.escape(r["id"])}</code></a>' if "config.yaml" in links \
+        else f"<code>{html.escape(r['id'])}</code>"
+    rest = " ".join(f'<a href="{href}">{html.escape(f.split(".")[0])}</a>' for f, href in links.items()
+                    if f != "config.yaml")
+    return f"{first} {rest}".strip()
+
+
+def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[str, Path],
+           runs: list[dict[str, Any]]) -> str:
+    out, raw = ctx["out"], ctx["raw"]
+    lines = [f"# {ctx['name']}", "", f"{_summary_line(ctx)}.", ""]
+    if raw.get("description"):
+        lines += [*(f"> {line}".rstrip() for line in raw["description"].splitlines()), ""]
+    lines += [f"*{n}*" for n in ctx["notes"]]
+    lines += ["## Results", ""]
+    if s is not None:
+        lines += [to_markdown(s), "Download: " + " · ".join(f"[{p.name}]({rel(p, out)})" for p in tables.values()), ""]
+        failed = [r for r in runs if r["status"] != "finished"]
+        if failed:
+            lines += ["### Failed runs (not in the averages)", ""]
+            for r in failed:
+                err = " ".join(str(r["error"] or "").split())[-300:]
+                lines.append(f"- {r['label']}, seed {r['seed']}: [{r['id']}]({r['links'].get('config.yaml', '')})"
+                             f" — {err}")
+            lines.append("")
+    lines += ["## Figures", ""]
+    for f in figures:
+        lines += [f"### {f.title}", ""]
+        if f.skipped:
+            lines += [f"*Not drawn: {f.skipped}.*", ""]
+        else:
+            lines += [f"![{f.title}]({rel(f.files[0], out)})", "", f.caption, ""]
+    lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | config |",
+              "|:---|---:|:---|---:|:---|"]
+    for r in runs:
+        cfg = f"[{r['id']}]({r['links']['config.yaml']})" if "config.yaml" in r["links"] else r["id"]
+        lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {cfg} |")
+    return "\n".join(lines) + "\n"

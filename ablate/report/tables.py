@@ -1,0 +1,387 @@
+"""The results table: one row per variant / grid point, metrics as mean ± std over seeds.
+
+summarize() turns the run table (ablate.experiment.results.results_frame) into a
+Summary of raw numbers (the CSV); to_markdown / to_latex / to_html render it
+with the best value per metric in bold and, given a baseline, a Δ column with a
+significance mark from Welch's t-test across seeds.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
+STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
+NAMES = {  # readable column names for config keys, by their last part
+    "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
+    "d_head": "d_head", "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
+    "kernel_size": "kernel", "match_params": "params target", "max_len": "max len", "min_len": "min len",
+    "test_max_len": "test max len", "test_min_len": "test min len", "vocab_size": "vocab", "n_train": "train size",
+    "batch_size": "batch", "max_epochs": "epochs", "lr": "lr", "label_smoothing": "label smoothing",
+}
+METRIC_NAMES = {"seq_acc": "seq acc", "token_acc": "token acc", "loss": "loss", "bleu": "BLEU", "acc": "acc"}
+TEST_NAME = "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)"
+
+
+def key_name(key: str) -> str:
+    """'model.n_heads' -> 'heads'; unknown keys keep their last part, underscores as spaces."""
+    last = key.split(".")[-1]
+    return NAMES.get(last, last.replace("_", " "))
+
+
+def metric_name(metric: str) -> str:
+    """'test/seq_acc' -> 'seq acc'."""
+    last = metric.split("/")[-1]
+    return METRIC_NAMES.get(last, last.replace("_", " "))
+
+
+def better(metric: str) -> str:
+    """'min' for losses, errors and perplexities, 'max' for everything else (accuracy, BLEU)."""
+    low = metric.lower()
+    return "min" if any(w in low for w in ("loss", "error", "ppl", "perplexity", "wer", "cer")) else "max"
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of Welch's t-test; NaN with fewer than 2 values on a side.
+
+    When both sides have zero variance the test is undefined: p = 1 for equal means, 0 otherwise.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if np.var(a) == 0 and np.var(b) == 0:
+        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def stars(p: float) -> str:
+    if p is None or math.isnan(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+@dataclass
+class Summary:
+    frame: pd.DataFrame  # one row per table row, raw numbers: what table.csv holds
+    keys: list[str]  # config keys that vary between rows, in column order
+    metrics: list[str]
+    primary: str
+    baseline: Optional[str] = None  # as given in report.baseline
+    notes: list[str] = field(default_factory=list)  # things a reader should know (baseline not found, ...)
+    failed: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failed run
+
+    @property
+    def has_delta(self) -> bool:
+        return f"delta/{self.primary}" in self.frame and self.frame[f"delta/{self.primary}"].notna().any()
+
+    def best(self, metric: str) -> set[str]:
+        """Labels of the rows with the best mean of metric (ties all count; none when every row ties)."""
+        col = self.frame.get(f"{metric}/mean")
+        if col is None or col.dropna().nunique() < 2:
+            return set()
+        target = col.min() if better(metric) == "min" else col.max()
+        return set(self.frame.loc[np.isclose(col, target, rtol=0, atol=1e-12), "label"])
+
+
+def _hashable(v: Any) -> Any:
+    return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+
+
+def varying_keys(df: pd.DataFrame, candidates: Optional[list[str]] = None) -> list[str]:
+    """Config columns (task.* model.* train.*) whose values differ between runs; candidates first if given."""
+    cols = []
+    for c in candidates or []:  # a mapping-valued axis (grid: {task: [{...}, ...]}) stands for the keys under it
+        cols += [c] if c in df.columns else [k for k in df.columns if k.startswith(c + ".")]
+    cols = list(dict.fromkeys(cols))
+    if not cols and not candidates:
+        cols = [c for c in df.columns if c.split(".")[0] in ("task", "model", "train") and c != "task.seed"]
+    return [c for c in cols if df[c].map(_hashable).astype(str).nunique(dropna=False) > 1]
+
+
+def default_metrics(df: pd.DataFrame, primary: str) -> list[str]:
+    extra = sorted(c for c in df.columns if c.startswith("test/") and c not in DEFAULT_METRICS)
+    out = [m for m in [primary, *DEFAULT_METRICS, *extra] if m in df.columns]
+    return list(dict.fromkeys(out))
+
+
+def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional[list[str]] = None,
+              baseline: Optional[str] = None, keys: Optional[list[str]] = None,
+              order: Optional[list[str]] = None) -> Summary:
+    """Aggregate runs (one row each) into table rows (one per label): mean, std, n, Δ and p per metric.
+
+    keys: the config keys that vary (default: found in df); order: labels in table order (default: as found).
+    Failed runs are counted per row (n_failed) and returned apart, never averaged in.
+    """
+    df = df.copy()
+    if "label" not in df or df["label"].isna().all():
+        df["label"] = df.get("variant", pd.Series("base", index=df.index)).fillna("base")
+    df["label"] = df["label"].fillna("").replace("", "base")
+    if "variant" not in df:
+        df["variant"] = ""
+    df["variant"] = df["variant"].fillna("")
+    keys = varying_keys(df, keys) if keys is None or keys else []
+    missing = [m for m in metrics or [] if m not in df.columns]
+    metrics = [m for m in (metrics or default_metrics(df, primary)) if m in df.columns]
+    ok = df[df["status"] == "finished"]
+    labels = list(dict.fromkeys([*(order or []), *df["label"]]))
+    labels = [lab for lab in labels if lab in set(df["label"])]
+    rows = []
+    for label in labels:
+        runs, good = df[df["label"] == label], ok[ok["label"] == label]
+        row: dict[str, Any] = {"label": label, "variant": runs["variant"].iloc[0]}
+        for k in keys:
+            row[k] = runs[k].iloc[0]
+        row["n"], row["n_failed"] = len(good), int((runs["status"] != "finished").sum())
+        for m in [*metrics, *(s for s, _ in STATS)]:
+            vals = pd.to_numeric(good[m], errors="coerce").dropna() if m in good else pd.Series(dtype=float)
+            row[f"{m}/mean"] = vals.mean() if len(vals) else math.nan
+            row[f"{m}/std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
+            row[f"{m}/n"] = len(vals)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    summary = Summary(frame, keys, metrics, primary, baseline)
+    if missing:
+        summary.notes.append(f"report.metrics not recorded by these runs, left out: {', '.join(missing)}")
+    if baseline and not frame.empty:
+        _add_deltas(summary, ok)
+    failed = df[df["status"] != "finished"]
+    summary.failed = failed[[c for c in ("label", "seed", "run_id", "status", "error") if c in failed]].reset_index(
+        drop=True)
+    return summary
+
+
+def _add_deltas(s: Summary, ok: pd.DataFrame) -> None:
+    """delta/<m> and p/<m> columns against the baseline row: the row labelled `baseline`, or else the row of
+    variant `baseline` at the same grid point (the keys that vary within that variant's rows)."""
+    f, b = s.frame, s.baseline
+    exact = f.index[f["label"] == b].tolist()
+    of_b = f[f["variant"] == b]
+    if not exact and of_b.empty:
+        s.notes.append(f"report.baseline {b!r} matches no row (rows: {', '.join(f['label'])}); no Δ column")
+        return
+    match = [k for k in s.keys if of_b[k].map(_hashable).astype(str).nunique() > 1]
+    base_of: dict[int, Optional[int]] = {}
+    for i, row in f.iterrows():
+        if exact:
+            base_of[i] = exact[0]
+            continue
+        same = of_b[np.logical_and.reduce([of_b[k].astype(str) == str(row[k]) for k in match])] if match else of_b
+        base_of[i] = same.index[0] if len(same) else None
+    f["baseline"] = [f.at[j, "label"] if j is not None else None for j in base_of.values()]
+    for m in s.metrics:
+        deltas, ps = [], []
+        for i, j in base_of.items():
+            if j is None or i == j:
+                deltas.append(math.nan)
+                ps.append(math.nan)
+                continue
+            deltas.append(f.at[i, f"{m}/mean"] - f.at[j, f"{m}/mean"])
+            a = pd.to_numeric(ok.loc[ok["label"] == f.at[i, "label"], m], errors="coerce").to_numpy()
+            c = pd.to_numeric(ok.loc[ok["label"] == f.at[j, "label"], m], errors="coerce").to_numpy()
+            ps.append(welch_p(a, c))
+        f[f"delta/{m}"], f[f"p/{m}"] = deltas, ps
+    if not exact and match:
+        s.notes.append(f"Δ compares each row with variant {b!r} at the same {', '.join(key_name(k) for k in match)}.")
+
+
+# ------------------------------------------------------------------ formatting
+def fmt(x: float) -> str:
+    """A metric value: 3 decimals below 100, 1 above."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def fmt_count(x: float) -> str:
+    """30411 -> '30.4k', 1.2e6 -> '1.20M'."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            v = x / div
+            return f"{v:.3g}{unit}" if v < 100 else f"{v:.0f}{unit}"
+    return f"{x:.0f}" if abs(x) >= 10 or x == int(x) else f"{x:.2g}"
+
+
+def fmt_time(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.2f}"
+
+
+def _pm(mean: float, std: float, f=fmt) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f(mean) if std is None or math.isnan(std) else f"{f(mean)} ± {f(std)}"
+
+
+@dataclass
+class Cell:
+    text: str
+    bold: bool = False
+    mark: str = ""  # significance stars, rendered as a superscript
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+@dataclass
+class Grid:
+    head: list[str]
+    body: list[list[Cell]]
+    n_lead: int  # leading label columns (left-aligned); the rest are numbers
+
+
+def grid(s: Summary) -> Grid:
+    """Header and cells of the rendered table (plain text; renderers escape and style)."""
+    f = s.frame
+    show_variant = f["variant"].astype(str).nunique() > 1 or (not s.keys and (f["variant"] != "").all())
+    lead = (["variant"] if show_variant else []) + [key_name(k) for k in s.keys] or ["run"]
+    arrows = {"max": " ↑", "min": " ↓"}
+    head = lead + [metric_name(m) + arrows[better(m)] for m in s.metrics]
+    if s.has_delta:
+        head.append(f"Δ {metric_name(s.primary)}")
+    head += ["n", *(title for _, title in STATS)]
+    best = {m: s.best(m) for m in s.metrics}
+    body = []
+    for _, r in f.iterrows():
+        cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
+        cells = cells or [Cell(r["label"])]
+        for m in s.metrics:
+            cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
+        if s.has_delta:
+            d, p = r.get(f"delta/{s.primary}"), r.get(f"p/{s.primary}")
+            if r.get("baseline") == r["label"]:
+                cells.append(Cell("baseline"))
+            elif d is None or math.isnan(d):
+                cells.append(Cell("–"))
+            else:
+                cells.append(Cell(f"{d:+.3f}" if abs(d) < 100 else f"{d:+.1f}", mark=stars(p)))
+        cells.append(Cell(f"{r['n']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")))
+        cells.append(Cell(fmt_count(r["params/mean"])))
+        cells.append(Cell(_pm(r["train_time_s/mean"], r["train_time_s/std"], fmt_time)))
+        cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
+        body.append(cells)
+    return Grid(head, body, len(lead))
+
+
+def row_names(s: Summary) -> dict[str, str]:
+    """Each row's label -> a short readable name ('no_pe, heads=2'), in table order."""
+    f = s.frame
+    show_variant = f["variant"].astype(str).nunique() > 1
+    names = {}
+    for _, r in f.iterrows():
+        parts = [str(r["variant"])] if show_variant else []
+        for k in s.keys:
+            text = _value(r[k]) if k == "model.arch" else f"{key_name(k)}={_value(r[k])}"
+            if text not in parts:
+                parts.append(text)
+        names[r["label"]] = ", ".join(parts) or str(r["label"])
+    return names
+
+
+def footnotes(s: Summary) -> list[str]:
+    notes = ["Mean ± sample standard deviation over seeds (n = finished seeds); bold = best mean per metric "
+             "(↑ higher is better, ↓ lower is better; nothing bold when all rows tie)."]
+    if s.has_delta:
+        notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
+                     f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}; no mark = not significant or fewer "
+                     "than 2 seeds on a side. p-values for every metric are in table.csv.")
+    notes += s.notes
+    if s.frame["n_failed"].sum():
+        notes.append(f"{int(s.frame['n_failed'].sum())} failed run(s) are listed apart and not averaged in.")
+    notes.append("Train time: seconds in training steps; tokens/s: source + target tokens per training second.")
+    return notes
+
+
+# ------------------------------------------------------------------ renderers
+def to_markdown(s: Summary) -> str:
+    g = grid(s)
+
+    def md(c: Cell) -> str:
+        t = c.text.replace("|", "\\|")
+        t = f"**{t}**" if c.bold else t
+        return t + "".join("\\*" for _ in c.mark)
+
+    lines = ["| " + " | ".join(g.head) + " |",
+             "|" + "|".join(":---" if i < g.n_lead else "---:" for i in range(len(g.head))) + "|"]
+    lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in g.body]
+    lines += [""] + [f"{note}  " for note in footnotes(s)]
+    return "\n".join(lines) + "\n"
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "±": r"$\pm$", "Δ": r"$\Delta$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
+                 "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (and the few symbols the tables use) in plain text."""
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(s: Summary, caption: str = "", label: str = "tab:results") -> str:
+    """A booktabs table (needs \\usepackage{booktabs}); best values in \\textbf, marks as superscripts."""
+    g = grid(s)
+
+    def tex(c: Cell) -> str:
+        t = latex_escape(c.text)
+        t = rf"\textbf{{{t}}}" if c.bold else t
+        return t + (rf"$^{{{c.mark}}}$" if c.mark else "")
+
+    cols = "l" * g.n_lead + "r" * (len(g.head) - g.n_lead)
+    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+           " & ".join(latex_escape(h) for h in g.head) + r" \\", r"\midrule"]
+    out += [" & ".join(tex(c) for c in row) + r" \\" for row in g.body]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    cap = " ".join([caption, *footnotes(s)]).strip()
+    out += [rf"\caption{{{latex_escape(cap)}}}", rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def to_html(s: Summary) -> str:
+    g = grid(s)
+
+    def cell(c: Cell) -> str:
+        t = html.escape(c.text)
+        t = f"<b>{t}</b>" if c.bold else t
+        return t + (f"<sup>{c.mark}</sup>" if c.mark else "")
+
+    def align(i: int) -> str:
+        return "l" if i < g.n_lead else "r"
+
+    th = "".join(f'<th class="{align(i)}">{html.escape(h)}</th>' for i, h in enumerate(g.head))
+    rows = "".join("<tr>" + "".join(f'<td class="{align(i)}">{cell(c)}</td>' for i, c in enumerate(row))
+                   + "</tr>\n" for row in g.body)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in footnotes(s))
+    return (f'<table class="results"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}</tbody></table>\n'
+            f'<ul class="notes">{notes}</ul>\n')
+
+
+def to_csv(s: Summary) -> str:
+    return s.frame.to_csv(index=False)
+
+
+def write_tables(s: Summary, out_dir: str | Path, caption: str = "") -> dict[str, Path]:
+    """table.md, table.tex, table.csv in out_dir; returns {'md': path, 'tex': path, 'csv': path}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "table.md", "tex": out / "table.tex", "csv": out / "table.csv"}
+    paths["md"].write_text(to_markdown(s))
+    paths["tex"].write_text(to_latex(s, caption))
+    paths["csv"].write_text(to_csv(s))
+    return paths

@@ -1,0 +1,230 @@
+"""Reports: table numerics and rendering, plots, the index page end to end, and `ablate attend`."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ttest_ind
+
+from ablate.report.tables import latex_escape, stars, summarize, to_latex, to_markdown, welch_p
+
+
+# ------------------------------------------------------------------ aggregation on a hand-made frame
+def frame() -> pd.DataFrame:
+    rows = []
+    for seed, (a, b) in enumerate([(0.50, 0.90), (0.60, 0.92), (0.70, 0.94)]):
+        rows.append(dict(run_id=f"b{seed}", variant="base", label="base", seed=seed, status="finished",
+                         **{"model.d_model": 32, "test/seq_acc": a, "test/loss": 1.0 + a, "params": 1000,
+                            "train_time_s": 2.0, "tokens_per_s": 100.0}))
+        rows.append(dict(run_id=f"w{seed}", variant="wide", label="wide", seed=seed, status="finished",
+                         **{"model.d_model": 64, "test/seq_acc": b, "test/loss": 2.0 - b, "params": 4000,
+                            "train_time_s": 3.0, "tokens_per_s": 80.0}))
+    rows.append(dict(run_id="n0", variant="no_pe", label="no_pe", seed=0, status="finished",
+                     **{"model.d_model": 32, "test/seq_acc": 0.1, "test/loss": 3.0, "params": 1000}))
+    # A failed run that carries a (bogus) number: it must never be averaged in.
+    rows.append(dict(run_id="n1", variant="no_pe", label="no_pe", seed=1, status="failed", error="CUDA out of memory",
+                     **{"model.d_model": 32, "test/seq_acc": 1.0}))
+    return pd.DataFrame(rows)
+
+
+def test_aggregation_mean_std_n_best_delta_and_significance():
+    s = summarize(frame(), "test/seq_acc", baseline="base", keys=["model.d_model"])
+    f = s.frame.set_index("label")
+    assert list(f.index) == ["base", "wide", "no_pe"]
+    assert f.at["base", "test/seq_acc/mean"] == pytest.approx(0.6)
+    assert f.at["base", "test/seq_acc/std"] == pytest.approx(0.1)  # sample std, ddof=1
+    assert f.at["wide", "test/seq_acc/std"] == pytest.approx(0.02)
+    assert (f.at["base", "n"], f.at["no_pe", "n"], f.at["no_pe", "n_failed"]) == (3, 1, 1)
+    assert f.at["no_pe", "test/seq_acc/mean"] == pytest.approx(0.1)  # the failed run's 1.0 is not in
+    assert math.isnan(f.at["no_pe", "test/seq_acc/std"])
+    assert s.best("test/seq_acc") == {"wide"} and s.best("test/loss") == {"wide"}  # max acc, min loss
+    assert f.at["wide", "delta/test/seq_acc"] == pytest.approx(0.32)
+    assert f.at["no_pe", "delta/test/seq_acc"] == pytest.approx(-0.5)
+    assert math.isnan(f.at["base", "delta/test/seq_acc"])
+    expected = ttest_ind([0.9, 0.92, 0.94], [0.5, 0.6, 0.7], equal_var=False).pvalue
+    assert f.at["wide", "p/test/seq_acc"] == pytest.approx(expected)
+    assert math.isnan(f.at["no_pe", "p/test/seq_acc"])  # one seed: no test
+    assert list(s.failed["run_id"]) == ["n1"] and "out of memory" in s.failed["error"][0]
+    md = to_markdown(s)
+    assert "**0.920 ± 0.020**" in md and "0.600 ± 0.100" in md
+    assert "+0.320" + "\\*" * len(stars(expected)) in md and stars(expected)  # significant at 3 seeds
+    assert "1 (+1 failed)" in md and "Welch" in md
+    assert "d_model" in md.splitlines()[0]  # model.d_model -> a readable column name
+
+
+def test_baseline_variant_compares_at_the_same_grid_point_and_missing_baseline_is_said():
+    rows = [dict(run_id=f"{v}{h}{sd}", variant=v, label=f"{v}, model.n_heads={h}", seed=sd, status="finished",
+                 **{"model.n_heads": h, "model.pos_encoding": pe, "test/seq_acc": acc + 0.01 * sd})
+            for v, pe, base_acc in (("base", "sinusoidal", 0.5), ("no_pe", "none", 0.2))
+            for h, acc in ((1, base_acc), (2, base_acc + 0.3)) for sd in (0, 1)]
+    s = summarize(pd.DataFrame(rows), baseline="base", keys=["model.n_heads", "model.pos_encoding"])
+    f = s.frame.set_index("label")
+    assert f.at["no_pe, model.n_heads=1", "baseline"] == "base, model.n_heads=1"
+    assert f.at["no_pe, model.n_heads=2", "delta/test/seq_acc"] == pytest.approx(-0.3)
+    assert "heads" in to_markdown(s).splitlines()[0]
+    s = summarize(pd.DataFrame(rows), baseline="nope")
+    assert not s.has_delta and any("nope" in n for n in s.notes)
+
+
+def test_welch_edge_cases():
+    assert math.isnan(welch_p(np.array([0.5]), np.array([0.1, 0.2])))
+    assert welch_p(np.array([0.0, 0.0]), np.array([0.0, 0.0])) == 1.0
+    assert welch_p(np.array([1.0, 1.0]), np.array([0.0, 0.0])) == 0.0
+    assert stars(0.0004) == "***" and stars(0.004) == "**" and stars(0.04) == "*" and stars(0.2) == ""
+
+
+def test_latex_booktabs_and_escaping():
+    df = frame()
+    df["variant"] = df["label"] = df["label"].replace({"wide": "x%&y", "no_pe": "no_pe"})
+    tex = to_latex(summarize(df, baseline="base", keys=[]))
+    lines = tex.splitlines()
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert lines.count(rule) == 1
+    assert lines.index(r"\toprule") < lines.index(r"\midrule") < lines.index(r"\bottomrule")
+    assert r"\begin{tabular}{l" in tex and r"\hline" not in tex
+    assert r"no\_pe" in tex and r"x\%\&y" in tex and r"\textbf{0.920 $\pm$ 0.020}" in tex
+    body = "\n".join(lines[lines.index(r"\midrule") + 1: lines.index(r"\bottomrule")])
+    assert not re.search(r"(?<!\\)[_%]", body)  # every _ and % escaped
+    assert all(line.count("&") - line.count(r"\&") == len(lines[lines.index(r"\toprule") + 1].split(" & ")) - 1
+               for line in body.splitlines())  # only column separators are bare &
+    assert latex_escape("a_b 50% & $x^2$ {#~}") == (r"a\_b 50\% \& \$x\textasciicircum{}2\$ \{\#"
+                                                  r"\textasciitilde{}\}")
+
+
+def test_plots_skip_with_a_reason_when_their_data_is_missing(tmp_path):
+    from ablate.report.plots import all_plots
+
+    df = frame()
+    s = summarize(df, keys=["model.d_model"])
+    s.frame["params/mean"] = 1000.0
+    figures = all_plots(df, tmp_path / "runs", tmp_path / "plots", s, list(s.frame["label"]))
+    assert [f.name for f in figures] == ["learning_curves", "by_length", "throughput", "params_vs_metric",
+                                         "attention"]
+    assert all(f.skipped and not f.files for f in figures)
+    assert "task.max_len" in figures[2].skipped and "same parameter count" in figures[3].skipped
+
+
+def test_report_of_an_empty_runs_dir(tmp_path):
+    from ablate.report import build_report
+
+    (tmp_path / "runs" / "nothing").mkdir(parents=True)
+    index = build_report(tmp_path / "runs" / "nothing", tmp_path / "report")
+    assert "no runs" in index.read_text() and (tmp_path / "report" / "README.md").is_file()
+
+
+# ------------------------------------------------------------------ a real tiny grid, end to end
+EXPERIMENT = """\
+# A tiny grid for the report tests.
+name: tiny
+description: "Transformer vs LSTM on reverse, by length: 100% tiny & fast"
+task: {name: reverse, vocab_size: 5, min_len: 2, max_len: 4, n_train: 64, n_val: 16, n_test: 32}
+model: {arch: transformer, d_model: 16, n_layers: 1, n_heads: 2, dropout: 0.0}
+train: {max_epochs: 2, batch_size: 32, eval_batch_size: 64}
+seeds: [0, 1]
+variants:
+  transformer: {}
+  lstm: {model.arch: lstm}
+grid: {task.max_len: [4, 6]}
+report: {baseline: lstm}
+"""
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    import torch
+
+    from ablate.config import load_experiment
+    from ablate.experiment.runner import run_experiment
+
+    tmp = tmp_path_factory.mktemp("grid")
+    (tmp / "tiny.yaml").write_text(EXPERIMENT)
+    threads = torch.get_num_threads()
+    # One thread per tiny run: on a busy machine, several threads per step make these runs 10x slower.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
+        code = run_experiment(load_experiment(tmp / "tiny.yaml"), tmp / "runs", report=False, out=io.StringIO())
+    torch.set_num_threads(threads)
+    assert code == 0
+    return tmp / "runs" / "tiny"
+
+
+def run_of(root: Path, arch: str) -> Path:
+    from ablate.experiment.results import results_frame
+
+    df = results_frame(root)
+    return root / df.loc[df["model.arch"] == arch, "run_id"].iloc[0]
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.targets += [v for k, v in attrs if k in ("href", "src") and v and not v.startswith("#")]
+
+
+def test_report_end_to_end(grid, tmp_path):
+    from ablate.report import build_report
+
+    out = tmp_path / "elsewhere" / "report"  # not next to the runs: links must still resolve
+    index = build_report(grid, out)
+    assert index == out / "index.html"
+    text = index.read_text()
+    assert "100% tiny &amp; fast" in text and "http://" not in text and "https://" not in text
+    parser = Links()
+    parser.feed(text)
+    assert parser.targets
+    for target in parser.targets:
+        assert (out / unquote(target)).is_file(), target
+    configs = [t for t in parser.targets if t.endswith("config.yaml")]
+    assert len(set(configs)) == 8
+    for name in ("learning_curves", "by_length", "throughput", "params_vs_metric", "attention_transformer"):
+        for ext in ("png", "pdf"):
+            path = out / "plots" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+            assert f"plots/{name}.png" in text
+    assert "Not drawn" not in text  # every figure's data is there
+    readme = (out / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)]+)\)", readme):
+        assert (out / unquote(target)).is_file(), target
+    table = pd.read_csv(out / "table.csv")
+    assert len(table) == 4 and set(table["n"]) == {2}
+    assert {"delta/test/seq_acc", "p/test/seq_acc", "test/seq_acc/std"} <= set(table.columns)
+    md = (out / "table.md").read_text()
+    assert "max len" in md and "Δ seq acc" in md
+    assert r"\toprule" in (out / "table.tex").read_text()
+
+
+def test_attend_writes_one_heatmap_per_layer_and_head(grid, tmp_path, capsys):
+    from ablate.report.attend import attend
+
+    run = run_of(grid, "transformer")
+    assert attend(run, "1 2 3", tmp_path / "att") == 0
+    files = sorted(p.name for p in (tmp_path / "att").glob("*.png"))
+    modules = ["encoder.layer0.self", "decoder.layer0.self", "decoder.layer0.cross"]
+    assert files == sorted(f"{m}.head{h}.png" for m in modules for h in range(2))
+    assert all((tmp_path / "att" / f).stat().st_size > 1000 for f in files)
+    printed = capsys.readouterr().out
+    assert "input : 1 2 3" in printed and "decoder.layer0.cross" in printed and "->" in printed
+
+
+def test_attend_errors_name_the_bad_token_and_the_arch(grid, capsys):
+    from ablate.cli import main
+
+    run = run_of(grid, "transformer")
+    assert main(["attend", str(run), "1 2 banana"]) == 2
+    err = capsys.readouterr().err
+    assert "'banana'" in err and "1 2 3" in err  # the bad token and a few valid ones
+    assert main(["attend", str(run_of(grid, "lstm")), "1 2"]) == 2
+    err = capsys.readouterr().err
+    assert "'lstm'" in err and "no attention" in err
+    assert not (run_of(grid, "lstm") / "attend").exists()

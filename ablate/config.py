@@ -64,6 +64,7 @@ class ReportConfig:
     metric: str = "test/seq_acc"
     baseline: Optional[str] = None  # a variant name (or grid-point label) the Δ column compares against
     metrics: Optional[list[str]] = None  # table columns; default: seq_acc, token_acc, loss + the task's own
+    samples: Optional[list[str]] = None  # inputs for the attention heatmaps (default: a short test input)
 
 
 @dataclass

@@ -14,11 +14,9 @@ planning and validating a grid start fast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-from typing import Any
-
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
 
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.models.config import TOGGLES, ModelConfig

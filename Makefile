@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 export WANDB_MODE ?= disabled
 
-.PHONY: quickstart test bench lint clean install
+.PHONY: quickstart test bench lint clean install reports
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,12 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Re-run every shipped experiment and rewrite its sample report under reports/ (about 2 hours on 2 cores).
+reports: $(STAMP)
+	for e in quickstart positional coreference transformer_ablation bottleneck architectures; do \
+		$(BIN)/ablate run experiments/$$e.yaml --workers 2 || exit $$?; done
+	$(BIN)/ablate run experiments/throughput.yaml --workers 1
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -10,6 +10,7 @@ import datetime
 import html
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
@@ -98,6 +99,21 @@ def rel(target: Path, start: Path) -> str:
     return quote(os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/"))
 
 
+RUN_FILES = ("config.yaml", "result.json", "metrics.csv")
+
+
+def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
+    """Copies of a run's small files under out/runs/<id>/, so the report stands alone (and can be committed)."""
+    dest = out / "runs" / run_dir.name
+    copies = {}
+    for f in RUN_FILES:
+        if (run_dir / f).is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / f, dest / f)
+            copies[f] = dest / f
+    return copies
+
+
 def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html."""
     root, out = Path(runs_root), Path(out_dir)
@@ -136,8 +152,7 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
     order = {label: i for i, label in enumerate(names)}
     df = df.assign(_o=df["label"].map(lambda x: order.get(x, len(order)))).sort_values(["_o", "label", "seed"])
     for _, r in df.iterrows():
-        d = root / str(r["run_id"])
-        links = {f: rel(d / f, out) for f in ("config.yaml", "result.json", "metrics.csv") if (d / f).is_file()}
+        links = {f: rel(copy, out) for f, copy in copy_run_files(root / str(r["run_id"]), out).items()}
         score = r.get(metric) if metric else None
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/ablate run experiments/quickstart.yaml
+	$(BIN)/ablate run experiments/quickstart.yaml --workers 2
 
 test: $(STAMP)
 	$(BIN)/pytest

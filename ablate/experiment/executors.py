@@ -7,11 +7,14 @@ starts and result.json after it ends, whichever executor ran it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from ablate.errors import ConfigError, ConfigErrors
 from ablate.experiment.worker import RunSpec, execute, set_threads
 from ablate.registry import Registry
 
@@ -26,11 +29,19 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def threads_per_run(workers: int) -> int:
+    """The cores divided among the workers; OMP_NUM_THREADS, when set, caps it (on a busy or shared machine
+    extra threads only spin)."""
+    threads = max(1, cpu_count() // workers)
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
+
+
 @EXECUTORS.register("local", help="this machine: --workers N processes, threads split between them")
 class LocalExecutor:
     def __init__(self, workers: int = 1, **_: Any):
         self.workers = max(1, workers)
-        self.threads = max(1, cpu_count() // self.workers)
+        self.threads = threads_per_run(self.workers)
 
     def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
         specs = list(specs)
@@ -60,6 +71,27 @@ class LocalExecutor:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+
+def _lazy(name: str, module: str, cls: str, package: str, extra: str) -> Callable[..., Any]:
+    """An executor whose module (and its engine, ray or submitit) is imported only when it is chosen."""
+
+    def make(**options: Any) -> Any:
+        try:
+            return getattr(importlib.import_module(module), cls)(**options)
+        except ImportError as e:
+            if (e.name or "").split(".")[0] != package:
+                raise
+            raise ConfigErrors([ConfigError("--executor", name, f"needs {package}, which is not installed: "
+                                            f"pip install 'ablate[{extra}]'")]) from None
+
+    return make
+
+
+EXECUTORS.register("ray", help="a Ray cluster (--address, $RAY_ADDRESS) or a local one; one task per run")(
+    _lazy("ray", "ablate.experiment.ray_executor", "RayExecutor", "ray", "ray"))
+EXECUTORS.register("slurm", help="SLURM job array through submitit (experiment's slurm: section)")(
+    _lazy("slurm", "ablate.experiment.slurm_executor", "SlurmExecutor", "submitit", "slurm"))
 
 
 def get_executor(name: str, **options: Any):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -84,7 +85,7 @@ class SeqModule(pl.LightningModule):
             return {}
         vec = torch.stack([torch.as_tensor(self._sums[k], device=self.device).float() for k in keys])
         vec = self.trainer.strategy.reduce(vec, reduce_op="sum")  # exact totals across ranks
-        s = dict(zip(keys, vec.tolist()))
+        s = dict(zip(keys, vec.tolist(), strict=True))
         self._sums = {}
         out = {f"{stage}/loss": s["loss"] / s["n"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
                f"{stage}/seq_acc": s["seq_correct"] / s["n"]}
@@ -108,15 +109,29 @@ class SeqModule(pl.LightningModule):
         self.test_rows.append({"length": batch["src_len"].cpu(), "tokens": r["tokens"].cpu(),
                                "token_correct": r["token_correct"].cpu(), "seq_correct": r["seq_correct"].cpu()})
         if self.extra_metrics:
-            for p, t in zip(r["pred"].tolist(), batch["tgt"].tolist()):
+            for p, t in zip(r["pred"].tolist(), batch["tgt"].tolist(), strict=True):
                 self.test_text.append((self.vocab.decode(p), self.vocab.decode(t)))
 
     def on_test_epoch_end(self):
         self._log_epoch("test")
+        if self.trainer.world_size > 1:  # each rank tested its own share: every rank gets all of them
+            self.test_rows = [r for part in self._gather(self.test_rows) for r in part]
+            self.test_text = [x for part in self._gather(self.test_text) for x in part]
         if self.extra_metrics and self.test_text:
-            hyps, refs = zip(*self.test_text)
+            hyps, refs = zip(*self.test_text, strict=True)
             for name, fn in self.extra_metrics.items():
                 self.log(f"test/{name}", float(fn(list(hyps), list(refs))))
+
+    def _gather(self, obj: Any) -> list[Any]:
+        """obj of every rank, in rank order."""
+        out: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def on_train_end(self):
+        if self.trainer.world_size > 1:  # tokens/s counts the tokens of every rank
+            n = torch.tensor(float(self.train_tokens), device=self.device)
+            self.train_tokens = int(self.trainer.strategy.reduce(n, reduce_op="sum"))
 
     def by_length(self) -> list[dict[str, float]]:
         """Test metrics per input length, from the last test epoch."""

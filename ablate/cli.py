@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ablate.errors import ConfigError, ConfigErrors
+from ablate.registry import UnknownName
 
 EPILOG = "exit codes: 0 ok, 1 some runs failed, 2 invalid experiment or usage"
 
@@ -50,7 +51,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # KEY=VALUE overrides may also come after the options (argparse stops collecting them at the first option).
+    if extra and (args.command not in ("run", "plan") or any("=" not in x or x.startswith("-") for x in extra)):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         plugins = tuple(args.plugin + getattr(args, "plugin_sub", []))
         if plugins:
@@ -67,6 +74,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except ConfigError as e:
         print(f"error: {e.render()}", file=sys.stderr)
+        return 2
+    except UnknownName as e:  # e.g. --executor rayy
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -37,8 +37,8 @@ def tiny(**extra) -> dict:
     return {"name": "tiny", **json.loads(json.dumps(TINY)), **extra}
 
 
-def cli(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    env = env or {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, "-m", "ablate", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600, **kw)
 
@@ -175,8 +175,8 @@ def test_cli_exit_code_2_from_a_real_process(tmp_path):
 # ------------------------------------------------------------------ running
 def test_failures_are_isolated_and_resume_redoes_only_them(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exp = tiny(seeds=[0], variants={"ok": {}, "diverges": {"model.arch": "mlp", "train.lr": 1.0e+20, "train.grad_clip": 0.0,
-                                                          "train.max_epochs": 3}, "also_ok": {"model.d_model": 8}})
+    diverges = {"model.arch": "mlp", "train.lr": 1.0e20, "train.grad_clip": 0.0, "train.max_epochs": 3}
+    exp = tiny(seeds=[0], variants={"ok": {}, "diverges": diverges, "also_ok": {"model.d_model": 8}})
     path = write(tmp_path, exp)
     code = main(["run", str(path), "--runs-dir", "runs", "--no-report"])
     err = capsys.readouterr().err
@@ -272,3 +272,22 @@ def test_wandb_offline_writes_its_run(tmp_path, monkeypatch):
     runs = list(Path("runs/tiny").glob("*/wandb/offline-run-*"))
     assert len(runs) == 1
     assert any(runs[0].rglob("*.wandb"))
+
+
+def test_a_worker_process_that_dies_fails_only_its_own_run(tmp_path):
+    (tmp_path / "killer.py").write_text(
+        "import os, signal\n"
+        "from ablate.tasks import TASKS\n"
+        "from ablate.tasks.synthetic import SeqTaskConfig, _check\n"
+        "@TASKS.register('killer', config=SeqTaskConfig, check=_check, kind='seq2seq', help='dies')\n"
+        "def build(cfg):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    exp = tiny(seeds=[0, 1], variants={"ok": {}, "dies": {"task.name": "killer"}})
+    path = write(tmp_path, exp)
+    env_path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    r = cli("run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-report", "--workers", "2",
+            "--plugin", "killer", env={**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": env_path})
+    assert r.returncode == 1, r.stderr
+    df = load_results(tmp_path / "runs/tiny")
+    assert sorted(zip(df["variant"], df["status"])) == [("dies", "failed")] * 2 + [("ok", "finished")] * 2
+    assert df.loc[df["variant"] == "dies", "error"].str.contains("worker process died").all()

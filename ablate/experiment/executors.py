@@ -50,27 +50,36 @@ class LocalExecutor:
                 on_start(spec)
                 on_done(spec, execute(spec, root / spec.run_id, self.threads))
             return
+        broken = self._pool(specs, self.workers, root, on_done, on_start)
+        if len(broken) > 1:  # a dead worker breaks the whole pool: retry one by one to find the culprit
+            broken = [b for spec in broken for b in self._pool([spec], 1, root, on_done, on_start)]
+        for spec in broken:
+            on_done(spec, {**spec.meta, "status": "failed", "error": "worker process died (killed, out of memory "
+                           "or crashed); see the run's directory"})
+
+    def _pool(self, specs: list[RunSpec], workers: int, root: Path, on_done: OnDone,
+              on_start: Callable) -> list[RunSpec]:
+        """Run specs in a process pool; returns those lost to a broken pool (a worker process died)."""
         ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=set_threads,
-                                      initargs=(self.threads,))
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=set_threads, initargs=(self.threads,))
+        broken = []
         try:
             futures = {}
             for spec in specs:
                 on_start(spec)
                 futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
             for fut in cf.as_completed(futures):
-                spec = futures[fut]
                 try:
-                    result = fut.result()
-                except Exception as e:  # the worker process itself died (OOM, segfault)
-                    result = {**spec.meta, "status": "failed", "error": f"worker process died: {type(e).__name__}: {e}"}
-                on_done(spec, result)
+                    on_done(futures[fut], fut.result())
+                except cf.process.BrokenProcessPool:
+                    broken.append(futures[fut])
         except BaseException:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()  # Ctrl-C: stop the runs in flight now; they stay unfinished
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+        return broken
 
 
 def _lazy(name: str, module: str, cls: str, package: str, extra: str) -> Callable[..., Any]:

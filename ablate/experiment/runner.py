@@ -58,6 +58,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     for note in p.notes:
         print(f"note: {note}", file=out)
     store = Store(Path(runs_dir) / exp.name)
+    # The executor first: a missing engine or bad option is an invalid experiment, so nothing is written yet.
+    ex = get_executor(executor, workers=workers, experiment=exp, store=store, **(executor_options or {}))
     if fresh:
         store.reset()
     store.root.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,6 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
         progress.update(r, result)
 
     specs = [RunSpec(r.run_id, exp.name, r.variant, r.label, r.config, plugins) for r in todo]
-    ex = get_executor(executor, workers=workers, experiment=exp, store=store, **(executor_options or {}))
     try:
         ex.run(specs, store.root, on_done, on_start)
     except KeyboardInterrupt:

@@ -26,7 +26,8 @@ class RunSpec:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "experiment": self.experiment, "variant": self.variant, "label": self.label}
+        return {"run_id": self.run_id, "experiment": self.experiment, "variant": self.variant, "label": self.label,
+                "plugins": list(self.plugins)}
 
 
 def set_threads(n: int | None) -> None:

@@ -8,8 +8,9 @@ pre-built tensors, so the training loop does no per-example Python work.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ablate.registry import Registry
 from ablate.tasks.vocab import Vocab
@@ -45,7 +46,7 @@ class Split:
     def __len__(self) -> int:
         return self.src.size(0)
 
-    def subset(self, idx: torch.Tensor) -> "Split":
+    def subset(self, idx: torch.Tensor) -> Split:
         extra = {k: v[idx] for k, v in self.extra.items()}
         return Split(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], extra)
 

@@ -17,7 +17,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 from ablate.tasks.base import TASKS, Split, TaskConfig, TaskData, pack, split_three, unique_examples
 from ablate.tasks.vocab import Vocab
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack, split_three, unique_examples
 from ablate.tasks.vocab import Vocab
@@ -40,7 +41,8 @@ def _build(
     lo_t = cfg.test_min_len if cfg.test_min_len is not None else cfg.min_len
     hi_t = cfg.test_max_len if cfg.test_max_len is not None else cfg.max_len
     if (lo_t, hi_t) == (cfg.min_len, cfg.max_len):
-        pool = unique_examples(lambda r: sampler(r, cfg.min_len, cfg.max_len), cfg.n_train + cfg.n_val + cfg.n_test, rng, cfg.name)
+        n = cfg.n_train + cfg.n_val + cfg.n_test
+        pool = unique_examples(lambda r: sampler(r, cfg.min_len, cfg.max_len), n, rng, cfg.name)
         train, val, test = split_three(pool, cfg.n_train, cfg.n_val, cfg.n_test)
     else:  # a shifted test distribution: draw train+val, then test apart from them
         pool = unique_examples(lambda r: sampler(r, cfg.min_len, cfg.max_len), cfg.n_train + cfg.n_val, rng, cfg.name)

@@ -47,5 +47,5 @@ class Vocab:
         Path(path).write_text(json.dumps(self.itos[len(SPECIALS):]))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         return cls(json.loads(Path(path).read_text()))

@@ -153,16 +153,6 @@ def rank_strategy(name: str) -> Any:
     return name  # fsdp, deepspeed, ...: they also find their processes started (LOCAL_RANK is set)
 
 
-def plugin_modules() -> list[str]:
-    """Modules outside ablate that registered components or tasks (--plugin): every rank imports them too."""
-    from ablate.models import ARCHS, ATTENTION, DECODERS, ENCODERS, POSITIONAL
-    from ablate.tasks import TASKS
-
-    mods = {getattr(reg.get(n), "__module__", None) for reg in (ARCHS, ATTENTION, DECODERS, ENCODERS, POSITIONAL,
-                                                                 TASKS) for n in reg.names()}
-    return sorted(m for m in mods if m and m.split(".")[0] != "ablate" and m != "__main__")
-
-
 class RankTraceback(Exception):
     """A rank's traceback, shown as the cause of the error the launcher raises."""
 
@@ -204,7 +194,7 @@ def launch_ranks(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, A
     ctx = mp.get_context("spawn")  # fresh interpreters: nothing of this process (or its sys.argv) is re-run
     results = ctx.Queue()
     threads = max(1, torch.get_num_threads() // world)
-    args = (world, port, threads, plugin_modules(), cfg, str(run_dir), meta or {}, results)
+    args = (world, port, threads, list((meta or {}).get("plugins", ())), cfg, str(run_dir), meta or {}, results)
     procs = [ctx.Process(target=_rank_main, args=(rank, *args)) for rank in range(world)]
     for p in procs:
         p.start()

@@ -243,6 +243,7 @@ def params_vs_metric(s: Summary, out: Path) -> Figure:
                     capsize=3, color=colors[k], label=names.get(r["label"], r["label"]), markersize=7, alpha=0.9)
     if log:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: fmt_count(x)))
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"test {metric_name(s.primary)}")

@@ -20,7 +20,7 @@ from ablate.tasks.vocab import Vocab
 from ablate.train.metrics import decode_counts
 
 
-def lr_lambda(schedule: str, warmup: int, total: int, d_model: int) -> Callable[[int], float]:
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     """Multiplier on the base lr at each optimizer step."""
     warmup = max(warmup, 0)
     if schedule == "noam":  # Vaswani et al.: linear warmup then 1/sqrt(step), normalised to peak 1.0
@@ -62,7 +62,7 @@ class SeqModule(pl.LightningModule):
         betas = (0.9, 0.98) if self.cfg.schedule == "noam" else (0.9, 0.999)
         opt = opt_cls(self.parameters(), lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
         total = self.trainer.estimated_stepping_batches
-        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total), getattr(self.model, "d_model", 0))
+        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

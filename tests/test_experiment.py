@@ -291,3 +291,23 @@ def test_a_worker_process_that_dies_fails_only_its_own_run(tmp_path):
     df = load_results(tmp_path / "runs/tiny")
     assert sorted(zip(df["variant"], df["status"])) == [("dies", "failed")] * 2 + [("ok", "finished")] * 2
     assert df.loc[df["variant"] == "dies", "error"].str.contains("worker process died").all()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path):
+    exp = tiny(seeds=[0, 1, 2, 3, 4, 5])
+    exp["train"]["max_epochs"] = 3
+    path = write(tmp_path, exp)
+    root = tmp_path / "runs" / "tiny"
+    proc = subprocess.Popen([sys.executable, "-m", "ablate", "run", str(path), "--runs-dir", str(tmp_path / "runs"),
+                             "--no-report"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "WANDB_MODE": "disabled"}, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(root.glob("*/result.json")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    df = load_results(root)  # results.csv was rebuilt on the way out
+    assert len(df) >= 1 and (df["status"] == "finished").all()
+    assert len(df) == len(list(root.glob("*/result.json"))) < 6

@@ -55,6 +55,8 @@ def execute(spec: RunSpec, run_dir: str | Path, threads: int | None = None) -> d
         return {**base, **out, "status": FINISHED, "wall_s": time.time() - t0}
     except KeyboardInterrupt:
         raise
+    except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1): still an interrupt, not a failed run
+        raise KeyboardInterrupt from None
     except Exception as e:  # a failing run must never take the grid down
         (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
         reason = f"{type(e).__name__}: {e}".strip()

@@ -51,7 +51,17 @@ def save(fig: Any, out: Path, name: str) -> list[Path]:
     fig.savefig(paths[0], dpi=DPI, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
+    shrink_png(paths[0])
     return paths
+
+
+def shrink_png(path: Path) -> None:
+    """Re-save a plot with a 256-colour palette: a third of the bytes, no visible change for charts."""
+    from PIL import Image  # pillow comes with matplotlib
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
 
 
 def _palette(n: int) -> list:

@@ -282,10 +282,13 @@ def row_names(s: Summary) -> dict[str, str]:
     """Each row's label -> a short readable name ('no_pe, heads=2'), in table order."""
     f = s.frame
     show_variant = f["variant"].astype(str).nunique() > 1
+    keys = s.keys
+    if show_variant:  # a variant's name says what it changes: name only the keys that vary within a variant
+        keys = [k for k in keys if f.groupby("variant")[k].nunique(dropna=False).max() > 1]
     names = {}
     for _, r in f.iterrows():
         parts = [str(r["variant"])] if show_variant else []
-        for k in s.keys:
+        for k in keys:
             text = _value(r[k]) if k == "model.arch" else f"{key_name(k)}={_value(r[k])}"
             if text not in parts:
                 parts.append(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -51,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    # Idle OpenMP threads sleep instead of spinning: spinning threads of parallel runs starve each other.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = parser()
     args, extra = p.parse_known_args(argv)
     # KEY=VALUE overrides may also come after the options (argparse stops collecting them at the first option).

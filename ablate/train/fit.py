@@ -156,7 +156,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
         "reproduce": {
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
-            "python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__,
+            "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,
             "git_commit": git_commit(), "threads": torch.get_num_threads(),
         },
     }

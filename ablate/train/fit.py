@@ -107,7 +107,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
-                           save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False)
+                           save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False,
+                           save_weights_only=True)  # testing and `attend` need the weights only; saves faster
     timer = TrainTimer()
     loggers = make_loggers(cfg, run_dir, meta)
     trainer = pl.Trainer(

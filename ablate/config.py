@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, get_type_hints
 
 import yaml
 from omegaconf import OmegaConf
@@ -208,8 +208,7 @@ def _structured(section: str, cls: type, data: Any, where: str) -> Any:
 
 
 def field_type(cls: type, key: str) -> Any:
-    hints = __import__("typing").get_type_hints(cls)
-    return hints.get(key)
+    return get_type_hints(cls).get(key)
 
 
 def _type_name(cls: type, dotted: str) -> str:

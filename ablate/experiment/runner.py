@@ -22,8 +22,8 @@ def run_config_dict(r: PlannedRun) -> dict[str, Any]:
 class Progress:
     """'[k/N] label seed s: finished in 12s (test/seq_acc 0.98) | 3 finished, 1 failed | ETA 2m10s'."""
 
-    def __init__(self, total: int, workers: int, metric: str, out: TextIO):
-        self.total, self.workers, self.metric, self.out = total, workers, metric, out
+    def __init__(self, total: int, metric: str, out: TextIO):
+        self.total, self.metric, self.out = total, metric, out
         self.done = self.failed = 0
         self.t0 = time.time()
 
@@ -69,7 +69,7 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     print(f"{exp.name}: {len(p.runs)} runs, {skipped} already finished, {len(todo)} to run "
           f"({executor}, {workers} worker{'s' * (workers != 1)})", file=out, flush=True)
     by_id = {r.run_id: r for r in todo}
-    progress = Progress(len(todo), workers, exp.report.metric, out)
+    progress = Progress(len(todo), exp.report.metric, out)
     failed: list[tuple[PlannedRun, str]] = []
 
     def on_start(spec: RunSpec) -> None:

@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 RESULT = "result.json"
-FINISHED, FAILED, RUNNING = "finished", "failed", "running"
+FINISHED, FAILED = "finished", "failed"
 
 
 def atomic_write(path: str | Path, text: str) -> None:
@@ -84,11 +83,6 @@ class Store:
             shutil.rmtree(d)
         d.mkdir(parents=True)
         return d
-
-    def run_dirs(self) -> Iterable[Path]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
 
     def rebuild_results(self) -> Path:
         """results.csv from every run directory (finished and failed)."""

@@ -468,3 +468,15 @@ def test_explicit_head_size(tiny_model):
     assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
     with pytest.raises(ConfigErrors, match="d_head"):
         resolve(ModelConfig(arch="transformer", d_model=32, n_heads=2, d_head=7, pos_encoding="rotary"))
+
+
+@pytest.mark.parametrize("d_model", [32, 128])
+def test_learned_positions_start_on_the_scale_of_the_tokens(d_model, tiny_model):
+    """Tokens enter the stack at std ~1 (embedding std d_model**-0.5 times sqrt(d_model)); a learned position
+    table must start comparable, not 50x quieter (std 0.02), or training hardly uses position at all."""
+    model = tiny_model("transformer", INFO, d_model=d_model, n_heads=4, pos_encoding="learned")
+    for stack in (model.encoder, model.decoder):
+        tokens = model.embed.weight[4:] * stack.scale
+        positions = stack.pos.emb.weight
+        ratio = positions.norm(dim=-1).mean().item() / tokens.norm(dim=-1).mean().item()
+        assert 0.5 < ratio < 2, f"position/token norm ratio {ratio:.3f}"

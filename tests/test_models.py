@@ -61,7 +61,7 @@ def task_names() -> list[str]:
     return TASKS.names()
 
 
-INFO = TaskInfo(vocab_size=13, max_src_len=8, max_tgt_len=9)
+INFO = TaskInfo(13, 13, max_src_len=8, max_tgt_len=9)
 
 
 # ---------------------------------------------------------------- 1. every preset x every task
@@ -226,7 +226,7 @@ def test_sinusoidal_matches_the_paper_formula():
 
 # ---------------------------------------------------------------- 9. learned positions have a fixed table
 def test_learned_positions_fail_clearly_beyond_their_table(tiny_model):
-    info = TaskInfo(vocab_size=13, max_src_len=5, max_tgt_len=4)
+    info = TaskInfo(13, 13, max_src_len=5, max_tgt_len=4)
     model = tiny_model("transformer", info, pos_encoding="learned")
     src, src_len = random_src(13, [5, 5])
     model(src, src_len, torch.tensor([[BOS, 5, 6]] * 2))  # within the tables: fine
@@ -381,9 +381,9 @@ def test_resolve_fills_defaults_and_drops_toggles_that_do_not_apply():
     # heads mean nothing for additive attention
     cfg, notes = resolve(ModelConfig(arch="seq2seq_attention", attention="additive", n_heads=4))
     assert cfg.n_heads is None and any("n_heads" in n for n in notes)
-    # transformer: d_head and d_ff made concrete
+    # transformer: d_k, d_v and d_ff made concrete
     cfg, notes = resolve(ModelConfig(arch="transformer", d_model=64, n_heads=4))
-    assert (cfg.d_head, cfg.d_ff, notes) == (16, 256, [])
+    assert (cfg.d_k, cfg.d_v, cfg.d_ff, notes) == (16, 16, 256, [])
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)
@@ -453,21 +453,93 @@ def test_transformer_token_embeddings_do_not_drown_positions(tiny_model):
     """
     model = tiny_model("transformer", INFO, d_model=64, n_heads=4)
     enc = model.encoder
-    tokens = model.embed.weight[3:] * enc.scale  # real tokens, as the stack sees them
+    tokens = model.src_embed.weight[3:] * enc.scale  # real tokens, as the stack sees them
     rms_tok = tokens.pow(2).mean().sqrt().item()
     rms_pos = enc.pos.pe[: INFO.max_src_len].pow(2).mean().sqrt().item()
     assert 0.3 < rms_tok / rms_pos < 3, (rms_tok, rms_pos)
-    assert (model.embed.weight[PAD] == 0).all()
+    assert (model.src_embed.weight[PAD] == 0).all()
 
 
-def test_explicit_head_size(tiny_model):
-    model = tiny_model("transformer", INFO, d_model=32, n_heads=2, d_head=8)
-    attn = model.encoder.layers[0].attn
-    assert (attn.h, attn.dh, attn.qkv.out_features) == (2, 8, 48)
+def test_d_k_changes_only_query_and_key_sizes(tiny_model):
+    """Table 3 (B) of Vaswani et al. shrinks d_k alone: values keep d_model // n_heads."""
+    D, H, Lyr = 32, 2, 1
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    base = tiny_model("transformer", INFO, d_model=D, n_heads=H)
+    small_k = tiny_model("transformer", INFO, d_model=D, n_heads=H, d_k=8)
+    attn = small_k.encoder.layers[0].attn
+    assert (attn.h, attn.dk, attn.dv) == (2, 8, 16)
+    assert attn.qkv.out_features == 2 * H * 8 + H * 16 and attn.out.in_features == H * 16
+    # three attention blocks (encoder self, decoder self, decoder cross), each losing the Q and K rows of
+    # (16 - 8) channels per head: 2 matrices x H heads x 8 channels x (D weights + 1 bias)
+    assert count(base) - count(small_k) == 3 * Lyr * 2 * H * 8 * (D + 1)
+    small_v = tiny_model("transformer", INFO, d_model=D, n_heads=H, d_v=8)
+    assert small_v.encoder.layers[0].attn.dk == 16
+    # values shrink the value projection (input side) and the output projection (its input width)
+    assert count(base) - count(small_v) == 3 * Lyr * (H * 8 * (D + 1) + H * 8 * D)
     src, src_len = random_src(INFO.vocab_size, [5, 8])
-    assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
-    with pytest.raises(ConfigErrors, match="d_head"):
-        resolve(ModelConfig(arch="transformer", d_model=32, n_heads=2, d_head=7, pos_encoding="rotary"))
+    for model in (small_k, small_v):
+        assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
+    with pytest.raises(ConfigErrors, match="d_k"):
+        resolve(ModelConfig(arch="transformer", d_model=32, n_heads=2, d_k=7, pos_encoding="rotary"))
+    cfg, _ = resolve(ModelConfig(arch="transformer", d_model=64, n_heads=4, d_k=4))
+    assert (cfg.d_k, cfg.d_v) == (4, 16)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_attention_with_d_k_not_d_v_fast_path_equals_explicit_path(padded):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2, d_k=4, d_v=12).eval()
+    x, mem = torch.randn(3, 6, 16), torch.randn(3, 7, 16)
+    pad = _pad_mask([7, 5, 2], 7) if padded else None
+    for args in ((x, None, None, True), (x, mem, pad, False)):
+        fast, _ = mha(*args, need_weights=False)
+        slow, w = mha(*args, need_weights=True)
+        assert w.shape[1] == 2 and fast.shape == (3, 6, 16)
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_ties_embeddings_by_default_as_the_paper(tiny_model):
+    model = tiny_model("transformer", INFO)
+    assert model.head.weight is model.tgt_embed.weight is model.src_embed.weight
+    untied = tiny_model("transformer", INFO, tie_embeddings=False)
+    assert untied.head.weight is not untied.tgt_embed.weight
+    assert untied.src_embed is untied.tgt_embed  # a shared vocabulary still has one input table
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(untied) - count(model) == INFO.vocab_size * 32
+    # one tensor: a step on the head moves the embedding too
+    src, src_len = random_src(INFO.vocab_size, [5, 8])
+    model.train()
+    model(src, src_len, torch.tensor([[BOS, 5, 6]] * 2)).sum().backward()
+    assert model.tgt_embed.weight.grad is not None and model.tgt_embed.weight.grad[7].abs().sum() > 0
+
+
+SEPARATE = TaskInfo(11, 17, max_src_len=8, max_tgt_len=9, shared_vocab=False)
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_separate_vocabularies_give_source_and_target_tables_of_their_own(arch, tiny_model, assert_greedy):
+    model = tiny_model(arch, SEPARATE)
+    assert model.src_embed.num_embeddings == 11 and model.head.out_features == 17
+    if arch != "mlp":  # the MLP never reads target tokens
+        assert model.tgt_embed.num_embeddings == 17 and model.src_embed is not model.tgt_embed
+    src, src_len = random_src(11, [5, 8, 3])
+    tgt_in = torch.cat([torch.full((3, 1), BOS), torch.randint(11, 17, (3, 4))], 1)  # ids only the target has
+    with torch.no_grad():
+        assert model(src, src_len, tgt_in).shape == (3, 5, 17)
+    out = model.generate(src, src_len, 6)
+    assert out.shape == (3, 6) and out.max() < 17
+    assert_greedy(model, src, src_len, out)
+    if arch not in ("mlp",):
+        tied = tiny_model(arch, SEPARATE, tie_embeddings=True)
+        assert tied.head.weight is tied.tgt_embed.weight and tied.src_embed.weight is not tied.head.weight
+        with torch.no_grad():
+            assert tied(src, src_len, tgt_in).shape == (3, 5, 17)
+
+
+def test_task_info_sizes():
+    assert TaskInfo(5, 9, 3, 4, shared_vocab=False).vocab_size == 9
+    with pytest.raises(ValueError, match="shared"):
+        TaskInfo(5, 9, 3, 4)
 
 
 @pytest.mark.parametrize("d_model", [32, 128])
@@ -476,7 +548,7 @@ def test_learned_positions_start_on_the_scale_of_the_tokens(d_model, tiny_model)
     table must start comparable, not 50x quieter (std 0.02), or training hardly uses position at all."""
     model = tiny_model("transformer", INFO, d_model=d_model, n_heads=4, pos_encoding="learned")
     for stack in (model.encoder, model.decoder):
-        tokens = model.embed.weight[4:] * stack.scale
+        tokens = model.src_embed.weight[4:] * stack.scale
         positions = stack.pos.emb.weight
         ratio = positions.norm(dim=-1).mean().item() / tokens.norm(dim=-1).mean().item()
         assert 0.5 < ratio < 2, f"position/token norm ratio {ratio:.3f}"

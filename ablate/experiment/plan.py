@@ -161,7 +161,7 @@ def _closest(make, count, target: int, hi: int):
 def _with_width(cfg: RunConfig, d_model: int):
     m = replace(cfg.model, d_model=d_model)
     if m.n_heads:
-        m = replace(m, d_head=d_model // m.n_heads)
+        m = replace(m, d_k=d_model // m.n_heads, d_v=d_model // m.n_heads)
     if cfg.model.d_ff and cfg.model.arch != "mlp":
         m = replace(m, d_ff=4 * d_model)
     return m

@@ -48,27 +48,31 @@ def masked_softmax(scores: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.
 
 @ATTENTION.register("multihead", help="multi-head scaled dot-product attention (Vaswani et al. 2017)")
 class MultiHeadAttention(nn.Module):
+    """d_k sizes each head's queries and keys, d_v its values (both d_model // n_heads by default, as the paper)."""
+
     def __init__(
         self,
         d_model: int,
         n_heads: int = 1,
-        d_head: Optional[int] = None,
+        d_k: Optional[int] = None,
+        d_v: Optional[int] = None,
         dropout: float = 0.0,
         rotary: bool = False,
     ):
         super().__init__()
         self.h = n_heads
-        self.dh = d_head or d_model // n_heads
-        inner = self.h * self.dh
-        self.inner = inner
-        self.qkv = nn.Linear(d_model, 3 * inner)  # one matmul for self-attention
-        self.out = nn.Linear(inner, d_model)
+        self.dk = d_k or d_model // n_heads
+        self.dv = d_v or d_model // n_heads
+        self.qk_inner, self.inner = self.h * self.dk, self.h * self.dv
+        # one matmul for self-attention: [queries | keys | values]
+        self.qkv = nn.Linear(d_model, 2 * self.qk_inner + self.inner)
+        self.out = nn.Linear(self.inner, d_model)
         self.dropout = dropout
-        self.rope = Rotary(self.dh) if rotary else None
+        self.rope = Rotary(self.dk) if rotary else None
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*dh) -> (B, H, L, dh)
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
         B, L, _ = x.shape
-        return x.view(B, L, self.h, self.dh).transpose(1, 2)
+        return x.view(B, L, self.h, -1).transpose(1, 2)
 
     def forward(
         self,
@@ -78,12 +82,13 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        sizes = [self.qk_inner, self.qk_inner, self.inner]
         if memory is None:  # self-attention
-            q, k, v = self.qkv(query).chunk(3, dim=-1)
+            q, k, v = self.qkv(query).split(sizes, dim=-1)
         else:
-            w, b = self.qkv.weight, self.qkv.bias
-            q = F.linear(query, w[: self.inner], b[: self.inner])
-            k, v = F.linear(memory, w[self.inner :], b[self.inner :]).chunk(2, dim=-1)
+            w, b, n = self.qkv.weight, self.qkv.bias, self.qk_inner
+            q = F.linear(query, w[:n], b[:n])
+            k, v = F.linear(memory, w[n:], b[n:]).split(sizes[1:], dim=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if self.rope is not None:
             q, k = self.rope(q), self.rope(k)
@@ -97,7 +102,7 @@ class MultiHeadAttention(nn.Module):
                 mask = allowed_mask(key_pad, causal, Lq, Lk, q.device)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.dh)  # (B, H, Lq, Lk)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.dk)  # (B, H, Lq, Lk)
             weights = masked_softmax(scores, allowed_mask(key_pad, causal, Lq, Lk, q.device))
             y = F.dropout(weights, p) @ v
         y = y.transpose(1, 2).reshape(query.size(0), Lq, self.inner)
@@ -106,7 +111,7 @@ class MultiHeadAttention(nn.Module):
 
 @ATTENTION.register("additive", help="Bahdanau et al. 2015: score = v . tanh(W q + U k)")
 class AdditiveAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int = 1, d_head: Optional[int] = None, dropout: float = 0.0, **_):
+    def __init__(self, d_model: int, dropout: float = 0.0, **_):
         super().__init__()
         self.wq = nn.Linear(d_model, d_model, bias=False)
         self.wk = nn.Linear(d_model, d_model)
@@ -121,7 +126,7 @@ class AdditiveAttention(nn.Module):
 
 @ATTENTION.register("dot", help="Luong et al. 2015: score = q . k")
 class DotAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int = 1, d_head: Optional[int] = None, dropout: float = 0.0, **_):
+    def __init__(self, d_model: int, dropout: float = 0.0, **_):
         super().__init__()
 
     def forward(self, query, memory, key_pad=None, causal=False, need_weights=False):

@@ -12,7 +12,8 @@ class ModelConfig:
     d_model: Optional[int] = None
     n_layers: Optional[int] = None
     n_heads: Optional[int] = None
-    d_head: Optional[int] = None  # per-head size; default d_model // n_heads
+    d_k: Optional[int] = None  # per-head query/key size; default d_model // n_heads
+    d_v: Optional[int] = None  # per-head value size; default d_model // n_heads
     d_ff: Optional[int] = None  # feed-forward (or MLP hidden) width; default 4 * d_model
     dropout: Optional[float] = None
     attention: Optional[str] = None  # none | additive | dot | multihead
@@ -22,6 +23,7 @@ class ModelConfig:
     cell: Optional[str] = None  # rnn | gru | lstm
     bidirectional: Optional[bool] = None
     kernel_size: Optional[int] = None
+    tie_embeddings: Optional[bool] = None  # decoder input embedding = output projection (+ source, if shared)
     # Planner-only: choose d_model so the parameter count lands within 5% of this.
     match_params: Optional[int] = None
 

@@ -44,14 +44,14 @@ class RNNDecoder(nn.Module):
     supports_state = True
 
     def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, attention: str = "none",
-                 n_heads: int = 1, d_head: Optional[int] = None):
+                 n_heads: int = 1, d_k: Optional[int] = None, d_v: Optional[int] = None):
         super().__init__()
         self.cell, self.n_layers = cell, n_layers
         self.rnn = RNN_CELLS[cell](d_model, d_model, n_layers, batch_first=True,
                                    dropout=dropout if n_layers > 1 else 0.0)
         self.attn = None
         if attention != "none":
-            self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_head=d_head, dropout=dropout)
+            self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_k=d_k, d_v=d_v, dropout=dropout)
             self.combine = nn.Linear(2 * d_model, d_model)
         self.drop = nn.Dropout(dropout)
 
@@ -121,10 +121,10 @@ class CNNDecoder(nn.Module):
 
 # ---------------------------------------------------------------- Transformer
 class TransformerDecoderLayer(nn.Module):
-    def __init__(self, d_model, n_heads, d_head, d_ff, dropout, norm="post", rotary=False, causal=True):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", rotary=False, causal=True):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout, rotary)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout, rotary)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
         self.drop = nn.Dropout(dropout)
@@ -152,11 +152,11 @@ class TransformerDecoderLayer(nn.Module):
 class TransformerDecoder(TransformerStackBase):
     supports_state = False
 
-    def __init__(self, d_model, n_layers, n_heads, d_head, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
+    def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
                  max_len=512, causal_mask=True):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(d_model, n_heads, d_head, d_ff, dropout, norm, self.pos.rotary, causal_mask)
+            TransformerDecoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos.rotary, causal_mask)
             for _ in range(n_layers)
         )
 

@@ -151,9 +151,9 @@ class FeedForward(nn.Sequential):
 class TransformerEncoderLayer(nn.Module):
     """Self-attention + feed-forward, each residual; norm after (post, as the paper) or before (pre)."""
 
-    def __init__(self, d_model, n_heads, d_head, d_ff, dropout, norm="post", rotary=False):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", rotary=False):
         super().__init__()
-        self.attn = MultiHeadAttention(d_model, n_heads, d_head, dropout, rotary)
+        self.attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout, rotary)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
@@ -185,11 +185,11 @@ class TransformerStackBase(nn.Module):
 
 @ENCODERS.register("transformer", help="self-attention encoder of Vaswani et al. 2017 (norm post|pre)")
 class TransformerEncoder(TransformerStackBase):
-    def __init__(self, d_model, n_layers, n_heads, d_head, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
+    def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
                  max_len=512):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, n_heads, d_head, d_ff, dropout, norm, self.pos.rotary)
+            TransformerEncoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos.rotary)
             for _ in range(n_layers)
         )
 

@@ -77,11 +77,11 @@ class NoPosition(RotaryMarker):
 class Rotary(nn.Module):
     """RoPE (Su et al. 2021): rotate each pair of channels by a position-dependent angle."""
 
-    def __init__(self, d_head: int, base: float = 10000.0):
+    def __init__(self, d_k: int, base: float = 10000.0):
         super().__init__()
-        if d_head % 2:
-            raise ValueError(f"rotary positional encoding needs an even head size, got d_head={d_head}")
-        self.register_buffer("inv_freq", base ** (-torch.arange(0, d_head, 2).float() / d_head), persistent=False)
+        if d_k % 2:
+            raise ValueError(f"rotary positional encoding needs an even query/key head size, got d_k={d_k}")
+        self.register_buffer("inv_freq", base ** (-torch.arange(0, d_k, 2).float() / d_k), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L, dh) -> same
         L = x.size(-2)

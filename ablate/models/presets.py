@@ -34,14 +34,16 @@ CHOICES: dict[str, list[Any]] = {
     "cell": ["rnn", "gru", "lstm"],
     "causal_mask": [True, False],
     "bidirectional": [True, False],
+    "tie_embeddings": [True, False],
 }
-POSITIVE = ("d_model", "n_layers", "n_heads", "d_head", "d_ff", "kernel_size")
+POSITIVE = ("d_model", "n_layers", "n_heads", "d_k", "d_v", "d_ff", "kernel_size")
 
-_RNN = {"d_model": 64, "n_layers": 2, "dropout": 0.0}
+_RNN = {"d_model": 64, "n_layers": 2, "dropout": 0.0, "tie_embeddings": False}
 _SEQ2SEQ = {**_RNN, "cell": "lstm", "bidirectional": False}
 _TRANSFORMER = {
-    "d_model": 64, "n_layers": 2, "n_heads": 4, "d_head": None, "d_ff": None, "dropout": 0.1,
+    "d_model": 64, "n_layers": 2, "n_heads": 4, "d_k": None, "d_v": None, "d_ff": None, "dropout": 0.1,
     "attention": "multihead", "pos_encoding": "sinusoidal", "causal_mask": True, "norm": "post",
+    "tie_embeddings": True,
 }
 
 
@@ -88,21 +90,23 @@ def resolve(cfg: ModelConfig, where: str | None = None) -> tuple[ModelConfig, li
     if "d_ff" in defaults and values["d_ff"] is None:
         values["d_ff"] = 4 * values["d_model"]
     if values.get("attention") not in (None, "multihead") and "n_heads" not in meta.get("always", ()):
-        for key in ("n_heads", "d_head"):  # heads only mean something for multi-head attention
+        for key in ("n_heads", "d_k", "d_v"):  # heads only mean something for multi-head attention
             if getattr(cfg, key) is not None:
                 notes.append(f"model.{key}={getattr(cfg, key)!r} applies only with attention=multihead: ignored")
             values[key] = None
-    if values.get("n_heads") is not None and values.get("d_head") is None:
+    if values.get("n_heads") is not None and (values.get("d_k") is None or values.get("d_v") is None):
         if values["d_model"] % values["n_heads"]:
             divisors = [h for h in range(1, values["d_model"] + 1) if values["d_model"] % h == 0 and h <= 64]
             raise ConfigErrors([ConfigError(
                 "model.n_heads", values["n_heads"],
                 f"d_model={values['d_model']} is not divisible by n_heads={values['n_heads']} "
-                f"(valid n_heads: {', '.join(map(str, divisors))}; or set model.d_head)", where)])
-        values["d_head"] = values["d_model"] // values["n_heads"]
-    if values.get("pos_encoding") == "rotary" and values.get("d_head") and values["d_head"] % 2:
-        raise ConfigErrors([ConfigError("model.d_head", values["d_head"],
-                                        "rotary positional encoding needs an even head size", where)])
+                f"(valid n_heads: {', '.join(map(str, divisors))}; or set model.d_k and model.d_v)", where)])
+        for key in ("d_k", "d_v"):
+            if values[key] is None:
+                values[key] = values["d_model"] // values["n_heads"]
+    if values.get("pos_encoding") == "rotary" and values.get("d_k") and values["d_k"] % 2:
+        raise ConfigErrors([ConfigError("model.d_k", values["d_k"],
+                                        "rotary positional encoding needs an even query/key head size", where)])
     return replace(cfg, **values), notes
 
 
@@ -125,14 +129,15 @@ def build_mlp(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     return MLPModel(info, cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.dropout)
 
 
-@ARCHS.register("cnn", defaults={"d_model": 64, "n_layers": 4, "kernel_size": 3, "dropout": 0.0},
+@ARCHS.register("cnn", defaults={"d_model": 64, "n_layers": 4, "kernel_size": 3, "dropout": 0.0,
+                                        "tie_embeddings": False},
                 help="stack of causal dilated 1-D convolutions over `source <bos> target`")
 def build_cnn(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     from ablate.models.decoders import DECODERS
     from ablate.models.seq_models import PrefixLM
 
     body = DECODERS.get("cnn")(cfg.d_model, cfg.n_layers, cfg.kernel_size, cfg.dropout)
-    return PrefixLM(info.vocab_size, cfg.d_model, body)
+    return PrefixLM(info, cfg.d_model, body, cfg.tie_embeddings)
 
 
 def _single_stack(cell: str):
@@ -140,7 +145,8 @@ def _single_stack(cell: str):
         from ablate.models.decoders import DECODERS
         from ablate.models.seq_models import PrefixLM
 
-        return PrefixLM(info.vocab_size, cfg.d_model, DECODERS.get(cell)(cfg.d_model, cfg.n_layers, cfg.dropout))
+        body = DECODERS.get(cell)(cfg.d_model, cfg.n_layers, cfg.dropout)
+        return PrefixLM(info, cfg.d_model, body, cfg.tie_embeddings)
 
     return build
 
@@ -159,13 +165,14 @@ def _seq2seq(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     D, L, p = cfg.d_model, cfg.n_layers, cfg.dropout
     encoder = ENCODERS.get(cfg.cell)(D, L, p, bidirectional=cfg.bidirectional)
     decoder = DECODERS.get(cfg.cell)(D, L, p, attention=cfg.attention or "none", n_heads=cfg.n_heads or 1,
-                                     d_head=cfg.d_head)
-    return EncoderDecoder(info.vocab_size, D, encoder, decoder)
+                                     d_k=cfg.d_k, d_v=cfg.d_v)
+    return EncoderDecoder(info, D, encoder, decoder, cfg.tie_embeddings)
 
 
 ARCHS.register("seq2seq", defaults=_SEQ2SEQ,
                help="recurrent encoder -> final state -> recurrent decoder (the fixed-vector bottleneck)")(_seq2seq)
-ARCHS.register("seq2seq_attention", defaults={**_SEQ2SEQ, "attention": "additive", "n_heads": 1, "d_head": None},
+ARCHS.register("seq2seq_attention", defaults={**_SEQ2SEQ, "attention": "additive", "n_heads": 1, "d_k": None,
+                                                   "d_v": None},
                choices={"attention": ["additive", "dot", "multihead"]},
                help="seq2seq plus attention over all encoder states (additive, as Bahdanau et al. 2015)")(_seq2seq)
 
@@ -177,18 +184,19 @@ def build_transformer(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     from ablate.models.encoders import ENCODERS
     from ablate.models.seq_models import EncoderDecoder
 
-    common = dict(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_head=cfg.d_head, d_ff=cfg.d_ff,
-                  dropout=cfg.dropout, norm=cfg.norm, pos_encoding=cfg.pos_encoding)
+    common = dict(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_k=cfg.d_k, d_v=cfg.d_v,
+                  d_ff=cfg.d_ff, dropout=cfg.dropout, norm=cfg.norm, pos_encoding=cfg.pos_encoding)
     encoder = ENCODERS.get("transformer")(**common, max_len=max(info.max_src_len, 1))
     decoder = DECODERS.get("transformer")(**common, max_len=info.max_tgt_len + 1, causal_mask=cfg.causal_mask)
-    model = EncoderDecoder(info.vocab_size, cfg.d_model, encoder, decoder)
+    model = EncoderDecoder(info, cfg.d_model, encoder, decoder, cfg.tie_embeddings)
     # The stacks multiply embeddings by sqrt(d_model), as the paper does; that assumes embeddings drawn with
     # std d_model**-0.5 (as in the paper's shared embedding / fairseq), so tokens and positions are of the
     # same size. nn.Embedding's default std 1 would make tokens sqrt(d_model) times louder than positions.
     import torch
 
     with torch.no_grad():
-        torch.nn.init.normal_(model.embed.weight, std=cfg.d_model**-0.5)
-        model.embed.weight[model.embed.padding_idx].zero_()
+        for table in {id(t): t for t in (model.src_embed, model.tgt_embed)}.values():
+            torch.nn.init.normal_(table.weight, std=cfg.d_model**-0.5)
+            table.weight[table.padding_idx].zero_()
     return model
 

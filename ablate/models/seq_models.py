@@ -22,11 +22,26 @@ PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
 
 @dataclass
 class TaskInfo:
-    """What a model needs to know of a task: sizes only."""
+    """What a model needs to know of a task: sizes only.
 
-    vocab_size: int
+    shared_vocab: source and target ids index one vocabulary, so one embedding table serves both sides.
+    """
+
+    src_vocab_size: int
+    tgt_vocab_size: int
     max_src_len: int
     max_tgt_len: int
+    shared_vocab: bool = True
+
+    def __post_init__(self) -> None:
+        if self.shared_vocab and self.src_vocab_size != self.tgt_vocab_size:
+            raise ValueError(f"a shared vocabulary has one size, got source {self.src_vocab_size} and "
+                             f"target {self.tgt_vocab_size}")
+
+    @property
+    def vocab_size(self) -> int:
+        """The size of what the model predicts: the target vocabulary."""
+        return self.tgt_vocab_size
 
 
 def finish(tokens: torch.Tensor) -> torch.Tensor:
@@ -36,12 +51,25 @@ def finish(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class SeqModel(nn.Module):
+    """src_embed reads source ids, tgt_embed target ids (one module when the vocabulary is shared), head predicts
+    over the target vocabulary. tie_embeddings makes the head's weight tgt_embed's (Vaswani et al. 2017, §3.4);
+    with a shared vocabulary that one matrix is then also the source embedding.
+    """
+
     supports_state = False
 
-    def __init__(self, vocab_size: int, d_model: int):
+    def __init__(self, info: TaskInfo, d_model: int, tie_embeddings: bool = False, reads_target: bool = True):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.tgt_embed = nn.Embedding(info.tgt_vocab_size, d_model, padding_idx=PAD) if reads_target else None
+        if info.shared_vocab and reads_target:
+            self.src_embed = self.tgt_embed
+        else:
+            self.src_embed = nn.Embedding(info.src_vocab_size, d_model, padding_idx=PAD)
+        self.head = nn.Linear(d_model, info.tgt_vocab_size)
+        if tie_embeddings:
+            if self.tgt_embed is None:
+                raise ValueError("tie_embeddings needs a model that embeds target tokens")
+            self.head.weight = self.tgt_embed.weight
         self.last_attn: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -69,17 +97,18 @@ class SeqModel(nn.Module):
 class EncoderDecoder(SeqModel):
     """Encoder reads the source once; the decoder writes the target attending to (or starting from) it."""
 
-    def __init__(self, vocab_size: int, d_model: int, encoder: nn.Module, decoder: nn.Module):
-        super().__init__(vocab_size, d_model)
+    def __init__(self, info: TaskInfo, d_model: int, encoder: nn.Module, decoder: nn.Module,
+                 tie_embeddings: bool = False):
+        super().__init__(info, d_model, tie_embeddings)
         self.encoder, self.decoder = encoder, decoder
         self.supports_state = getattr(decoder, "supports_state", False)
 
     def prepare(self, src, src_len, need_weights=False):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.encoder(self.embed(src), pad, need_weights=need_weights)
+        return self.encoder(self.src_embed(src), pad, need_weights=need_weights)
 
     def step(self, enc, ys, state, need_weights=False):
-        out: DecoderOutput = self.decoder(self.embed(ys), enc, state=state, need_weights=need_weights)
+        out: DecoderOutput = self.decoder(self.tgt_embed(ys), enc, state=state, need_weights=need_weights)
         if need_weights:
             self.last_attn = {**enc.attn, **out.attn}
         return self.head(out.y), out.state
@@ -95,23 +124,26 @@ class PrefixLM(SeqModel):
     source, so a causal stack never sees padding before a real token.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, body: nn.Module):
-        super().__init__(vocab_size, d_model)
+    def __init__(self, info: TaskInfo, d_model: int, body: nn.Module, tie_embeddings: bool = False):
+        super().__init__(info, d_model, tie_embeddings)
         self.body = body
         self.supports_state = getattr(body, "supports_state", False)
 
-    @staticmethod
-    def _layout(src, src_len, tgt_in):
-        """(B, S+T) ids with tgt_in written at src_len..src_len+T-1, and those positions (B, T)."""
-        B, S = src.shape
+    def _layout(self, src, src_len, tgt_in):
+        """(B, S+T, D) embedded sequence with the embedded tgt_in at src_len..src_len+T-1, and those positions.
+
+        Source tokens go through the source table, target tokens through the target table.
+        """
+        x = self.src_embed(src)
+        B, S, D = x.shape
         T = tgt_in.size(1)
-        seq = torch.cat([src, torch.full((B, T), PAD, dtype=src.dtype, device=src.device)], 1)
+        x = torch.cat([x, x.new_zeros(B, T, D)], 1)
         pos = src_len[:, None] + torch.arange(T, device=src.device)[None]
-        return seq.scatter(1, pos, tgt_in), pos
+        return x.scatter(1, pos[..., None].expand(-1, -1, D), self.tgt_embed(tgt_in)), pos
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
-        seq, pos = self._layout(src, src_len, tgt_in)
-        y = self.body(self.embed(seq)).y  # (B, S+T, D)
+        x, pos = self._layout(src, src_len, tgt_in)
+        y = self.body(x).y  # (B, S+T, D)
         y = y.gather(1, pos[..., None].expand(-1, -1, y.size(-1)))
         return self.head(y)
 
@@ -121,12 +153,12 @@ class PrefixLM(SeqModel):
     def step(self, ctx, ys, state):
         src, src_len = ctx
         if state is None and self.supports_state:  # first step: read source + <bos>, keep the state
-            seq, pos = self._layout(src, src_len, ys)
-            out = self.body(self.embed(seq[:, : src.size(1) + 1]), lengths=src_len + 1)
+            x, _ = self._layout(src, src_len, ys)
+            out = self.body(x[:, : src.size(1) + 1], lengths=src_len + 1)
             y = out.y.gather(1, src_len[:, None, None].expand(-1, 1, out.y.size(-1)))
             return self.head(y), out.state
         if self.supports_state:
-            out = self.body(self.embed(ys), state=state)
+            out = self.body(self.tgt_embed(ys), state=state)
             return self.head(out.y), out.state
         return self.forward(src, src_len, ys), None
 
@@ -135,12 +167,12 @@ class MLPModel(SeqModel):
     """Predicts every target position at once from the flattened input: no order, no recurrence."""
 
     def __init__(self, info: TaskInfo, d_model: int, d_ff: int, n_layers: int, dropout: float):
-        super().__init__(info.vocab_size, d_model)
+        super().__init__(info, d_model, reads_target=False)  # it never reads target tokens
         self.mlp = MLPEncoder(d_model, d_ff, n_layers, dropout, info.max_src_len, info.max_tgt_len)
 
     def _all(self, src, src_len):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.head(self.mlp(self.embed(src), pad).memory)  # (B, max_tgt_len, V)
+        return self.head(self.mlp(self.src_embed(src), pad).memory)  # (B, max_tgt_len, V)
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
         return self._all(src, src_len)[:, : tgt_in.size(1)]

@@ -13,7 +13,11 @@ from ablate.tasks import TaskData, build_task
 
 
 def info_of(data: TaskData) -> TaskInfo:
-    return TaskInfo(len(data.vocab), data.max_src_len, data.max_tgt_len)
+    """Sizes from a task; source and target vocabularies where the task has both, else its one `vocab`."""
+    src, tgt = getattr(data, "src_vocab", None), getattr(data, "tgt_vocab", None)
+    src = data.vocab if src is None else src
+    tgt = data.vocab if tgt is None else tgt
+    return TaskInfo(len(src), len(tgt), data.max_src_len, data.max_tgt_len, shared_vocab=src is tgt)
 
 
 _INFO: dict[str, TaskInfo] = {}

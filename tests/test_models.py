@@ -552,3 +552,119 @@ def test_learned_positions_start_on_the_scale_of_the_tokens(d_model, tiny_model)
         positions = stack.pos.emb.weight
         ratio = positions.norm(dim=-1).mean().item() / tokens.norm(dim=-1).mean().item()
         assert 0.5 < ratio < 2, f"position/token norm ratio {ratio:.3f}"
+
+
+# ---------------------------------------------------------------- attention_style: luong / bahdanau, by hand
+def _mv(W, v):  # matrix (list of rows) times vector, in plain Python
+    return [sum(w * x for w, x in zip(row, v)) for row in W]
+
+
+def _add(*vs):
+    return [sum(xs) for xs in zip(*vs)]
+
+
+def _tanh(v):
+    return [math.tanh(x) for x in v]
+
+
+def _dot_attend(q, mem):
+    """Luong's dot score over the memory rows, softmax, weighted sum: (context, weights)."""
+    scores = [sum(a * b for a, b in zip(q, m)) for m in mem]
+    e = [math.exp(s - max(scores)) for s in scores]
+    w = [x / sum(e) for x in e]
+    return [sum(wj * m[i] for wj, m in zip(w, mem)) for i in range(len(q))], w
+
+
+def _hand_decoder(style: str, feeding: bool = False):
+    """A 1-layer Elman-RNN decoder with dot attention, d_model 2, every weight set by hand."""
+    from ablate.models.decoders import RNNDecoder
+
+    dec = RNNDecoder("rnn", 2, 1, 0.0, attention="dot", attention_style=style, input_feeding=feeding)
+    wide = style == "bahdanau" or feeding
+    W_ih = [[0.5, -0.3, 0.2, 0.1], [0.1, 0.4, -0.2, 0.3]] if wide else [[0.5, -0.3], [0.1, 0.4]]
+    W_hh, b_ih, b_hh = [[0.2, 0.1], [-0.1, 0.3]], [0.05, -0.05], [0.01, 0.02]
+    W_c = [[0.3, -0.2, 0.4, 0.1, -0.3, 0.2], [0.2, 0.5, -0.1, 0.3, 0.1, -0.4]]
+    W_c = [row[: 6 if style == "bahdanau" else 4] for row in W_c]
+    b_c = [0.1, -0.1]
+    with torch.no_grad():
+        dec.rnn.weight_ih_l0.copy_(torch.tensor(W_ih))
+        dec.rnn.weight_hh_l0.copy_(torch.tensor(W_hh))
+        dec.rnn.bias_ih_l0.copy_(torch.tensor(b_ih))
+        dec.rnn.bias_hh_l0.copy_(torch.tensor(b_hh))
+        dec.combine.weight.copy_(torch.tensor(W_c))
+        dec.combine.bias.copy_(torch.tensor(b_c))
+    return dec.eval(), dict(W_ih=W_ih, W_hh=W_hh, b=_add(b_ih, b_hh), W_c=W_c, b_c=b_c)
+
+
+X = [[1.0, -0.5], [0.3, 0.8]]  # embedded target tokens y_0, y_1
+MEM = [[0.6, -0.2], [-0.4, 0.9], [0.2, 0.2]]  # encoder states
+S0 = [0.1, -0.3]  # initial decoder state
+
+
+def _run_module(dec):
+    from ablate.models.encoders import EncoderOutput
+
+    enc = EncoderOutput(torch.tensor([MEM]), torch.zeros(1, 3, dtype=torch.bool), state=torch.tensor([[S0]]))
+    out = dec(torch.tensor([X]), enc, need_weights=True)
+    return out.y[0].tolist(), out.attn["decoder.cross"][0, 0].tolist()
+
+
+@pytest.mark.parametrize("feeding", [False, True])
+def test_luong_attention_step_by_hand(feeding):
+    dec, p = _hand_decoder("luong", feeding)
+    s, feed, ys, ws = S0, [0.0, 0.0], [], []
+    for x in X:
+        inp = x + feed if feeding else x  # input feeding: the previous attentional output joins the input
+        s = _tanh(_add(_mv(p["W_ih"], inp), _mv(p["W_hh"], s), p["b"]))  # h_t from the RNN alone
+        ctx, w = _dot_attend(s, MEM)  # scored from the current output
+        out = _tanh(_add(_mv(p["W_c"], s + ctx), p["b_c"]))
+        feed = out
+        ys.append(out)
+        ws.append(w)
+    got_y, got_w = _run_module(dec)
+    torch.testing.assert_close(torch.tensor(got_y), torch.tensor(ys), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(got_w), torch.tensor(ws), atol=1e-6, rtol=0)
+
+
+def test_bahdanau_attention_step_by_hand():
+    dec, p = _hand_decoder("bahdanau")
+    s, ys, ws = S0, [], []
+    for x in X:
+        ctx, w = _dot_attend(s, MEM)  # scored from the previous state s_{t-1}
+        s = _tanh(_add(_mv(p["W_ih"], x + ctx), _mv(p["W_hh"], s), p["b"]))  # context enters the RNN input
+        out = _tanh(_add(_mv(p["W_c"], s + ctx + x), p["b_c"]))  # deep output from s_t, c_t and y_{t-1}
+        ys.append(out)
+        ws.append(w)
+    got_y, got_w = _run_module(dec)
+    torch.testing.assert_close(torch.tensor(got_y), torch.tensor(ys), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(got_w), torch.tensor(ws), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("toggles", [
+    {"attention_style": "bahdanau"},
+    {"attention_style": "bahdanau", "cell": "lstm", "n_layers": 2, "attention": "multihead", "n_heads": 2},
+    {"attention_style": "luong", "input_feeding": True, "cell": "gru", "attention": "dot"},
+    {"attention_style": "luong", "input_feeding": True, "cell": "lstm", "n_layers": 2},
+])
+def test_attention_styles_step_and_decode_like_the_full_forward(toggles, tiny_model, assert_greedy):
+    model = tiny_model("seq2seq_attention", INFO, **toggles)
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3, 1])
+    tgt_in = torch.cat([torch.full((4, 1), BOS), random_src(INFO.vocab_size, [6] * 4, seed=3)[0]], 1)
+    with torch.no_grad():
+        full = model(src, src_len, tgt_in)
+        ctx, state = model.prepare(src, src_len), None
+        for t in range(tgt_in.size(1)):
+            logits, state = model.step(ctx, tgt_in[:, t : t + 1], state)
+            torch.testing.assert_close(logits[:, -1], full[:, t], atol=1e-5, rtol=1e-4)
+    assert_greedy(model, src, src_len, model.generate(src, src_len, 10))
+    past, future = _future_changes(model, src, src_len, tgt_in, INFO.vocab_size)
+    assert max(past) < 1e-5 and min(future) > 1e-4
+
+
+def test_input_feeding_applies_only_to_luong():
+    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention", attention_style="bahdanau", input_feeding=True))
+    assert cfg.input_feeding is None and any("input_feeding" in n for n in notes)
+    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention"))
+    assert (cfg.attention_style, cfg.input_feeding) == ("luong", False)
+    with pytest.raises(ConfigErrors, match="attention_style"):
+        resolve(ModelConfig(arch="seq2seq_attention", attention_style="bahdanu"))

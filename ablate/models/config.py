@@ -23,6 +23,8 @@ class ModelConfig:
     cell: Optional[str] = None  # rnn | gru | lstm
     bidirectional: Optional[bool] = None
     kernel_size: Optional[int] = None
+    attention_style: Optional[str] = None  # luong | bahdanau (seq2seq_attention)
+    input_feeding: Optional[bool] = None  # luong only: feed the previous output into the RNN
     tie_embeddings: Optional[bool] = None  # decoder input embedding = output projection (+ source, if shared)
     # Planner-only: choose d_model so the parameter count lands within 5% of this.
     match_params: Optional[int] = None

@@ -668,3 +668,29 @@ def test_input_feeding_applies_only_to_luong():
     assert (cfg.attention_style, cfg.input_feeding) == ("luong", False)
     with pytest.raises(ConfigErrors, match="attention_style"):
         resolve(ModelConfig(arch="seq2seq_attention", attention_style="bahdanu"))
+
+
+# ---------------------------------------------------------------- every parameter runs
+@pytest.mark.parametrize("arch,toggles", [
+    *((a, {}) for a in ALL_ARCHS),
+    ("seq2seq", {"bidirectional": True, "n_layers": 2}),
+    ("seq2seq_attention", {"bidirectional": True, "attention": "multihead", "n_heads": 2}),
+    ("seq2seq_attention", {"attention_style": "bahdanau", "attention": "dot"}),
+    ("seq2seq_attention", {"input_feeding": True}),
+    ("transformer", {"tie_embeddings": False, "norm": "pre", "pos_encoding": "learned"}),
+    ("lstm", {"tie_embeddings": True}),
+])
+@pytest.mark.parametrize("shared", [True, False])
+def test_every_parameter_receives_a_gradient(arch, toggles, shared, tiny_model):
+    """A parameter that never runs inflates the count match_params matches (the cnn once built a cross-attention
+    block and a LayerNorm it never used)."""
+    info = INFO if shared else SEPARATE
+    model = tiny_model(arch, info, **toggles).train()
+    src, src_len = random_src(info.src_vocab_size, [5, 8, 3, 7])
+    T = info.max_tgt_len  # every target position, so learned tables are reached in full
+    tgt = torch.randint(4, info.tgt_vocab_size, (4, T))
+    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt[:, :-1]], 1)
+    logits = model(src, src_len, tgt_in)
+    F.cross_entropy(logits.flatten(0, 1), tgt.flatten()).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"{arch} {toggles}: parameters without a gradient: {dead}"

@@ -145,18 +145,24 @@ for _cell in RNN_CELLS:
 # ---------------------------------------------------------------- causal CNN
 @DECODERS.register("cnn", help="causal dilated convolutions (+ multi-head attention over the source, if any)")
 class CNNDecoder(nn.Module):
+    """cross_attention builds the attention over an encoder's memory; a prefix LM (memory=None) has none to
+    attend to, so it builds none (parameters that never run would inflate the count match_params matches)."""
+
     supports_state = False
 
-    def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1):
+    def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1,
+                 cross_attention: bool = False):
         super().__init__()
         self.stack = ConvStack(d_model, n_layers, kernel_size, dropout, causal=True)
-        self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.norm = nn.LayerNorm(d_model)
+        self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout) if cross_attention else None
+        self.norm = nn.LayerNorm(d_model) if cross_attention else None
 
     def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
         h = self.stack(x)
         attn = {}
         if memory is not None:
+            if self.cross is None:
+                raise ValueError("this CNN decoder was built without cross_attention: it cannot read a memory")
             a, w = self.cross(h, memory.memory, memory.pad, need_weights=need_weights)
             h = self.norm(h + a)
             if w is not None:

@@ -106,16 +106,21 @@ class CNNEncoder(nn.Module):
 
 # ---------------------------------------------------------------- RNN / GRU / LSTM
 class RNNEncoder(nn.Module):
-    """Fused nn.RNN/GRU/LSTM over packed sequences; bidirectional outputs are projected back to D."""
+    """Fused nn.RNN/GRU/LSTM over packed sequences; bidirectional outputs are projected back to D.
 
-    def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, bidirectional: bool = False):
+    project_memory=False (a decoder that reads only the final state, as seq2seq without attention) builds no
+    output projection: the memory is then the mean of the two directions, which nothing trains on.
+    """
+
+    def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, bidirectional: bool = False,
+                 project_memory: bool = True):
         super().__init__()
         self.cell, self.dirs = cell, 2 if bidirectional else 1
         self.rnn = RNN_CELLS[cell](
             d_model, d_model, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0,
             bidirectional=bidirectional,
         )
-        self.proj = nn.Linear(2 * d_model, d_model) if bidirectional else None
+        self.proj = nn.Linear(2 * d_model, d_model) if bidirectional and project_memory else None
         self.state_proj = nn.Linear(2 * d_model, d_model) if bidirectional else None
 
     def _merge(self, s: torch.Tensor) -> torch.Tensor:  # (layers*dirs, B, D) -> (layers, B, D)
@@ -132,6 +137,8 @@ class RNNEncoder(nn.Module):
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         if self.proj is not None:
             y = self.proj(y)
+        elif self.dirs == 2:
+            y = y.view(*y.shape[:2], 2, -1).mean(2)
         state = tuple(self._merge(s) for s in state) if isinstance(state, tuple) else self._merge(state)
         return EncoderOutput(y, pad, state)
 

@@ -170,7 +170,8 @@ def _seq2seq(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     from ablate.models.seq_models import EncoderDecoder
 
     D, L, p = cfg.d_model, cfg.n_layers, cfg.dropout
-    encoder = ENCODERS.get(cfg.cell)(D, L, p, bidirectional=cfg.bidirectional)
+    attends = (cfg.attention or "none") != "none"
+    encoder = ENCODERS.get(cfg.cell)(D, L, p, bidirectional=cfg.bidirectional, project_memory=attends)
     decoder = DECODERS.get(cfg.cell)(D, L, p, attention=cfg.attention or "none", n_heads=cfg.n_heads or 1,
                                      d_k=cfg.d_k, d_v=cfg.d_v, attention_style=cfg.attention_style or "luong",
                                      input_feeding=bool(cfg.input_feeding))

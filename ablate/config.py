@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union, get_type_hints
+from typing import Any, Optional
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ablate.errors import ConfigError, ConfigErrors
-from ablate.models import ModelConfig, resolve
+from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
+from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 
 
@@ -89,7 +88,7 @@ POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "tr
             "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
 NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
 TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "report", "slurm"]
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
+SECTIONS = {"train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
 
@@ -98,7 +97,7 @@ class RunConfig:
     """Everything that decides one run's numbers (and so its id), plus its logger."""
 
     task: Any
-    model: ModelConfig
+    model: ArchConfig  # the arch's own config class (ARCHS.meta(arch)["config"])
     train: TrainConfig
     seed: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -178,59 +177,6 @@ def parse_overrides(items: list[str], where: str = "command line") -> dict[str, 
     return out
 
 
-def _structured(section: str, cls: type, data: Any, where: str) -> Any:
-    """data merged onto cls's defaults, with unknown keys and wrong types reported by name."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigErrors([ConfigError(section, data, "must be a mapping of keys to values", where)])
-    errors = []
-    valid = [f.name for f in fields(cls)]
-    for key, value in data.items():
-        if key not in valid:
-            errors.append(ConfigError(f"{section}.{key}", value,
-                                      f"unknown key{suggest(key, valid)} (valid: {', '.join(valid)})", where))
-        elif is_dataclass(field_type(cls, key)) and isinstance(value, dict):
-            try:
-                _structured(f"{section}.{key}", field_type(cls, key), value, where)
-            except ConfigErrors as e:
-                errors += e.errors
-    if errors:
-        raise ConfigErrors(errors)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), data)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        key = f"{section}.{e.full_key}" if getattr(e, "full_key", None) else section
-        value = _lookup(data, str(getattr(e, "full_key", "") or ""))
-        expected = f"wrong type: expected {_type_name(cls, str(e.full_key or ''))}" if e.full_key else str(e)
-        raise ConfigErrors([ConfigError(key, value, expected, where)]) from None
-
-
-def field_type(cls: type, key: str) -> Any:
-    return get_type_hints(cls).get(key)
-
-
-def _type_name(cls: type, dotted: str) -> str:
-    t: Any = cls
-    for part in dotted.split("."):
-        t = field_type(t, part) if is_dataclass(t) else None
-    if t is None:
-        return "another type"
-    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-    t = args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
-    return getattr(t, "__name__", str(t))
-
-
-def _lookup(data: dict, dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
     errors = []
     sections = {"task": asdict(cfg.task), "train": asdict(cfg.train), "logger": asdict(cfg.logger)}
@@ -288,15 +234,14 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
             except ConfigErrors as e:
                 errors += e.errors
     parts: dict[str, Any] = {}
-    for section in ("model", "train", "logger"):
+    notes: list[str] = []
+    try:
+        parts["model"], notes = model_config(tree.get("model"), where)
+    except ConfigErrors as e:
+        errors += e.errors
+    for section in ("train", "logger"):
         try:
             parts[section] = _structured(section, SECTIONS[section], tree.get(section), where)
-        except ConfigErrors as e:
-            errors += e.errors
-    notes: list[str] = []
-    if "model" in parts:
-        try:
-            parts["model"], notes = resolve(parts["model"], where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:

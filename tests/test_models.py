@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ablate.errors import ConfigErrors
-from ablate.models import ARCHS, ModelConfig, TaskInfo, build_model, resolve
+from ablate.models import ARCHS, TaskInfo, build_model, model_config, resolve
 from ablate.models.attention import AdditiveAttention, DotAttention, MultiHeadAttention
 from ablate.tasks import TASKS
 from ablate.tasks.vocab import Vocab
@@ -289,19 +289,41 @@ def test_multihead_explicit_path_matches_a_reference():
     torch.testing.assert_close(y, ref_y, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rotary", [False, True])
+def _distance_bias():
+    """A positional encoding that only adds a per-head bias to the scores (ALiBi-like), to exercise that hook."""
+    from ablate.models.positional import PositionalEncoding
+
+    class DistanceBias(PositionalEncoding):
+        def score_bias(self, Lq, Lk, n_heads, device):
+            i = torch.arange(Lk - Lq, Lk, device=device)[:, None]
+            j = torch.arange(Lk, device=device)[None]
+            slopes = torch.tensor([0.5 ** (h + 1) for h in range(n_heads)], device=device)
+            return -(i - j).abs()[None].float() * slopes[:, None, None]  # (H, Lq, Lk)
+
+    return DistanceBias(16)
+
+
+@pytest.mark.parametrize("pos", ["none", "rotary", "bias"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
-def test_sdpa_fast_path_equals_explicit_path(rotary, causal, padded):
+def test_sdpa_fast_path_equals_explicit_path(pos, causal, padded):
+    from ablate.models import POSITIONAL
+
     torch.manual_seed(0)
     D, L = 16, 7
-    mha = MultiHeadAttention(D, 2, rotary=rotary).eval()
+    positional = _distance_bias() if pos == "bias" else POSITIONAL.get(pos)(D, 32)
+    mha = MultiHeadAttention(D, 2, positional=positional).eval()
     x = torch.randn(3, L, D)
     key_pad = _pad_mask([7, 5, 2], L) if padded else None
     fast, none = mha(x, key_pad=key_pad, causal=causal, need_weights=False)
     slow, w = mha(x, key_pad=key_pad, causal=causal, need_weights=True)
     assert none is None and w is not None
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    if pos == "bias":  # the bias reached the scores: weights differ from the same layer without it
+        plain_mha = MultiHeadAttention(D, 2).eval()
+        plain_mha.load_state_dict(mha.state_dict())
+        _, w0 = plain_mha(x, key_pad=key_pad, causal=causal, need_weights=True)
+        assert (w - w0).abs().max() > 1e-3
     # cross-attention (queries from one sequence, keys/values from another)
     mem = torch.randn(3, L + 2, D)
     mem_pad = _pad_mask([9, 4, 1], L + 2) if padded else None
@@ -371,60 +393,63 @@ def test_stateless_generate_is_greedy(arch, tiny_model, assert_greedy):
 
 # ---------------------------------------------------------------- 8. resolve
 def test_resolve_fills_defaults_and_drops_toggles_that_do_not_apply():
-    cfg, notes = resolve(ModelConfig(arch="lstm", n_heads=4, causal_mask=False, d_model=48))
-    assert cfg.d_model == 48 and cfg.n_layers is not None
-    assert cfg.n_heads is None and cfg.causal_mask is None
-    assert any("n_heads" in n and "lstm" in n for n in notes)
-    assert any("causal_mask" in n for n in notes)
+    cfg, notes = model_config(dict(arch="lstm", n_heads=4, causal_mask=False, d_model=48))
+    assert cfg.d_model == 48 and cfg.n_layers == 2
+    assert not hasattr(cfg, "n_heads") and not hasattr(cfg, "causal_mask")  # the lstm's config has neither
+    assert notes == ["model.n_heads, model.causal_mask do not apply to arch 'lstm': ignored for these runs"]
     # two configs differing only in a toggle that does not apply resolve to the same thing
-    assert resolve(ModelConfig(arch="lstm", n_heads=4))[0] == resolve(ModelConfig(arch="lstm"))[0]
+    assert model_config(dict(arch="lstm", n_heads=4))[0] == model_config(dict(arch="lstm"))[0]
     # heads mean nothing for additive attention
-    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention", attention="additive", n_heads=4))
+    cfg, notes = model_config(dict(arch="seq2seq_attention", attention="additive", n_heads=4))
     assert cfg.n_heads is None and any("n_heads" in n for n in notes)
     # transformer: d_k, d_v and d_ff made concrete
-    cfg, notes = resolve(ModelConfig(arch="transformer", d_model=64, n_heads=4))
+    cfg, notes = model_config(dict(arch="transformer", d_model=64, n_heads=4))
     assert (cfg.d_k, cfg.d_v, cfg.d_ff, notes) == (16, 16, 256, [])
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)
 def test_resolve_is_idempotent_and_builds(arch):
-    cfg, _ = resolve(ModelConfig(arch=arch))
+    cfg, _ = model_config(dict(arch=arch))
     again, notes = resolve(cfg)
     assert again == cfg and notes == []
+    assert type(cfg) is ARCHS.meta(arch)["config"] and cfg.arch == arch
 
 
 @pytest.mark.parametrize("cfg,key,value,valid", [
-    (ModelConfig(arch="transformer", pos_encoding="sinus"), "model.pos_encoding", "sinus", "sinusoidal"),
-    (ModelConfig(arch="transformer", norm="mid"), "model.norm", "mid", "pre"),
-    (ModelConfig(arch="seq2seq", cell="lstn"), "model.cell", "lstn", "lstm"),
-    (ModelConfig(arch="seq2seq_attention", attention="none"), "model.attention", "none", "additive"),
-    (ModelConfig(arch="transformer", d_model=30, n_heads=4), "model.n_heads", "4", "valid n_heads: 1, 2, 3, 5"),
-    (ModelConfig(arch="transformer", n_layers=0), "model.n_layers", "0", "> 0"),
-    (ModelConfig(arch="gru", d_model=-8), "model.d_model", "-8", "> 0"),
-    (ModelConfig(arch="cnn", kernel_size=0), "model.kernel_size", "0", "> 0"),
-    (ModelConfig(arch="transformer", dropout=1.5), "model.dropout", "1.5", "[0, 1)"),
-    (ModelConfig(arch="transformr"), "model.arch", "transformr", "transformer"),
+    (dict(arch="transformer", pos_encoding="sinus"), "model.pos_encoding", "sinus", "sinusoidal"),
+    (dict(arch="transformer", norm="mid"), "model.norm", "mid", "pre"),
+    (dict(arch="seq2seq", cell="lstn"), "model.cell", "lstn", "lstm"),
+    (dict(arch="seq2seq_attention", attention="none"), "model.attention", "none", "additive"),
+    (dict(arch="transformer", d_model=30, n_heads=4), "model.n_heads", "4", "valid n_heads: 1, 2, 3, 5"),
+    (dict(arch="transformer", n_layers=0), "model.n_layers", "0", "> 0"),
+    (dict(arch="gru", d_model=-8), "model.d_model", "-8", "> 0"),
+    (dict(arch="cnn", kernel_size=0), "model.kernel_size", "0", "> 0"),
+    (dict(arch="transformer", dropout=1.5), "model.dropout", "1.5", "[0, 1)"),
+    (dict(arch="transformr"), "model.arch", "transformr", "transformer"),
+    (dict(arch="lstm", norm="mid"), "model.norm", "mid", "pre"),  # a typo is an error even where ignored
+    (dict(arch="lstm", n_head=4), "model.n_head", "4", "unknown key"),
+    (dict(arch="transformer", d_k=7, pos_encoding="rotary"), "model.d_k", "7", "even"),
 ])
 def test_resolve_rejects_bad_values_naming_key_value_and_choices(cfg, key, value, valid):
     with pytest.raises(ConfigErrors) as err:
-        resolve(cfg)
+        model_config(cfg)
     msg = str(err.value)
     assert key in msg and value in msg and valid in msg, msg
 
 
 def test_resolve_reports_every_bad_value_at_once():
     with pytest.raises(ConfigErrors) as err:
-        resolve(ModelConfig(arch="transformer", pos_encoding="sinus", norm="mid", n_layers=0))
+        model_config(dict(arch="transformer", pos_encoding="sinus", norm="mid", n_layers=0))
     assert {e.key for e in err.value.errors} == {"model.pos_encoding", "model.norm", "model.n_layers"}
 
 
 def test_build_model_resolves_and_sizes_follow_the_toggles():
-    small = build_model(ModelConfig(arch="transformer", d_model=16, n_heads=2, n_layers=1), INFO)
-    big = build_model(ModelConfig(arch="transformer", d_model=16, n_heads=2, n_layers=2), INFO)
+    small = build_model(model_config(dict(arch="transformer", d_model=16, n_heads=2, n_layers=1))[0], INFO)
+    big = build_model(model_config(dict(arch="transformer", d_model=16, n_heads=2, n_layers=2))[0], INFO)
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(big) > count(small)
     with pytest.raises(ConfigErrors):
-        build_model(ModelConfig(arch="transformer", d_model=30, n_heads=4), INFO)
+        build_model(model_config(dict(arch="transformer", d_model=30, n_heads=4))[0], INFO)
 
 
 @pytest.mark.parametrize("arch", ["seq2seq", "seq2seq_attention"])
@@ -480,8 +505,8 @@ def test_d_k_changes_only_query_and_key_sizes(tiny_model):
     for model in (small_k, small_v):
         assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
     with pytest.raises(ConfigErrors, match="d_k"):
-        resolve(ModelConfig(arch="transformer", d_model=32, n_heads=2, d_k=7, pos_encoding="rotary"))
-    cfg, _ = resolve(ModelConfig(arch="transformer", d_model=64, n_heads=4, d_k=4))
+        model_config(dict(arch="transformer", d_model=32, n_heads=2, d_k=7, pos_encoding="rotary"))
+    cfg, _ = model_config(dict(arch="transformer", d_model=64, n_heads=4, d_k=4))
     assert (cfg.d_k, cfg.d_v) == (4, 16)
 
 
@@ -662,12 +687,12 @@ def test_attention_styles_step_and_decode_like_the_full_forward(toggles, tiny_mo
 
 
 def test_input_feeding_applies_only_to_luong():
-    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention", attention_style="bahdanau", input_feeding=True))
+    cfg, notes = model_config(dict(arch="seq2seq_attention", attention_style="bahdanau", input_feeding=True))
     assert cfg.input_feeding is None and any("input_feeding" in n for n in notes)
-    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention"))
+    cfg, notes = model_config(dict(arch="seq2seq_attention"))
     assert (cfg.attention_style, cfg.input_feeding) == ("luong", False)
     with pytest.raises(ConfigErrors, match="attention_style"):
-        resolve(ModelConfig(arch="seq2seq_attention", attention_style="bahdanu"))
+        model_config(dict(arch="seq2seq_attention", attention_style="bahdanu"))
 
 
 # ---------------------------------------------------------------- every parameter runs

@@ -172,10 +172,12 @@ class CNNDecoder(nn.Module):
 
 # ---------------------------------------------------------------- Transformer
 class TransformerDecoderLayer(nn.Module):
-    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", rotary=False, causal=True):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", positional=None, causal=True,
+                 attention="multihead"):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout, rotary)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout)
+        kind = ATTENTION.get(attention)
+        self.self_attn = kind(d_model, n_heads, d_k, d_v, dropout, positional=positional)
+        self.cross_attn = kind(d_model, n_heads, d_k, d_v, dropout)  # source and target positions differ
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
         self.drop = nn.Dropout(dropout)
@@ -204,10 +206,10 @@ class TransformerDecoder(TransformerStackBase):
     supports_state = False
 
     def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
-                 max_len=512, causal_mask=True):
+                 max_len=512, causal_mask=True, attention="multihead"):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos.rotary, causal_mask)
+            TransformerDecoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos, causal_mask, attention)
             for _ in range(n_layers)
         )
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ablate.models.attention import MultiHeadAttention
-from ablate.models.positional import POSITIONAL
+from ablate.models.attention import ATTENTION
+from ablate.models.positional import POSITIONAL, PositionalEncoding
 from ablate.registry import Registry
 
 ENCODERS = Registry("encoder")
@@ -158,9 +158,10 @@ class FeedForward(nn.Sequential):
 class TransformerEncoderLayer(nn.Module):
     """Self-attention + feed-forward, each residual; norm after (post, as the paper) or before (pre)."""
 
-    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", rotary=False):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post",
+                 positional: Optional[PositionalEncoding] = None, attention: str = "multihead"):
         super().__init__()
-        self.attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, dropout, rotary)
+        self.attn = ATTENTION.get(attention)(d_model, n_heads, d_k, d_v, dropout, positional=positional)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
@@ -177,7 +178,11 @@ class TransformerEncoderLayer(nn.Module):
 
 
 class TransformerStackBase(nn.Module):
-    """Scaled embeddings + positional encoding in; final norm out for pre-norm stacks."""
+    """Scaled embeddings + positional encoding in; final norm out for pre-norm stacks.
+
+    The stack owns its positional encoding (self.pos): embed() adds what it adds to the embeddings, and
+    its self-attention layers get it for their rotate / score_bias hooks.
+    """
 
     def __init__(self, d_model: int, dropout: float, norm: str, pos_encoding: str, max_len: int):
         super().__init__()
@@ -187,16 +192,16 @@ class TransformerStackBase(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pos(x * self.scale))
+        return self.drop(self.pos.embed(x * self.scale))
 
 
 @ENCODERS.register("transformer", help="self-attention encoder of Vaswani et al. 2017 (norm post|pre)")
 class TransformerEncoder(TransformerStackBase):
     def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
-                 max_len=512):
+                 max_len=512, attention="multihead"):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos.rotary)
+            TransformerEncoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos, attention)
             for _ in range(n_layers)
         )
 

@@ -2,13 +2,15 @@
 
 All share one interface, which is all the training harness knows:
     forward(src (B, S), src_len (B,), tgt_in (B, T)) -> logits (B, T, V)   teacher-forced
-    generate(src, src_len, max_len) -> (B, max_len) ids                     free-running greedy
+    generate(src, src_len, max_len) -> (B, max(max_len)) ids                free-running greedy
     forward(..., need_weights=True) also fills .last_attn with name -> (B, H, Lq, Lk)
+and generate runs on the step contract every model implements (see SeqModel).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Union
 
 import torch
 from torch import nn
@@ -54,6 +56,20 @@ class SeqModel(nn.Module):
     """src_embed reads source ids, tgt_embed target ids (one module when the vocabulary is shared), head predicts
     over the target vocabulary. tie_embeddings makes the head's weight tgt_embed's (Vaswani et al. 2017, §3.4);
     with a shared vocabulary that one matrix is then also the source embedding.
+
+    The step contract, all that generate relies on (every preset implements it):
+        prepare(src (B, S), src_len (B,)) -> ctx
+            whatever the steps need of the source, computed once: an EncoderOutput (memory (B, S, D), padding
+            (B, S) True = pad, final state), or the source itself for a prefix LM. Source lengths are handled
+            here and only here: padding past src_len is never read.
+        step(ctx, ys, state) -> (logits (B, n, V), state)
+            logits for the next target token are logits[:, -1]. With supports_state, ys is (B, 1), the newest
+            token only, and state is what the previous step returned (None before the first step: the model
+            starts from ctx); the state is the model's own (a recurrent (n_layers, B, D) tensor or (h, c) pair,
+            a FedState, a position counter) and generate never looks inside it. Without supports_state, ys is
+            the whole prefix (B, t), <bos> first, re-run every step, and state is None.
+        Every row takes a step each time, finished or not: a row's tokens after its <eos> (or beyond its cap)
+        are replaced by <pad> at the end, so the prefix length is the same for all rows.
     """
 
     supports_state = False
@@ -72,26 +88,35 @@ class SeqModel(nn.Module):
             self.head.weight = self.tgt_embed.weight
         self.last_attn: dict[str, torch.Tensor] = {}
 
+    def prepare(self, src: torch.Tensor, src_len: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def step(self, ctx: Any, ys: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
     @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int) -> torch.Tensor:
-        """Greedy decoding from <bos>, feeding back the model's own outputs; (B, max_len)."""
+    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor]) -> torch.Tensor:
+        """Greedy decoding from <bos>, feeding back the model's own outputs.
+
+        max_len: one cap for every row, or a LongTensor (B,) of per-row caps; each row stops at its cap or its
+        <eos>. Returns (B, max(max_len)), <pad> after each row's end.
+        """
         B = src.size(0)
+        caps = torch.as_tensor(max_len, dtype=torch.long, device=src.device).expand(B)
+        longest = int(caps.max()) if B else 0
         ys = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
-        state = None
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        ctx = self.prepare(src, src_len)
-        for _ in range(max_len):
-            if self.supports_state:  # one step on the carried state
-                logits, state = self.step(ctx, ys[:, -1:], state)
-            else:  # re-run the whole prefix (attention and convolutions have no carried state)
-                logits, _ = self.step(ctx, ys, None)
-            nxt = logits[:, -1].argmax(-1)
-            ys = torch.cat([ys, nxt[:, None]], dim=1)
-            done |= nxt == EOS
+        done = caps <= 0
+        ctx, state = self.prepare(src, src_len), None
+        for t in range(longest):
             if done.all():
                 break
+            logits, state = self.step(ctx, ys[:, -1:] if self.supports_state else ys, state)
+            nxt = logits[:, -1].argmax(-1)
+            ys = torch.cat([ys, nxt[:, None]], dim=1)
+            done |= (nxt == EOS) | (caps <= t + 1)
         out = finish(ys[:, 1:])
-        return torch.nn.functional.pad(out, (0, max_len - out.size(1)), value=PAD)
+        out = torch.nn.functional.pad(out, (0, longest - out.size(1)), value=PAD)
+        return out.masked_fill(torch.arange(longest, device=src.device)[None] >= caps[:, None], PAD)
 
 
 class EncoderDecoder(SeqModel):
@@ -164,7 +189,12 @@ class PrefixLM(SeqModel):
 
 
 class MLPModel(SeqModel):
-    """Predicts every target position at once from the flattened input: no order, no recurrence."""
+    """Predicts every target position at once from the flattened input: no order, no recurrence.
+
+    On the step contract: prepare computes all positions' logits; the state is the next position's index.
+    """
+
+    supports_state = True
 
     def __init__(self, info: TaskInfo, d_model: int, d_ff: int, n_layers: int, dropout: float):
         super().__init__(info, d_model, reads_target=False)  # it never reads target tokens
@@ -177,7 +207,14 @@ class MLPModel(SeqModel):
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
         return self._all(src, src_len)[:, : tgt_in.size(1)]
 
-    @torch.no_grad()
-    def generate(self, src, src_len, max_len):
-        out = finish(self._all(src, src_len).argmax(-1))[:, :max_len]
-        return torch.nn.functional.pad(out, (0, max_len - out.size(1)), value=PAD)
+    def prepare(self, src, src_len):
+        return self._all(src, src_len)
+
+    def step(self, ctx, ys, state):
+        t = 0 if state is None else state
+        if t < ctx.size(1):
+            return ctx[:, t : t + 1], t + 1
+        # past the positions it was built for, the MLP has nothing to say: <pad>
+        beyond = torch.full_like(ctx[:, :1], float("-inf"))
+        beyond[..., PAD] = 0.0
+        return beyond, t + 1

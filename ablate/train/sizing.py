@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ablate.models import ModelConfig, TaskInfo, build_model
+from ablate.models import ArchConfig, TaskInfo, build_model
 from ablate.tasks import TaskData, build_task
 
 
@@ -31,6 +31,6 @@ def task_info(task: Any) -> TaskInfo:
     return _INFO[key]
 
 
-def count_params(model: ModelConfig, info: TaskInfo) -> int:
+def count_params(model: ArchConfig, info: TaskInfo) -> int:
     with torch.device("meta"):  # shapes only: no memory, no init
         return sum(p.numel() for p in build_model(model, info).parameters())

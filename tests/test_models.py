@@ -719,3 +719,56 @@ def test_every_parameter_receives_a_gradient(arch, toggles, shared, tiny_model):
     F.cross_entropy(logits.flatten(0, 1), tgt.flatten()).backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"{arch} {toggles}: parameters without a gradient: {dead}"
+
+
+# ---------------------------------------------------------------- the step contract and generate's one path
+@pytest.mark.parametrize("arch,toggles", [*((a, {}) for a in ALL_ARCHS),
+                                          ("seq2seq_attention", {"attention_style": "bahdanau"})])
+def test_generate_honours_per_example_caps(arch, toggles, tiny_model):
+    model = tiny_model(arch, INFO, **toggles)
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3, 6])
+    full = model.generate(src, src_len, 9)
+    caps = torch.tensor([2, 9, 0, 5])
+    capped = model.generate(src, src_len, caps)
+    assert capped.shape == (4, 9)
+    for i, cap in enumerate(caps.tolist()):
+        assert capped[i, :cap].tolist() == full[i, :cap].tolist()
+        assert (capped[i, cap:] == PAD).all(), f"row {i} runs past its cap {cap}"
+    assert model.generate(src, src_len, torch.tensor([3, 1, 2, 3])).shape == (4, 3)
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_every_preset_declares_the_step_contract(arch, tiny_model):
+    """prepare once, then step: with supports_state one token and the carried state, else the whole prefix."""
+    from ablate.models.seq_models import SeqModel
+
+    model = tiny_model(arch, INFO)
+    assert isinstance(model, SeqModel)
+    for name in ("prepare", "step"):
+        assert getattr(type(model), name) is not getattr(SeqModel, name), f"{arch} does not implement {name}"
+    src, src_len = random_src(INFO.vocab_size, [5, 8])
+    ys = torch.tensor([[BOS, 6, 7], [BOS, 8, 9]])
+    with torch.no_grad():
+        ctx, state = model.prepare(src, src_len), None
+        if model.supports_state:
+            for t in range(3):
+                logits, state = model.step(ctx, ys[:, t : t + 1], state)
+        else:
+            logits, state = model.step(ctx, ys, None)
+            assert state is None
+        assert logits.shape[0] == 2 and logits.shape[-1] == INFO.vocab_size
+        torch.testing.assert_close(logits[:, -1], model(src, src_len, ys)[:, -1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+def test_transformer_takes_its_attention_kind_from_the_registry(attention, tiny_model, assert_greedy):
+    from ablate.models.attention import AdditiveAttention, DotAttention
+
+    model = tiny_model("transformer", INFO, attention=attention, pos_encoding="rotary")
+    kind = {"dot": DotAttention, "additive": AdditiveAttention}[attention]
+    assert isinstance(model.encoder.layers[0].attn, kind) and isinstance(model.decoder.layers[0].self_attn, kind)
+    assert model.encoder.layers[0].attn.positional is model.encoder.pos  # hooks of the stack's encoding
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3])
+    assert_greedy(model, src, src_len, model.generate(src, src_len, 6))
+    past, future = _future_changes(model, src, src_len, torch.tensor([[BOS, 5, 6, 7]] * 3), INFO.vocab_size)
+    assert max(past) < 1e-5

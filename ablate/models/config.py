@@ -245,8 +245,9 @@ def model_config(data: Any, where: Optional[str] = None) -> tuple[ArchConfig, li
         owners = [c for c in all_configs() if key in {f.name for f in fields(c)}]
         if not owners:
             valid = sorted(own)
-            errors.append(ConfigError(f"model.{key}", value, f"unknown key{suggest(key, valid)} for arch {arch!r} "
-                                      f"(valid: {', '.join(valid)}; `ablate list` shows every arch's)", where))
+            known = sorted({f.name for c in all_configs() for f in fields(c)})
+            errors.append(ConfigError(f"model.{key}", value, f"unknown key{suggest(key, known)} (valid for arch "
+                                      f"{arch!r}: {', '.join(valid)}; `ablate list` shows every arch's)", where))
         elif value is not None:
             foreign.append(key)
             errors += field_errors(owners[0], "model", where, only={key}, values={key: value})

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from common import Row, cli, finish, interleave, spread
 
-from ablate.models import ModelConfig, TaskInfo, build_model
+from ablate.models import TaskInfo, build_model, model_config
 
 
 def measure(model, src, src_len, tgt_in, tgt, n_steps: int):
@@ -46,8 +46,9 @@ def main() -> list[Row]:
     tgt_in = torch.cat([torch.ones(B, 1, dtype=torch.long), tgt[:, :-1]], 1)
     styles = {"luong": {}, "bahdanau": {"attention_style": "bahdanau"},
               "luong+feeding": {"input_feeding": True}}
-    models = {k: build_model(ModelConfig(arch="seq2seq_attention", d_model=D, n_layers=1, dropout=0.0, **kw), info)
-              for k, kw in styles.items()}
+    cfgs = {k: model_config({"arch": "seq2seq_attention", "d_model": D, "n_layers": 1, **kw})[0]
+            for k, kw in styles.items()}
+    models = {k: build_model(c, info) for k, c in cfgs.items()}
     got = interleave({k: measure(m, src, src_len, tgt_in, tgt, n_steps) for k, m in models.items()}, repeats,
                      warmup=1)
     print(f"B={B} S={S} T={T} D={D} lstm 1 layer, additive: tokens/s "

@@ -107,20 +107,22 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.config import load_experiment
     from ablate.experiment.plan import plan
     from ablate.experiment.store import Store
+    from ablate.experiment.tune import PENDING, tuned_plan
 
     exp = load_experiment(args.experiment, args.overrides)
-    p = plan(exp)
     store = Store(args.runs_dir / exp.name)
-    rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in r.point.items()) or "-", str(r.seed),
-             store.status(r.run_id), r.config.model.arch) for r in p.runs]
+    p, pending = tuned_plan(exp, store.root) if exp.tune else (plan(exp), [])
+    rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in {**r.point, **r.tuned}.items()) or "-",
+             str(r.seed), PENDING if r.run_id == "-" else store.status(r.run_id), r.config.model.arch)
+            for r in [*p.runs, *pending]]
     head = ("run_id", "variant", "grid point", "seed", "status", "arch")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    counts = {s: sum(row[4] == s for row in rows) for s in ("new", "finished", "failed")}
+    counts = {s: sum(row[4] == s for row in rows) for s in ("new", "finished", "failed", PENDING)}
     print(f"{exp.name}: {len(rows)} runs ({counts['new']} new, {counts['finished']} finished, "
-          f"{counts['failed']} failed)")
+          f"{counts['failed']} failed" + (f", {counts[PENDING]} {PENDING}" if pending else "") + ")")
     for note in p.notes:
         print(f"note: {note}")
     return 0

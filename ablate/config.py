@@ -92,7 +92,8 @@ CHOICES = {
 POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
             "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
 NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
-TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "report", "slurm"]
+TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
+            "slurm"]
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
@@ -126,6 +127,7 @@ class Experiment:
     report: ReportConfig
     slurm: SlurmConfig
     description: str = ""
+    tune: dict[str, Any] = field(default_factory=dict)  # dotted key -> candidates, + metric (experiment.tune)
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given plus overrides, for the store
 
 
@@ -367,6 +369,9 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
         if over_v is not None and not isinstance(over_v, dict):
             errors.append(ConfigError(f"variants.{vname}", over_v,
                                       "must be a mapping of dotted keys to values (or {})", where))
+    from ablate.experiment.tune import check_tune  # the experiment package imports this module
+
+    errors += check_tune(raw.get("tune"), grid, where)
     sections = {}
     for section in ("report", "slurm"):
         try:
@@ -378,4 +383,5 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     base = {k: raw.get(k) or {} for k in ("task", "model", "train", "logger")}
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
-                      slurm=sections["slurm"], description=raw.get("description") or header_comment(text), raw=raw)
+                      slurm=sections["slurm"], description=raw.get("description") or header_comment(text),
+                      tune=dict(raw.get("tune") or {}), raw=raw)

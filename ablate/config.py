@@ -371,7 +371,7 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
                                       "must be a mapping of dotted keys to values (or {})", where))
     from ablate.experiment.tune import check_tune  # the experiment package imports this module
 
-    errors += check_tune(raw.get("tune"), grid, where)
+    errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
     sections = {}
     for section in ("report", "slurm"):
         try:

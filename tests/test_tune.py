@@ -94,7 +94,16 @@ def test_a_killed_tuning_stage_resumes_without_retraining(tmp_path, capsys):
     assert after == set(results)
 
 
+def test_tune_seeds_runs_candidates_with_the_first_k_seeds(tmp_path, capsys):
+    path = write(tmp_path, tune={"train.lr": LRS, "seeds": 2})
+    assert main(["plan", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "tuned: 10 runs (8 new, 0 finished, 0 failed, 2 pending tune)" in out  # 2 rows x 2 lr x seeds 0, 1
+    assert "with seed 0, 1" in out
+
+
 @pytest.mark.parametrize("tune, key, words", [
+    ({"train.lr": [0.1], "seeds": 4}, "tune.seeds", "from 1 to the number of seeds (3)"),
     ({"train.lr": []}, "tune.train.lr", "non-empty list"),
     ({"lr": [0.1]}, "tune.lr", "task., model. or train. key"),
     ({"train.lr": [0.1, 0.1]}, "tune.train.lr", "repeat"),

@@ -72,3 +72,5 @@ def test_addprim_sizes_and_share_options():
         build_task(ScanConfig(split="addprim_jump", primitive_share=1.0))
     with pytest.raises(ValueError, match="addprim_jump"):
         build_task(ScanConfig(split="addprim"))
+    with pytest.raises(ValueError, match="primitive_share=0.2 applies only to the addprim splits"):
+        build_task(ScanConfig(split="simple", primitive_share=0.2))

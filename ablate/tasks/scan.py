@@ -142,6 +142,9 @@ def _check(cfg: ScanConfig) -> None:
     if not 0 <= cfg.primitive_share < 1:
         raise ValueError(f"scan: primitive_share={cfg.primitive_share} must be in [0, 1) "
                          "(the bare primitive's share of the addprim training examples; official files: 0.1)")
+    if cfg.split not in ADDPRIM and cfg.primitive_share != ScanConfig.primitive_share:
+        raise ValueError(f"scan: primitive_share={cfg.primitive_share} applies only to the addprim splits "
+                         f"({', '.join(ADDPRIM)}), not to split={cfg.split!r}")
 
 
 def _contains(words: tuple[str, ...] | list[str], phrase: tuple[str, ...]) -> bool:

@@ -76,10 +76,10 @@ def test_tuning_chooses_per_row_reuses_the_first_seed_and_resumes(tmp_path, caps
 
 
 def test_a_killed_tuning_stage_resumes_without_retraining(tmp_path, capsys):
-    path, runs = write(tmp_path, seeds=[0, 1]), tmp_path / "runs"
+    path, runs = write(tmp_path, seeds=[0, 1], variants={"gru": {}}), tmp_path / "runs"
     exp = load_experiment(path)
     p, pending = tuned_plan(exp, runs / "tuned")
-    assert len(p.runs) == 4 and len(pending) == 2
+    assert len(p.runs) == 2 and len(pending) == 1
     assert main(["run", str(path), "--runs-dir", str(runs), "--no-report"]) == 0
     root = runs / "tuned"
     results = {d.name: (d / "result.json").read_text() for d in root.iterdir() if (d / "result.json").is_file()}

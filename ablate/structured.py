@@ -95,9 +95,13 @@ def structured(section: str, cls: type, data: Any, where: Optional[str]) -> Any:
         if key not in valid:
             errors.append(ConfigError(f"{section}.{key}", value,
                                       f"unknown key{suggest(key, valid)} (valid: {', '.join(valid)})", where))
-        elif is_dataclass(field_type(cls, key)) and isinstance(value, dict):
+        elif is_dataclass(_optional(field_type(cls, key))) and value is not None and not isinstance(value, dict):
+            sub = [f.name for f in fields(_optional(field_type(cls, key)))]
+            errors.append(ConfigError(f"{section}.{key}", value, f"must be a mapping with keys {', '.join(sub)}",
+                                      where))
+        elif is_dataclass(_optional(field_type(cls, key))) and isinstance(value, dict):
             try:
-                structured(f"{section}.{key}", field_type(cls, key), value, where)
+                structured(f"{section}.{key}", _optional(field_type(cls, key)), value, where)
             except ConfigErrors as e:
                 errors += e.errors
     if errors:
@@ -114,6 +118,12 @@ def structured(section: str, cls: type, data: Any, where: Optional[str]) -> Any:
 
 def field_type(cls: type, key: str) -> Any:
     return get_type_hints(cls).get(key)
+
+
+def _optional(t: Any) -> Any:
+    """Optional[X] -> X (a section that may be left out, e.g. train.target), else t."""
+    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
+    return args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
 
 
 def _type_name(cls: type, dotted: str) -> str:

@@ -24,9 +24,12 @@ from ablate.registry import suggest
 
 
 def option(default: Any, help: str, *, choices: Union[Sequence[Any], Callable[[], Sequence[Any]], None] = None,
-           minimum: Optional[float] = None, below: Optional[float] = None) -> Any:
-    """A dataclass field with its help text and the values it accepts (None is always accepted: 'auto')."""
-    meta = {"help": help, "choices": choices, "minimum": minimum, "below": below}
+           minimum: Optional[float] = None, above: Optional[float] = None, below: Optional[float] = None) -> Any:
+    """A dataclass field with its help text and the values it accepts (None is always accepted: 'auto').
+
+    minimum: value >= minimum; above: value > above; below: value < below.
+    """
+    meta = {"help": help, "choices": choices, "minimum": minimum, "above": above, "below": below}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -60,6 +63,10 @@ def field_errors(obj: Any, section: str, where: Optional[str], only: Optional[se
     cls = obj if isinstance(obj, type) else type(obj)
     errors = []
     for f in fields(cls):
+        if values is None and is_dataclass(getattr(obj, f.name, None)):  # a sub-section: its own fields
+            if only is None or f.name in only:
+                errors += field_errors(getattr(obj, f.name), f"{section}.{f.name}", where)
+            continue
         if only is not None and f.name not in only:
             continue
         value = values[f.name] if values is not None else getattr(obj, f.name)
@@ -77,6 +84,9 @@ def field_errors(obj: Any, section: str, where: Optional[str], only: Optional[se
             what = "a whole number" if whole else "a number"
             errors.append(ConfigError(key, value, f"must be {what} >= {meta['minimum']:g}"
                                       + (" (> 0)" if meta["minimum"] == 1 and whole else ""), where))
+        elif meta.get("above") is not None and (not number or value <= meta["above"]):
+            what = meta.get("help") or "number"  # e.g. "must be a learning rate > 0"
+            errors.append(ConfigError(key, value, f"must be a {what} > {meta['above']:g}", where))
         elif meta.get("below") is not None and (not number or value >= meta["below"]):
             errors.append(ConfigError(key, value, f"must be a number in [{meta.get('minimum') or 0:g}, "
                                       f"{meta['below']:g})", where))

@@ -107,3 +107,28 @@ def test_a_plugin_adds_an_arch_with_its_own_option_and_a_positional_encoding(tmp
     assert reported.returncode == 0, reported.stderr[-3000:]
     table = (tmp_path / "report/table.md").read_text()
     assert "decay" in table and "sinusoidal" in table and "ff mult" in table
+
+
+@pytest.mark.parametrize("edit,words", [
+    ({"slurm": {"time_min": 0}}, ["slurm.time_min", "0", ">= 1"]),  # was never checked before
+    ({"train": {"monitor": "val/seq_ac"}}, ["train.monitor", "val/seq_ac", "val/seq_acc"]),
+    ({"logger": {"wandb": {"mode": "onlin"}}}, ["logger.wandb.mode", "onlin", "online"]),
+    ({"train": {"label_smoothing": 1.0}}, ["train.label_smoothing", "[0, 1)"]),
+])
+def test_every_section_validates_through_its_dataclass(tmp_path, capsys, edit, words):
+    path = write(tmp_path, {**TRANSFORMER_FILE, **edit})
+    assert main(["plan", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_every_option_of_every_section_carries_its_help():
+    from dataclasses import fields
+
+    from ablate.config import SlurmConfig, TrainConfig, WandbConfig
+    from ablate.models import ARCHS
+
+    classes = [TrainConfig, WandbConfig, SlurmConfig, *(ARCHS.meta(a)["config"] for a in ARCHS.names())]
+    missing = [f"{c.__name__}.{f.name}" for c in classes for f in fields(c) if not f.metadata.get("help")]
+    assert not missing, missing

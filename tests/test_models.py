@@ -772,3 +772,14 @@ def test_transformer_takes_its_attention_kind_from_the_registry(attention, tiny_
     assert_greedy(model, src, src_len, model.generate(src, src_len, 6))
     past, future = _future_changes(model, src, src_len, torch.tensor([[BOS, 5, 6, 7]] * 3), INFO.vocab_size)
     assert max(past) < 1e-5
+
+
+def test_model_config_shorthand_builds_the_arch_config():
+    from ablate.models import ModelConfig
+    from ablate.models.config import RecurrentConfig, TransformerConfig
+
+    cfg = ModelConfig(arch="transformer", d_model=32, n_heads=2, d_k=4)
+    assert isinstance(cfg, TransformerConfig) and (cfg.d_k, cfg.d_v, cfg.d_ff) == (4, 16, 128)
+    assert isinstance(ModelConfig(arch="gru"), RecurrentConfig)
+    with pytest.raises(ConfigErrors, match="model.norm"):
+        ModelConfig(arch="transformer", norm="mid")

@@ -8,7 +8,7 @@ from importlib import import_module
 from typing import Any
 
 from ablate.models.components import ATTENTION, POSITIONAL
-from ablate.models.config import ARCHS, ArchConfig, model_config, resolve
+from ablate.models.config import ARCHS, ArchConfig, ModelConfig, model_config, resolve
 from ablate.models.presets import build_model
 
 _LAZY = {
@@ -25,4 +25,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ablate.models' has no attribute {name!r}")
 
 
-__all__ = ["ARCHS", "ATTENTION", "POSITIONAL", "ArchConfig", "build_model", "model_config", "resolve", *_LAZY]
+__all__ = ["ARCHS", "ATTENTION", "POSITIONAL", "ArchConfig", "ModelConfig", "build_model", "model_config", "resolve",
+           *_LAZY]

@@ -273,3 +273,9 @@ def model_config(data: Any, where: Optional[str] = None) -> tuple[ArchConfig, li
 def all_configs() -> list[type]:
     """Each registered config class once, in arch-name order."""
     return list({id(c): c for c in (config_class(a) for a in ARCHS.names())}.values())
+
+
+def ModelConfig(**options: Any) -> ArchConfig:  # noqa: N802 - reads as the constructor it stands for
+    """The config of options["arch"] (default transformer) from keyword options, resolved: a shorthand for
+    model_config(options)[0], for code and tests that build a model in one line."""
+    return model_config(options)[0]

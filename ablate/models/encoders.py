@@ -192,7 +192,7 @@ class TransformerStackBase(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pos.embed(x * self.scale))
+        return self.drop(self.pos(x * self.scale))  # forward = embed (so forward hooks see it)
 
 
 @ENCODERS.register("transformer", help="self-attention encoder of Vaswani et al. 2017 (norm post|pre)")

@@ -228,3 +228,14 @@ def test_table_footnote_names_the_bleu_signature():
                             bleu_signature=sig, **{"test/bleu": 30.0 + i, "test/chrf": 50.0}) for i in range(2)])
     s = summarize(df, "test/bleu")
     assert sig in to_markdown(s) and sig in to_latex(s) and "chrF" in to_markdown(s)
+
+
+def test_result_records_the_longest_training_lengths_not_the_test_ones(tmp_path):
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "test_min_len": 6,
+                     "test_max_len": 7, "n_train": 16, "n_val": 4, "n_test": 4},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1}, "train": {"max_steps": 1, "batch_size": 16}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    res = fit(cfg, tmp_path)
+    assert (res["max_train_src_len"], res["max_train_tgt_len"]) == (4, 5)  # the target's <eos> included

@@ -199,7 +199,8 @@ def synthetic_cases() -> list[tuple[str, dict]]:
     return cases
 
 
-@pytest.mark.parametrize("name,kw", synthetic_cases(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("name,kw", synthetic_cases(),
+                         ids=[n + ("-shifted_test" if "test_min_len" in kw else "") for n, kw in synthetic_cases()])
 def test_synthetic_splits_are_disjoint_at_a_small_space(name, kw):
     cls = task_config_class(name)
     data = build_task(cls(name=name, **{k: v for k, v in kw.items() if k in cls.__dataclass_fields__}))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 # sacreBLEU warns through its logger (e.g. "lines that end in a tokenized period"); keep it off the terminal.
 logging.getLogger("sacrebleu").setLevel(logging.ERROR)
 
-BLEU_TOKENIZERS = ("13a", "none", "intl", "char", "zh", "flores101", "flores200")  # sacreBLEU's, without extras
+BLEU_TOKENIZERS = ("13a", "none", "intl", "char", "zh")  # sacreBLEU's that need no extra package or download
 Detokenize = Callable[[list[str]], str]
 
 

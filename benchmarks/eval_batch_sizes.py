@@ -1,6 +1,6 @@
 """One checkpoint, evaluated at several eval batch sizes: the numbers must not move.
 
-    .venv/bin/python benchmarks/eval_batch_sizes.py RUN_DIR [--sizes 1 7 8 64 128 256]
+    .venv/bin/python benchmarks/eval_batch_sizes.py RUN_DIR [--sizes 1 7 8 64 128 256] [--epochs 3]
 
 RUN_DIR is trained first (a small translate Transformer with label smoothing 0.1, about a minute on 2 CPU
 cores) unless it already holds a checkpoint; then its test split is evaluated once per batch size with the
@@ -22,13 +22,14 @@ TREE = {
 }
 
 
-def train(run_dir: Path) -> None:
+def train(run_dir: Path, epochs: int) -> None:
     from ablate.config import build_run
     from ablate.train.fit import fit
 
-    cfg, _ = build_run(TREE, seed=0, where="eval_batch_sizes")
+    tree = {**TREE, "train": {**TREE["train"], "max_epochs": epochs}}
+    cfg, _ = build_run(tree, seed=0, where="eval_batch_sizes")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(json.dumps({"seed": 0, **TREE}))  # unresolved: older code reads it too
+    (run_dir / "config.yaml").write_text(json.dumps({"seed": 0, **tree}))  # unresolved: older code reads it too
     res = fit(cfg, run_dir)
     (run_dir / "result.json").write_text(json.dumps(res, default=str))
 
@@ -65,10 +66,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 7, 8, 64, 128, 256])
+    p.add_argument("--epochs", type=int, default=3, help="training epochs when RUN_DIR has no checkpoint yet")
     args = p.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     if not (args.run_dir / "checkpoints").is_dir():
-        train(args.run_dir)
+        train(args.run_dir, args.epochs)
     for row in evaluate(args.run_dir, args.sizes):
         print(json.dumps(row))
 

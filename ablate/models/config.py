@@ -133,7 +133,7 @@ class Seq2SeqAttentionConfig(Seq2SeqConfig):
     d_v: Optional[int] = option(None, "per-head value size, multihead only (default d_model / n_heads)", minimum=1)
     attention_style: str = option("luong", "luong: scores from the current output, fused RNN kernel; bahdanau: "
                                   "scores from the previous state, context fed into the RNN (a per-step loop, "
-                                  "~1.8x slower to train)", choices=["luong", "bahdanau"])
+                                  "~2x slower to train)", choices=["luong", "bahdanau"])
     input_feeding: Optional[bool] = option(False, "luong only: feed each output into the next step's input")
 
     def derive(self) -> tuple[ArchConfig, list[str]]:

@@ -80,7 +80,9 @@ class Registry:
         return item
 
     def meta(self, name: str) -> dict[str, Any]:
-        self.get(name)
+        """The entry's description and options; a declared entry's module is not imported for this."""
+        if name not in self._items:
+            raise UnknownName(self.kind, name, self.names())
         return self._meta[name]
 
     def names(self) -> list[str]:

@@ -132,3 +132,14 @@ def test_every_option_of_every_section_carries_its_help():
     classes = [TrainConfig, WandbConfig, SlurmConfig, *(ARCHS.meta(a)["config"] for a in ARCHS.names())]
     missing = [f"{c.__name__}.{f.name}" for c in classes for f in fields(c) if not f.metadata.get("help")]
     assert not missing, missing
+
+
+def test_planning_imports_no_torch(tmp_path):
+    """Validation reads component names and options from declarations; torch loads only to build a model."""
+    path = write(tmp_path, {**TRANSFORMER_FILE, "variants": {"a": {}, "b": {"model.pos_encoding": "learned"}}})
+    code = ("import sys; from ablate.config import load_experiment; from ablate.experiment.plan import plan; "
+            f"plan(load_experiment({str(path)!r})); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -56,6 +56,17 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How validation and test decode; never what is trained (a run differing only here reuses the trained
+    checkpoint of the finished one and only re-tests: ablate.train.reuse)."""
+
+    beam_size: int = option(1, "hypotheses kept per example when decoding; 1 = greedy (seq_acc's default)",
+                            minimum=1)
+    length_penalty: float = option(1.0, "beam search ranks finished hypotheses by score / length ** this "
+                                   "(0: raw log-probability)", minimum=0)
+
+
+@dataclass
 class WandbConfig:
     project: str = option("ablate", "W&B project")
     mode: str = option("disabled", "W&B mode", choices=["disabled", "offline", "online"])
@@ -88,9 +99,9 @@ class SlurmConfig:
 
 
 CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
-TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
+TOP_KEYS = ["name", "description", "task", "model", "train", "eval", "logger", "seeds", "grid", "variants", "tune", "report",
             "slurm"]
-SECTIONS = {"train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
+SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
 
@@ -103,13 +114,23 @@ class RunConfig:
     train: TrainConfig
     seed: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def identity(self) -> dict[str, Any]:
+    def training_identity(self) -> dict[str, Any]:
+        """What decides the trained weights: everything but eval (and the logger)."""
         return {"task": asdict(self.task), "model": asdict(self.model), "train": asdict(self.train),
                 "seed": self.seed}
 
+    def identity(self) -> dict[str, Any]:
+        """What decides the run's numbers; eval enters only when not the default, so runs planned before
+        the eval section existed keep their ids."""
+        ident = self.training_identity()
+        if self.eval != EvalConfig():
+            ident["eval"] = asdict(self.eval)
+        return ident
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.identity(), "logger": asdict(self.logger)}
+        return {**self.identity(), "eval": asdict(self.eval), "logger": asdict(self.logger)}
 
 
 @dataclass
@@ -182,7 +203,8 @@ def parse_overrides(items: list[str], where: str = "command line") -> dict[str, 
 
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
     """Each section's values against its dataclass's declared choices and bounds, plus the checks between keys."""
-    errors = field_errors(cfg.train, "train", where) + field_errors(cfg.logger, "logger", where)
+    errors = (field_errors(cfg.train, "train", where) + field_errors(cfg.eval, "eval", where)
+              + field_errors(cfg.logger, "logger", where))
     if isinstance(cfg.task.seed, int) and cfg.task.seed < 0:  # tasks check their own options
         errors.append(ConfigError("task.seed", cfg.task.seed, "must be >= 0", where))
     check = TASKS.meta(cfg.task.name).get("check")
@@ -231,14 +253,15 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
         parts["model"], notes = model_config(tree.get("model"), where)
     except ConfigErrors as e:
         errors += e.errors
-    for section in ("train", "logger"):
+    for section in ("train", "eval", "logger"):
         try:
             parts[section] = _structured(section, SECTIONS[section], tree.get(section), where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:
         raise ConfigErrors(errors)
-    cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"])
+    cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"],
+                    eval=parts["eval"])
     errors = _check_values(cfg, where)
     if errors:
         raise ConfigErrors(errors)
@@ -301,7 +324,7 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
             errors += e.errors
     if errors:
         raise ConfigErrors(errors)
-    base = {k: raw.get(k) or {} for k in ("task", "model", "train", "logger")}
+    base = {k: raw.get(k) or {} for k in ("task", "model", "train", "eval", "logger")}
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
                       slurm=sections["slurm"], description=raw.get("description") or header_comment(text),

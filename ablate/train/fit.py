@@ -41,6 +41,7 @@ from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
+from ablate.train.reuse import find_trained, train_id
 from ablate.train.sizing import info_of
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -107,7 +108,10 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     info = info_of(data)
     model = build_model(cfg.model, info)
     params = sum(p.numel() for p in model.parameters())
-    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, decode_caps=decode_caps(data, info.max_tgt_len))
+    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, decode_caps=decode_caps(data, info.max_tgt_len),
+                       test_decoding={"beam_size": cfg.eval.beam_size, "length_penalty": cfg.eval.length_penalty}
+                       if cfg.eval.beam_size > 1 else None)
+    trained = find_trained(cfg, run_dir) if world == 1 else None  # only eval.* differs: test its weights
     dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
@@ -127,12 +131,15 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    if trained is None:
+        trainer.fit(module, datamodule=dm)
     fit_time = time.perf_counter() - t0
     if trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
         raise KeyboardInterrupt
     use_best = t.test_on == "best" and ckpt.best_model_path
     test_ckpt = ckpt.best_model_path if use_best else None
+    if trained is not None:
+        use_best, test_ckpt = t.test_on == "best", str(trained.checkpoint)
     tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
     for lg in loggers[1:]:
         lg.experiment.finish()
@@ -165,6 +172,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         **stop_fields(stoppers),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
+        "train_id": train_id(cfg),
+        **(trained.fields() if trained is not None else {}),
         "reproduce": {
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
             "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,

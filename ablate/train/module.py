@@ -39,10 +39,13 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 class SeqModule(pl.LightningModule):
     def __init__(self, model: SeqModel, train_cfg: Any, vocab: Vocab, kind: str = "seq2seq",
                  extra_metrics: dict[str, Callable] | None = None, *,
-                 decode_caps: Callable[[torch.Tensor], torch.Tensor]):
+                 decode_caps: Callable[[torch.Tensor], torch.Tensor], test_decoding: dict[str, Any] | None = None):
         super().__init__()
         self.model, self.cfg, self.vocab, self.kind = model, train_cfg, vocab, kind
         self.decode_caps = decode_caps  # src_len (B,) -> per-example decoding caps (B,)
+        # eval.beam_size / length_penalty: the test only; validation stays greedy, so they never change
+        # which checkpoint training keeps
+        self.test_decoding = test_decoding or {}
         self.extra_metrics = extra_metrics or {}
         self._sums: dict[str, torch.Tensor] = {}
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
@@ -73,11 +76,11 @@ class SeqModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
         logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
                               reduction="sum")  # no smoothing: the reported loss is the NLL per target token
-        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]))
+        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]), **decoding)
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
         sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
@@ -113,7 +116,7 @@ class SeqModule(pl.LightningModule):
         self.test_rows, self.test_text = [], []
 
     def test_step(self, batch, batch_idx):
-        r = self._evaluate(batch)
+        r = self._evaluate(batch, **self.test_decoding)
         self.test_rows.append({"length": batch["src_len"].cpu(), "tokens": r["tokens"].cpu(),
                                "token_correct": r["token_correct"].cpu(), "seq_correct": r["seq_correct"].cpu()})
         if self.extra_metrics:

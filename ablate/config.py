@@ -99,8 +99,8 @@ class SlurmConfig:
 
 
 CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
-TOP_KEYS = ["name", "description", "task", "model", "train", "eval", "logger", "seeds", "grid", "variants", "tune", "report",
-            "slurm"]
+TOP_KEYS = ["name", "description", "task", "model", "train", "eval", "logger", "seeds", "grid", "variants", "tune",
+            "report", "slurm"]
 SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 

@@ -173,6 +173,7 @@ def test_without_the_causal_mask_the_transformer_decodes_by_rerunning_the_prefix
 # ---------------------------------------------------------------- positional hooks at absolute positions
 def test_position_aware_hooks_agree_with_the_plain_ones():
     import toy_arch  # noqa: F401
+
     from ablate.models.components import POSITIONAL
     from ablate.models.positional import PositionalEncoding, rope
 
@@ -227,3 +228,195 @@ def test_cached_decoding_of_a_trained_model_is_the_teacher_forced_argmax(arch, t
     out = model.generate(test["src"], test["src_len"], test["tgt"].size(1))
     assert_greedy(model, test["src"], test["src_len"], out)
     assert torch.equal(out, model.generate(test["src"], test["src_len"], test["tgt"].size(1), cache=False))
+
+
+# ---------------------------------------------------------------- linear attention (Katharopoulos et al. 2020)
+LINEAR = {**TRANSFORMER, "attention": "linear"}
+
+
+def test_linear_attention_is_the_kernelised_formula():
+    """phi = elu + 1; each output is sum_j phi(q).phi(k_j) v_j / sum_j phi(q).phi(k_j) over the allowed keys."""
+    from ablate.models.components import ATTENTION
+    from ablate.models.linear_attention import phi
+
+    torch.manual_seed(0)
+    attn = ATTENTION.get("linear")(16, n_heads=2)
+    x = torch.randn(3, 6, 16)
+    pad = torch.arange(6)[None] >= torch.tensor([6, 4, 2])[:, None]
+    q, (k, v) = attn._q(x), attn._kv(x)
+    for causal in (False, True):
+        w = phi(q) @ phi(k).transpose(-2, -1)  # (B, H, L, L), all positive
+        allowed = ~pad[:, None, None, :]
+        if causal:
+            allowed = allowed & torch.ones(6, 6, dtype=torch.bool).tril()
+        w = w * allowed
+        ref = attn._out((w / w.sum(-1, keepdim=True)) @ v)
+        out, weights = attn(x, key_pad=pad, causal=causal, need_weights=True)
+        keep = ~pad[..., None] if causal else torch.ones_like(pad)[..., None]  # padded queries may see nothing
+        torch.testing.assert_close(out * keep, ref * keep, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(weights.sum(-1)[~pad[:, None].expand(-1, 2, -1)],
+                                   torch.ones(int((~pad).sum()) * 2), atol=1e-5, rtol=1e-5)
+
+
+def test_linear_attention_decodes_with_a_constant_size_state(tiny_model):
+    model = tiny_model("transformer", INFO, **LINEAR)
+    assert "linear" in __import__("ablate.models.components", fromlist=["ATTENTION"]).ATTENTION.names()
+    src, src_len = random_src([5, 8, 3])
+    ctx = model.prepare(src, src_len)
+    state = model.start(ctx)
+    sizes = []
+    for tok in (BOS, 5, 6, 7, 8):
+        _, state = model.step(ctx, torch.full((3, 1), tok), state)
+        sizes.append([tuple(t.shape) for c in state.layers for t in c])
+    assert all(s == sizes[0] for s in sizes), "the state does not grow with the prefix"
+    assert sizes[0][:2] == [(3, 2, 16, 16), (3, 2, 16)]  # S (B, H, d_k, d_v) and z (B, H, d_k)
+
+
+def test_linear_attention_refuses_a_score_bias_encoding():
+    import toy_arch  # noqa: F401 - distance_decay biases scores
+
+    from ablate.models.components import ATTENTION, POSITIONAL
+
+    with pytest.raises(ValueError, match="no score matrix"):
+        ATTENTION.get("linear")(16, 2, positional=POSITIONAL.get("distance_decay")(16))
+
+
+def test_linear_attention_is_causal(tiny_model):
+    from test_models import _future_changes
+
+    model = tiny_model("transformer", INFO, **LINEAR)
+    src, src_len = random_src([5, 8, 3, 6])
+    tgt_in = torch.cat([torch.full((4, 1), BOS), random_src([7] * 4, seed=2)[0]], 1)
+    past, future = _future_changes(model, src, src_len, tgt_in, INFO.vocab_size)
+    assert max(past) < 1e-5, f"logits at t changed when only tokens after t changed: {past}"
+    assert min(future) > 1e-5, f"later logits ignore later tokens: {future}"
+
+
+def test_linear_attention_logits_do_not_depend_on_batch_padding(tiny_task, tiny_model, batch_of):
+    data = tiny_task("reverse")
+    model = tiny_model("transformer", data, **LINEAR)
+    b = batch_of(data.train, 12)
+    assert b["src_len"].min() < b["src_len"].max()
+    with torch.no_grad():
+        full = model(b["src"], b["src_len"], b["tgt_in"])
+        for i in range(12):
+            s, t = int(b["src_len"][i]), int(b["tgt_len"][i])
+            alone = model(b["src"][i : i + 1, :s], b["src_len"][i : i + 1], b["tgt_in"][i : i + 1, :t])
+            torch.testing.assert_close(full[i, :t], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_linear_attention_transformer_fits_reverse(tiny_task, tiny_model, batch_of):
+    from test_learning import REVERSE as FIT_REVERSE
+    from test_learning import seq_acc, train_until_perfect
+
+    data = tiny_task("reverse", **FIT_REVERSE)
+    b = batch_of(data.train)
+    model = tiny_model("transformer", data, seed=0, d_model=64, n_layers=1, n_heads=4, d_ff=128,
+                       attention="linear")
+    steps = train_until_perfect(model, b, max_steps=400)
+    assert steps is not None, f"linear attention did not fit reverse (seq_acc {seq_acc(model, b):.2f})"
+
+
+# ---------------------------------------------------------------- beam search
+A, B_ = 4, 5  # two ordinary tokens
+
+
+class HandBuilt(SeqModel):
+    """Next-token probabilities by prefix (a re-run model): greedy takes A (0.6), then A (0.4), then <eos> (1.0):
+    0.24; the better sequence starts with the less likely B: B <eos> = 0.4 * 0.9 = 0.36."""
+
+    TABLE = {(): {A: 0.6, B_: 0.4}, (A,): {A: 0.4, B_: 0.3, EOS: 0.3}, (B_,): {EOS: 0.9, A: 0.1},
+             (A, A): {EOS: 1.0}, (A, B_): {EOS: 1.0}, (B_, A): {EOS: 1.0}}
+
+    def __init__(self):
+        super().__init__(TaskInfo(6, 6, 4, 4), 4)
+
+    def prepare(self, src, src_len):
+        return src
+
+    def reorder(self, ctx, state, idx):
+        return (None if ctx is None else ctx[idx]), state
+
+    def step(self, ctx, ys, state):
+        rows = []
+        for y in ys.tolist():
+            p = torch.full((6,), 1e-9)
+            for tok, pr in self.TABLE.get(tuple(t for t in y[1:] if t != PAD), {EOS: 1.0}).items():
+                p[tok] = pr
+            rows.append(p.log())
+        return torch.stack(rows)[:, None], None
+
+
+def test_beam_two_finds_the_more_likely_sequence_greedy_misses():
+    model = HandBuilt()
+    src, src_len = torch.ones(2, 1, dtype=torch.long), torch.ones(2, dtype=torch.long)
+    greedy = model.generate(src, src_len, 4)
+    assert greedy[0].tolist() == [A, A, EOS, PAD]
+    beam = model.generate(src, src_len, torch.tensor([4, 1]), beam_size=2, length_penalty=0.0)
+    assert beam[0].tolist() == [B_, EOS, PAD, PAD]  # 0.36 > 0.24
+    assert beam[1].tolist() == [A, PAD, PAD, PAD]  # its cap of 1: the most likely first token
+    # length_penalty 1 ranks by log-probability per token: A A <eos> (log 0.24 / 3) beats B <eos> (log 0.36 / 2)
+    assert model.generate(src, src_len, 4, beam_size=2, length_penalty=1.0)[0].tolist() == [A, A, EOS, PAD]
+
+
+@pytest.mark.parametrize("arch,toggles", [("transformer", TRANSFORMER), ("cnn", {}), ("gru", {}),
+                                          ("seq2seq_attention", {}), ("mlp", {}),
+                                          ("toy_lm", {**TOY, "pos_encoding": "rotary"}),
+                                          ("transformer", {**TRANSFORMER, "causal_mask": False})], ids=_ids)
+def test_beam_one_is_greedy_and_a_cached_beam_equals_a_rerun_one(arch, toggles, tiny_model):
+    from ablate.models.beam import beam_search
+
+    model = _build(tiny_model, arch, toggles, 1)
+    src, src_len = random_src([5, 8, 3, 1, 6], 1)
+    caps = torch.tensor([9, 4, 9, 2, 7])
+    greedy = model.generate(src, src_len, caps)
+    assert torch.equal(beam_search(model, src, src_len, caps, 1), greedy)
+    beam = model.generate(src, src_len, caps, beam_size=4, length_penalty=0.0)
+    assert beam.shape == greedy.shape and (beam[torch.arange(9)[None].expand(5, -1) >= caps[:, None]] == PAD).all()
+    if model.supports_state:  # the cached beam follows its hypotheses' states: same result as re-running
+        assert torch.equal(beam, model.generate(src, src_len, caps, beam_size=4, length_penalty=0.0, cache=False))
+    # batched: each row's result is what it gets alone
+    for i in (0, 3):
+        s = int(src_len[i])
+        alone = model.generate(src[i : i + 1, :s], src_len[i : i + 1], caps[i : i + 1], beam_size=4,
+                               length_penalty=0.0)
+        assert alone[0].tolist() == beam[i, : alone.size(1)].tolist()
+
+
+# ---------------------------------------------------------------- eval.* re-tests, never retrains
+def test_changing_only_eval_beam_size_retrains_nothing(tmp_path, monkeypatch):
+    from ablate import load_results
+    from ablate.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    exp = {"name": "beam", "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 64,
+                                    "n_val": 16, "n_test": 32},
+           "model": {"arch": "transformer", "d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+           "train": {"max_epochs": 2, "batch_size": 32}}
+    path = tmp_path / "beam.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    assert main(["run", str(path), "--runs-dir", "runs", "--no-report"]) == 0
+    import ablate.train.fit as fit_module
+
+    fits = []
+    real_trainer = fit_module.pl.Trainer
+
+    class Counting(real_trainer):
+        def fit(self, *a, **kw):
+            fits.append(1)
+            return super().fit(*a, **kw)
+
+    monkeypatch.setattr(fit_module.pl, "Trainer", Counting)
+    assert main(["run", str(path), "--runs-dir", "runs", "--no-report", "eval.beam_size=3",
+                 "eval.length_penalty=0.5"]) == 0
+    assert fits == [], "a run differing only in eval.* must not train"
+    df = load_results("runs/beam").set_index("eval.beam_size")
+    assert sorted(df.index) == [1, 3]
+    first, second = (json.loads((Path("runs/beam") / df.loc[b, "run_id"] / "result.json").read_text())
+                     for b in (1, 3))
+    assert second["reused_from"] == df.loc[1, "run_id"] and second["train_id"] == first["train_id"]
+    assert second["steps"] == first["steps"] and second["best_val"] == first["best_val"]
+    assert "test/seq_acc" in second["metrics"]
+    # a change to what is trained does train
+    assert main(["run", str(path), "--runs-dir", "runs", "--no-report", "train.lr=0.003"]) == 0
+    assert fits == [1]

@@ -68,7 +68,7 @@ class KVCache:
     k: torch.Tensor
     v: torch.Tensor
 
-    def select(self, idx: torch.Tensor) -> "KVCache":
+    def select(self, idx: torch.Tensor) -> KVCache:
         return KVCache(self.k[idx], self.v[idx])
 
 

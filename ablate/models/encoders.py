@@ -30,7 +30,7 @@ class EncoderOutput:
     state: object = None  # recurrent final state, (n_layers, B, D) or a (h, c) pair; None if not recurrent
     attn: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, H, S, S) when asked for
 
-    def select(self, idx: torch.Tensor) -> "EncoderOutput":
+    def select(self, idx: torch.Tensor) -> EncoderOutput:
         """Rows idx (beam search repeats and reorders them); a recurrent state has its batch on dim 1."""
         state = self.state
         if isinstance(state, tuple):

@@ -420,3 +420,20 @@ def test_changing_only_eval_beam_size_retrains_nothing(tmp_path, monkeypatch):
     # a change to what is trained does train
     assert main(["run", str(path), "--runs-dir", "runs", "--no-report", "train.lr=0.003"]) == 0
     assert fits == [1]
+
+
+def test_a_body_without_reorder_gets_its_batch_first_state_indexed():
+    from dataclasses import dataclass
+
+    from ablate.models.seq_models import index_rows
+
+    @dataclass
+    class S:
+        h: torch.Tensor
+        parts: tuple
+        t: int
+
+    s = S(torch.arange(4)[:, None] * 1.0, (torch.arange(4), {"z": torch.arange(4) * 2}), 7)
+    r = index_rows(s, torch.tensor([2, 2, 0]))
+    assert r.h[:, 0].tolist() == [2, 2, 0] and r.parts[0].tolist() == [2, 2, 0]
+    assert r.parts[1]["z"].tolist() == [4, 4, 0] and r.t == 7

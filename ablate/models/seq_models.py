@@ -9,6 +9,7 @@ and generate runs on the step contract every model implements (see SeqModel).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -44,6 +45,28 @@ class TaskInfo:
     def vocab_size(self) -> int:
         """The size of what the model predicts: the target vocabulary."""
         return self.tgt_vocab_size
+
+
+def index_rows(state: Any, idx: torch.Tensor) -> Any:
+    """Rows idx of a state made of batch-first tensors (in tuples, lists, dicts, dataclasses); other values
+    (counters) are kept. The fallback for a decoder or body without a reorder method of its own."""
+    if isinstance(state, torch.Tensor):
+        return state[idx]
+    if isinstance(state, (tuple, list)):
+        return type(state)(index_rows(s, idx) for s in state)
+    if isinstance(state, dict):
+        return {k: index_rows(v, idx) for k, v in state.items()}
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.replace(state, **{f.name: index_rows(getattr(state, f.name), idx)
+                                             for f in dataclasses.fields(state)})
+    return state
+
+
+def _reorder(module: nn.Module, state: Any, idx: torch.Tensor) -> Any:
+    if state is None:
+        return None
+    reorder = getattr(module, "reorder", None)
+    return reorder(state, idx) if reorder is not None else index_rows(state, idx)
 
 
 def finish(tokens: torch.Tensor) -> torch.Tensor:
@@ -178,7 +201,7 @@ class EncoderDecoder(SeqModel):
         return None
 
     def reorder(self, enc, state, idx):
-        return (None if enc is None else enc.select(idx)), None if state is None else self.decoder.reorder(state, idx)
+        return (None if enc is None else enc.select(idx)), _reorder(self.decoder, state, idx)
 
     def step(self, enc, ys, state, need_weights=False):
         if state is None and self.supports_state:
@@ -233,7 +256,7 @@ class PrefixLM(SeqModel):
 
     def reorder(self, ctx, state, idx):
         ctx = None if ctx is None else (ctx[0][idx], ctx[1][idx])
-        return ctx, None if state is None else self.body.reorder(state, idx)
+        return ctx, _reorder(self.body, state, idx)
 
     def rerun(self, ctx, ys):
         return self.forward(ctx[0], ctx[1], ys)

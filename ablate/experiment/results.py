@@ -8,7 +8,7 @@ import pandas as pd
 import yaml
 
 from ablate.config import flatten
-from ablate.experiment.store import read_result
+from ablate.experiment.store import atomic_write, read_result
 
 FIRST = ["run_id", "variant", "label", "seed", "status"]
 
@@ -39,3 +39,11 @@ def results_frame(root: str | Path) -> pd.DataFrame:
 def load_results(path: str | Path) -> pd.DataFrame:
     """The results table of runs/<name> (rebuilt from its run directories)."""
     return results_frame(path)
+
+
+def rebuild_results(root: str | Path) -> Path:
+    """results.csv rebuilt from every run directory, atomically: it is derived, so a corrupt one is replaced,
+    and two drivers finishing at once each write a whole file."""
+    path = Path(root) / "results.csv"
+    atomic_write(path, results_frame(root).to_csv(index=False))
+    return path

@@ -1,7 +1,9 @@
 """Executors run a list of RunSpecs and hand each result back to the driver as it finishes.
 
-The driver (runner.py) owns the store: it writes config.yaml before a run
-starts and result.json after it ends, whichever executor ran it.
+The driver (runner.py) owns the store: it claims a run and writes its
+config.yaml in on_start (which returns False for a run not to start: finished
+or claimed elsewhere meanwhile, or the store failed) and result.json after it
+ends, whichever executor ran it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self.threads = threads_per_run(self.workers)
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if self.workers == 1:  # in this process: no start-up cost per run
             for spec in specs:

@@ -146,7 +146,7 @@ class RayExecutor:
                 print(f"warning: runs needing {need['CPU']:g} CPUs and {need['GPU']:g} GPUs fit on no node of this "
                       "Ray cluster now; they wait until one joins (Ctrl-C to stop)", file=self.out, flush=True)
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if not specs:
             return

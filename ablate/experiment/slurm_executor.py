@@ -9,6 +9,10 @@ which must be on a file system the nodes share (as it is on any SLURM
 cluster); the driver waits for the jobs, then records each result. submitit
 keeps each job's script, stdout and stderr under runs/<name>/slurm/<job id>/.
 
+Jobs are submitit checkpointables (ResumableRun): on preemption or near the
+time limit submitit requeues them and the run resumes from its last.ckpt
+(`max_retries` requeues after a timeout). The driver holds each run's claim.
+
 slurm.cluster: auto (SLURM where its commands exist, else this machine) |
 slurm | local (submitit's local executor: the same path without a cluster,
 array_parallelism jobs at once, for tests and laptops).
@@ -88,7 +92,7 @@ class SlurmExecutor:
         ex.update_parameters(**params)
         return ex
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if not specs:
             return

@@ -13,7 +13,7 @@ from ablate.config import Experiment
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.experiment.claims import CLAIM, DISK_FULL, HOST, Claims, is_stale, read_claim
 from ablate.experiment.executors import get_executor
-from ablate.experiment.plan import Plan, PlannedRun, plan
+from ablate.experiment.plan import Plan, PlannedRun
 from ablate.experiment.results import rebuild_results
 from ablate.experiment.store import (
     FAILED,
@@ -25,6 +25,7 @@ from ablate.experiment.store import (
     write_json,
     write_yaml,
 )
+from ablate.experiment.tune import more_to_run, stage_plan
 from ablate.experiment.worker import RunSpec
 
 
@@ -72,7 +73,7 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     (wait=False: not waited for); a claim whose owner is dead is taken over (claims.py).
     """
     out = out or sys.stderr
-    p: Plan = plan(exp)  # raises ConfigErrors before anything is written
+    p: Plan = stage_plan(exp, None if fresh else Path(runs_dir) / exp.name)  # ConfigErrors before anything is written
     for note in p.notes:
         print(f"note: {note}", file=out)
     store = Store(Path(runs_dir) / exp.name)
@@ -167,6 +168,10 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
             rebuild_results(store.root)
         except OSError as e:
             print(f"could not rebuild {store.root / 'results.csv'} ({e}); `ablate report` rebuilds it", file=out)
+    if not stopped and not elsewhere and more_to_run(exp, store.root, p):
+        # tune: the tuning runs chose the rows' settings; now every seed runs
+        return max(run_experiment(exp, runs_dir, workers, executor, False, report, reports_dir, executor_options,
+                                  plugins, out, wait, stale_after), 1 if failed else 0)
     print(f"{exp.name}: {progress.done} finished, {len(failed)} failed, {skipped} skipped (already finished)"
           + (f", {finished_elsewhere} finished by another driver" if finished_elsewhere else "")
           + f" -> {store.root / 'results.csv'}", file=out)

@@ -100,6 +100,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         self.path = Path(run_dir) / RESUME_CKPT
         self.dm, self.timer = datamodule, timer
         self._pending: Optional[dict[str, Any]] = None
+        self._trainer: Any = None
         self.resumed_at_step: Optional[int] = None  # set when the run resumed from last.ckpt
 
     @property
@@ -119,7 +120,10 @@ class ResumeCheckpoint(ModelCheckpoint):
     def state_dict(self) -> dict[str, Any]:
         sampler = getattr(self.dm, "train_sampler", None)
         metrics = self.path.parent.parent / "metrics.csv"
+        # should_stop: a stopping rule (early stopping, a reached target) fired at this validation; a resume
+        # must stop here too rather than train on.
         return {"rng": rng_states(), "sampler": sampler.state_dict() if sampler is not None else None,
+                "should_stop": bool(self._trainer.should_stop) if self._trainer is not None else False,
                 "timer_s": self.timer.seconds, "train_tokens": getattr(self._module, "train_tokens", 0),
                 "metrics_csv": metrics.read_text() if metrics.is_file() else None}
 
@@ -130,13 +134,14 @@ class ResumeCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self._module = pl_module
+        self._module, self._trainer = pl_module, trainer
 
     def on_train_start(self, trainer, pl_module) -> None:
         s, self._pending = self._pending, None
         if s is None:
             return
         self.resumed_at_step = trainer.global_step
+        trainer.should_stop = trainer.should_stop or bool(s.get("should_stop"))
         set_rng_states(s["rng"])
         self.timer.seconds = s["timer_s"]
         pl_module.train_tokens = s["train_tokens"]

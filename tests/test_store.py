@@ -230,6 +230,34 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypat
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
 
 
+def test_a_run_interrupted_as_its_target_is_reached_stops_there_on_resume(tmp_path, monkeypatch):
+    from ablate.config import build_run
+    from ablate.train import checkpointing
+    from ablate.train.fit import fit
+
+    tree = {**json.loads(json.dumps(RESUME)), "train": {"max_epochs": 4, "batch_size": 32,
+                                                         "target": {"metric": "val/loss", "value": 100.0}}}
+    cfg, _ = build_run({k: v for k, v in tree.items() if k not in ("name", "seeds")}, 0, "test")
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    want = fit(cfg, tmp_path / "a")
+    assert want["steps_to_target"] == want["steps"] < 4 * 7  # stopped at the first validation
+    real = checkpointing.ResumeCheckpoint.on_validation_end
+
+    def stop_after_saving(self, trainer, pl_module):
+        real(self, trainer, pl_module)
+        raise Interrupted  # killed right after the checkpoint that saw the target reached
+
+    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", stop_after_saving)
+    with pytest.raises(Interrupted):
+        fit(cfg, tmp_path / "b")
+    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", real)
+    got = fit(cfg, tmp_path / "b")
+    assert got["resumed_at_step"] == want["steps"]
+    assert (got["steps"], got["steps_to_target"], got["metrics"]) == (want["steps"], want["steps_to_target"],
+                                                                      want["metrics"])
+
+
 def test_the_train_sampler_restores_its_place_mid_epoch():
     from ablate.train.checkpointing import ResumableBatchSampler
 

@@ -86,6 +86,17 @@ def set_rng_states(s: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def all_ranks(obj: Any) -> list[Any]:
+    """obj from every rank of a multi-device run (a collective: every rank calls it), [obj] in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 class ResumeCheckpoint(ModelCheckpoint):
     """Saves the full training state to checkpoints/last.ckpt after every validation, atomically.
 
@@ -122,9 +133,12 @@ class ResumeCheckpoint(ModelCheckpoint):
         metrics = self.path.parent.parent / "metrics.csv"
         # should_stop: a stopping rule (early stopping, a reached target) fired at this validation; a resume
         # must stop here too rather than train on.
-        return {"rng": rng_states(), "sampler": sampler.state_dict() if sampler is not None else None,
+        # Each rank of a multi-device run draws its own random numbers and counts its own tokens: all of them go
+        # into the checkpoint (rank 0 writes it), and each rank takes back its own.
+        ranks = all_ranks({"rng": rng_states(), "timer_s": self.timer.seconds,
+                           "train_tokens": getattr(self._module, "train_tokens", 0)})
+        return {"ranks": ranks, "sampler": sampler.state_dict() if sampler is not None else None,
                 "should_stop": bool(self._trainer.should_stop) if self._trainer is not None else False,
-                "timer_s": self.timer.seconds, "train_tokens": getattr(self._module, "train_tokens", 0),
                 "metrics_csv": metrics.read_text() if metrics.is_file() else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -142,9 +156,10 @@ class ResumeCheckpoint(ModelCheckpoint):
             return
         self.resumed_at_step = trainer.global_step
         trainer.should_stop = trainer.should_stop or bool(s.get("should_stop"))
-        set_rng_states(s["rng"])
-        self.timer.seconds = s["timer_s"]
-        pl_module.train_tokens = s["train_tokens"]
+        mine = s["ranks"][trainer.global_rank if trainer.global_rank < len(s["ranks"]) else 0]
+        set_rng_states(mine["rng"])
+        self.timer.seconds = mine["timer_s"]
+        pl_module.train_tokens = mine["train_tokens"]
         if s.get("metrics_csv") and trainer.is_global_zero:
             restore_metrics(trainer, s["metrics_csv"])
 

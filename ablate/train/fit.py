@@ -120,7 +120,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
         callbacks=[ckpt, resume, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
-        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     if torch.cuda.is_available():

@@ -280,6 +280,20 @@ def test_the_train_sampler_restores_its_place_mid_epoch():
     again = sampler()
     again.load_state_dict(ended.state_dict())  # saved between epochs: the next one starts afresh
     assert list(again) == epochs[1]
+    # A multi-device run's shard: the order is a function of the epoch, which the state carries.
+    from torch.utils.data import DistributedSampler
+
+    def shard():
+        return ResumableBatchSampler(DistributedSampler(range(50), num_replicas=2, rank=1, seed=0), 4)
+
+    whole, run = shard(), shard()
+    whole.sampler.set_epoch(1)
+    run.sampler.set_epoch(1)
+    it = iter(run)
+    taken = [next(it) for _ in range(2)]
+    resumed = shard()  # a fresh process: epoch 0 until told otherwise
+    resumed.load_state_dict(run.state_dict())
+    assert taken + list(resumed) == list(whole) and len(taken) < len(whole)
 
 
 def test_fresh_discards_the_checkpoint_and_starts_over(tmp_path, capsys):

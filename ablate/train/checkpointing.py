@@ -40,6 +40,7 @@ class ResumableBatchSampler(BatchSampler):
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = False):
         super().__init__(sampler, batch_size, drop_last)
         self.yielded = 0
+        self._started = False
         self._epoch_start: Optional[torch.Tensor] = None
         self._resume: Optional[dict[str, Any]] = None
 
@@ -51,7 +52,10 @@ class ResumableBatchSampler(BatchSampler):
         gen, resume, self._resume = self.generator, self._resume, None
         if resume is not None and gen is not None and resume.get("generator") is not None:
             gen.set_state(resume["generator"])
+        if resume is not None and resume.get("epoch") is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(resume["epoch"])  # a DistributedSampler's order is a function of its epoch
         self._epoch_start = gen.get_state() if gen is not None else None
+        self._started = True
         skip = resume["skip"] if resume else 0
         self.yielded = skip
         for i, batch in enumerate(super().__iter__()):
@@ -61,9 +65,9 @@ class ResumableBatchSampler(BatchSampler):
 
     def state_dict(self) -> dict[str, Any]:
         gen = self.generator
-        if self._epoch_start is None or self.yielded >= len(self):  # between epochs: the next one starts here
-            return {"generator": gen.get_state() if gen is not None else None, "skip": 0}
-        return {"generator": self._epoch_start, "skip": self.yielded}
+        if not self._started or self.yielded >= len(self):  # between epochs: the next one starts here
+            return {"generator": gen.get_state() if gen is not None else None, "skip": 0, "epoch": None}
+        return {"generator": self._epoch_start, "skip": self.yielded, "epoch": getattr(self.sampler, "epoch", None)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume = state

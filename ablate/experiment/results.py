@@ -24,9 +24,12 @@ def results_frame(root: str | Path) -> pd.DataFrame:
                "seed": cfg.get("seed"), "status": res.get("status")}
         row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
         row.update(res.get("metrics", {}))
-        for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target"):
+        for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
+                  "resumed_at_step"):
             if k in res:
                 row[k] = res[k]
+        if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)
+            row["claim_host"], row["claim_pid"] = res["claim"].get("host"), res["claim"].get("pid")
         if res.get("error"):
             row["error"] = res["error"]
         rows.append(row)

@@ -50,13 +50,14 @@ class TrainConfig:
 @dataclass
 class WandbConfig:
     project: str = "ablate"
-    mode: str = "disabled"  # disabled | offline | online
+    mode: Optional[str] = None  # disabled | offline | online; unset: $WANDB_MODE, else disabled
     entity: Optional[str] = None
 
 
 @dataclass
 class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = False  # also log to TensorBoard (runs/<name>/<run_id>/tensorboard/)
 
 
 @dataclass
@@ -231,7 +232,7 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
     sections = {"task": asdict(cfg.task), "train": asdict(cfg.train), "logger": asdict(cfg.logger)}
     for section, values in sections.items():
         for key, value in flatten(values, section).items():
-            if key in CHOICES and value not in CHOICES[key]:
+            if key in CHOICES and value not in CHOICES[key] and not (key == "logger.wandb.mode" and value is None):
                 errors.append(ConfigError(key, value, f"must be one of {', '.join(CHOICES[key])}"
                                           f"{suggest(value, CHOICES[key])}", where))
             elif key in POSITIVE and isinstance(value, (int, float)) and value <= 0:

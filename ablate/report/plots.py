@@ -426,7 +426,8 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     fig_.caption = (f"Run {best['run_id']} ({row}, seed {best['seed']}), the best "
                     f"{arch} run by {metric}" + (f" ({score:.3f})" if _num(score) else "")
                     + f". Input: “{' '.join(att.src)}”; its own output: “{' '.join(att.out)}”. Rows: queries, "
-                    "columns: keys; each row sums to 1; the last layer of each kind (every layer and head: `ablate attend`). "
+                    "columns: keys; each row sums to 1; the last layer of each kind (every layer and head: "
+                    "`ablate attend`). "
                     f"Another input, once the runs exist (`ablate run experiments/{root.name}.yaml`): "
                     f"`ablate attend {root / best['run_id']} \"{' '.join(att.src)}\"`.")
 

@@ -459,7 +459,9 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
     sns.set_theme(style="whitegrid", context="notebook")
     from ablate.report.forest import forest
 
-    names = row_names(s)
+    runs = label_runs(_finished(df), s)  # short row names (task: keys varying within it) for captions
+    names = {**row_names(s), **{r["label"]: ", ".join(x for x in (r["facet"], r["hue"]) if x and x != "all runs")
+                                or r["label"] for _, r in runs.iterrows()}}
     return [
         *([] if not s.baseline else _safely(forest, "forest", "What does each change do against the baseline?",
                                             df, s, out)),

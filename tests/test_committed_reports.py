@@ -54,3 +54,13 @@ def test_a_reports_run_copies_are_not_ignored_but_the_run_store_is():
 
     assert not ignored("reports/quickstart/runs/0123456789ab/config.yaml")
     assert ignored("runs/quickstart/0123456789ab/config.yaml")
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_make_quickstart_writes_only_ignored_paths():
+    recipe = (ROOT / "Makefile").read_text().split("\nquickstart:")[1].split("\n\n")[0]
+    assert "--no-report" in recipe and "--out reports/_quickstart" in recipe  # never the committed sample
+    for path in ("runs/quickstart/0123456789ab/result.json", "reports/_quickstart/index.html",
+                 "reports/_quickstart/runs/0123456789ab/config.yaml"):
+        assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path]).returncode == 0, path
+    assert "reports/_quickstart/index.html" in (ROOT / "README.md").read_text()  # where the user's report is

@@ -66,3 +66,15 @@ def baseline_hue(runs: pd.DataFrame, s: Summary) -> Optional[str]:
     hit = runs[(runs["label"] == s.baseline) | (runs.get("variant", pd.Series(dtype=str)) == s.baseline)]
     hues = set(hit["hue"]) if not hit.empty else set()
     return next(iter(hues)) if len(hues) == 1 else None
+
+
+def short_names(runs: pd.DataFrame, s: Summary) -> dict[str, str]:
+    """Each row label -> 'task: keys varying within the task' ('reverse, lstm'), for captions and run lists."""
+    from ablate.report.tables import row_names
+
+    done = runs[runs["status"] == "finished"] if "status" in runs else runs
+    lr = label_runs(done, s) if not done.empty else done
+    names = dict(row_names(s)) if not s.frame.empty else {}
+    for _, r in lr.iterrows():
+        names[r["label"]] = ", ".join(x for x in (r["facet"], r["hue"]) if x and x != "all runs") or r["label"]
+    return names

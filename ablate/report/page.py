@@ -25,7 +25,6 @@ from ablate.report.tables import (
     grid,
     key_name,
     metric_name,
-    row_names,
     summarize,
     to_html,
     to_markdown,
@@ -136,9 +135,10 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     order = row_order(raw) if raw else []
     s = summarize(df, metric, rep.metrics, rep.baseline, varied_keys(raw), order)
     tables = write_tables(s, out, caption=f"{name}.")
+    from ablate.report.facets import short_names
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 
-    ctx["names"] = row_names(s)
+    ctx["names"] = short_names(df, s)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
     return write_pages(ctx, s, figures, tables)
 

@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ablate.report.facets import MAX_LEGEND, baseline_hue, label_runs, ordered  # noqa: E402
-from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name, row_names  # noqa: E402
+from ablate.report.facets import MAX_LEGEND, baseline_hue, label_runs, ordered, short_names  # noqa: E402
+from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name  # noqa: E402
 
 DPI = 100  # PNG resolution (the page shows figures at 96 px per inch); keeps sample reports small
 BAND = ("pi", 100)  # the band around a mean over seeds: from the lowest seed to the highest
@@ -459,9 +459,7 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
     sns.set_theme(style="whitegrid", context="notebook")
     from ablate.report.forest import forest
 
-    runs = label_runs(_finished(df), s)  # short row names (task: keys varying within it) for captions
-    names = {**row_names(s), **{r["label"]: ", ".join(x for x in (r["facet"], r["hue"]) if x and x != "all runs")
-                                or r["label"] for _, r in runs.iterrows()}}
+    names = short_names(df, s)  # short row names (task, keys varying within it) for captions
     return [
         *([] if not s.baseline else _safely(forest, "forest", "What does each change do against the baseline?",
                                             df, s, out)),

@@ -139,7 +139,8 @@ def test_forest_plot_comes_first_on_the_page(tmp_path):
 def test_tables_state_constant_columns_once_and_drop_repeated_metrics():
     rows = [dict(run_id=f"{a}{i}", variant="", label=f"model.arch={a}", seed=i, status="finished",
                  **{"model.arch": a, "test/seq_acc": x, "test/acc": x, "test/loss": 1 - x, "params": 1000,
-                    "train_time_s": 2.0, "tokens_per_s": 100.0, "steps_to_target": (40 if a == "lstm" else 80) + i, "eval_time_s": 0.5})
+                    "train_time_s": 2.0, "tokens_per_s": 100.0, "eval_time_s": 0.5,
+                    "steps_to_target": (40 if a == "lstm" else 80) + i})
             for a, xs in (("lstm", [0.5, 0.6]), ("transformer", [0.9, 0.8])) for i, x in enumerate(xs)]
     s = summarize(pd.DataFrame(rows), "test/acc", keys=["model.arch"])
     md = to_markdown(s)

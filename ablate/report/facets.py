@@ -24,17 +24,18 @@ def facet_keys(runs: pd.DataFrame) -> list[str]:
     return [k for k in FACET_KEYS if k in runs and runs[k].map(_text).nunique() > 1]
 
 
-def label_runs(runs: pd.DataFrame, s: Summary) -> pd.DataFrame:
-    """runs (one row per run, finished) with 'facet' and 'hue' columns, and 'order' (the table's row order)."""
+def label_runs(runs: pd.DataFrame, s: Summary, exclude: tuple[str, ...] = ()) -> pd.DataFrame:
+    """runs (one row per run, finished) with 'facet' and 'hue' columns, and 'order' (the table's row order);
+    exclude: keys left out of the hue (the one on the x axis)."""
     runs = runs.copy()
     runs["label"] = runs["label"].fillna("").replace("", "base") if "label" in runs else "base"
     fkeys = facet_keys(runs)
     if fkeys:
         runs["facet"] = [", ".join(_text(r[k]) if k == "task.name" else f"{key_name(k)}={_text(r[k])}"
-                                   for k in fkeys) for _, r in runs.iterrows()]
+                                   for k in fkeys if _text(r[k]) != "–") for _, r in runs.iterrows()]
     else:
         runs["facet"] = ""
-    keys = [k for k in s.keys if k not in fkeys and k in runs]
+    keys = [k for k in s.keys if k not in fkeys and k not in exclude and k in runs]
     hue = pd.Series("", index=runs.index, dtype=object)
     for _, part in runs.groupby("facet", sort=False):
         varying = [k for k in keys if part[k].map(_text).nunique() > 1]

@@ -82,11 +82,6 @@ def _palette(n: int) -> list:
     return sns.color_palette("tab10" if n <= 10 else "husl", n)
 
 
-def _legend_outside(ax: Any, title: str = "") -> None:
-    if ax.get_legend() is not None:
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title=title or None)
-
-
 def _acc_axis(ax: Any, metric: str) -> None:
     """Accuracies on their whole range, [0, 1]: comparable across panels, never below 0."""
     if "acc" in metric.split("/")[-1]:
@@ -105,17 +100,22 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
     facets = ordered(data["facet"], data["order"])
     hues = ordered(data["hue"], data["order"])
     colors = dict(zip(hues, _palette(len(hues)), strict=True))
-    if len(hues) <= MAX_LEGEND:
-        panels = [(m, f, None) for m in metrics for f in facets]
-        ncol, nrow = len(facets), len(metrics)
+    if len(hues) <= MAX_LEGEND:  # at most 3 tasks across, so that a panel keeps its size on a 1280 px page
+        ncol = across(len(facets))
+        per_metric = math.ceil(len(facets) / ncol)
+        panels = [(m, f, None) for m in metrics for f in facets + [None] * (per_metric * ncol - len(facets))]
+        nrow = len(metrics) * per_metric
     else:
         metrics = metrics[:1]
         panels = [(metrics[0], f, h) for f in facets for h in hues if ((data["facet"] == f) & (data["hue"] == h)).any()]
         ncol = min(4, len(panels))
         nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol + (2.4 if len(hues) <= MAX_LEGEND else 0), 3.4 * nrow),
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol + (2.4 if len(hues) <= MAX_LEGEND else 0), 3.2 * nrow),
                              squeeze=False)
     for ax, (m, f, only) in zip(axes.ravel(), panels, strict=False):
+        if f is None:  # the empty end of a row of tasks
+            ax.set_visible(False)
+            continue
         d = data[(data["facet"] == f) & data[m].notna()]
         if only is not None:  # the other rows as grey context, the baseline dashed, this row in colour
             for h, part in d.groupby("hue", sort=False):
@@ -131,6 +131,9 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
             ax.axvspan(shade + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel(m))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps and lengths are whole
+        if m == "tokens_per_s":
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
         _acc_axis(ax, m)
         title = only if only is not None else (f or ylabel(m))
         if only is not None and f:
@@ -144,6 +147,11 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.97), frameon=False, title="row")
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
+
+
+def across(n: int) -> int:
+    """Panels per row for n tasks: at most 3 (legible on a 1280 px page), 2 x 2 for four."""
+    return 2 if n == 4 else min(n, 3)
 
 
 def _runs_data(df: pd.DataFrame, root: Path, name: str, s: Summary) -> pd.DataFrame:
@@ -239,57 +247,33 @@ def _constant(df: pd.DataFrame, key: str) -> Optional[float]:
 
 
 # ------------------------------------------------------------------ throughput
-def throughput(df: pd.DataFrame, out: Path, keys: list[str]) -> Figure:
-    """Training tokens/s against the sequence length the experiment varies, one line per architecture."""
+def throughput(df: pd.DataFrame, out: Path, s: Summary) -> Figure:
+    """Training tokens/s against the sequence length the experiment varies within a task, one line per row."""
     fig_ = Figure("throughput", "How does training speed scale with sequence length?")
+    keys = s.keys
     length = next((k for k in LENGTH_KEYS if k in keys), None) or next(
         (k for k in keys if k.startswith("task.") and "len" in k), None)
+    no_axis = ("the experiment does not vary a sequence length within a task (e.g. grid: {task.max_len: [...]}), "
+               "so there is no throughput-by-length curve; tokens/s per row is in the table")
     if length is None:
-        fig_.skipped = ("the experiment does not vary a sequence length (e.g. grid: {task.max_len: [...]}), "
-                        "so there is no throughput-by-length curve; tokens/s per row is in the table")
+        fig_.skipped = no_axis
         return fig_
     data = _finished(df)
     data = data[pd.to_numeric(data.get("tokens_per_s"), errors="coerce").notna()] if "tokens_per_s" in data else data
     if data.empty or "tokens_per_s" not in data:
         fig_.skipped = "no finished run recorded tokens_per_s"
         return fig_
-    others = [k for k in keys if not (k.startswith("task.") and "len" in k)]
-    show_variant = data["variant"].astype(str).nunique() > 1 if "variant" in data else False
-    line = [_line(r, others, show_variant) for _, r in data.iterrows()]
-    data = data.assign(x=pd.to_numeric(data[length], errors="coerce"), y=data["tokens_per_s"].astype(float), line=line)
-    lines = list(dict.fromkeys(data["line"]))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.lineplot(data=data, x="x", y="y", hue="line", hue_order=lines, style="line", style_order=lines,
-                 markers=True, dashes=True, errorbar=BAND, palette=_palette(len(lines)), ax=ax,
-                 legend=len(lines) > 1)
-    if data["y"].max() > 10 * max(data["y"].min(), 1e-9):
-        ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
-    xs = sorted(data["x"].dropna().unique())
-    if xs and xs[0] > 0 and xs[-1] >= 8 * xs[0]:  # lengths that double: a log-2 axis, ticks at the lengths
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    else:
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(f"{key_name(length)} ({length}, tokens)")
-    ax.set_ylabel("training throughput (tokens/s)")
-    ax.set_title("training throughput by sequence length")
-    ax.grid(alpha=0.3)
-    _legend_outside(ax, ", ".join((["variant"] if show_variant else []) + [key_name(k) for k in others]) or "row")
-    fig.tight_layout()
-    fig_.files = save(fig, out, fig_.name, fig_)
+    runs = label_runs(data, s, exclude=tuple(k for k in keys if k.startswith("task.") and "len" in k))
+    runs = runs.assign(length=pd.to_numeric(runs[length], errors="coerce"),
+                       tokens_per_s=runs["tokens_per_s"].astype(float))
+    if runs.groupby("facet")["length"].nunique().max() < 2:
+        fig_.skipped = no_axis
+        return fig_
+    _lines(fig_, runs, "length", ["tokens_per_s"], out, f"{key_name(length)} ({length}, tokens)",
+           lambda m: "training throughput (tokens/s)", baseline_hue(runs, s))
     fig_.caption = (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
                     "band = min–max. Runs that shared a machine have noisy timings.")
     return fig_
-
-
-def _line(r: pd.Series, others: list[str], show_variant: bool) -> str:
-    """A throughput line's name: the row's settings other than length (the arch by its name alone)."""
-    parts = [str(r["variant"])] if show_variant else []
-    parts += [str(r[k]) if k == "model.arch" else f"{key_name(k)}={r[k]}" for k in others]
-    return ", ".join(parts) or str(r.get("model.arch", "all runs"))
 
 
 # ------------------------------------------------------------------ params vs metric
@@ -313,9 +297,13 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
     colors = dict(zip(hues, _palette(len(hues)), strict=True))
     markers = dict(zip(hues, "osD^vPX*<>ph" * 4, strict=False))
     direct = len(hues) > MAX_LEGEND  # too many for a legend: each point is labelled where it is
-    fig, axes = plt.subplots(1, len(facets), figsize=(4.6 * len(facets) + (0 if direct else 2.4), 3.8),
+    ncol = across(len(facets))
+    fig, axes = plt.subplots(math.ceil(len(facets) / ncol), ncol, figsize=(4.2 * ncol + (0 if direct else 2.4),
+                                                                           3.6 * math.ceil(len(facets) / ncol)),
                              squeeze=False)
-    for ax, facet in zip(axes[0], facets, strict=True):
+    for ax in axes.ravel()[len(facets):]:
+        ax.set_visible(False)
+    for ax, facet in zip(axes.ravel(), facets, strict=False):
         part = f[f["facet"] == facet]
         for _, r in part.iterrows():
             std = r[f"{s.primary}/std"]
@@ -395,7 +383,7 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     names = list(last.values())
     heads = max(att.maps[n].shape[0] for n in names)
     per_row = min(heads, 4)
-    cell = 0.42  # inches per token: 9-point labels stay legible at the page's 96 px per inch
+    cell = 0.36  # inches per token: 9-point labels stay legible at the page's 96 px per inch
     panels = [(n, h) for n in names for h in range(att.maps[n].shape[0])]
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
     width = max(cell * len(att.axes(n)[1]) + 1.6 for n in names)
@@ -465,7 +453,7 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
                                             df, s, out)),
         *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s),
         *_safely(by_length, "by_length", "How does accuracy fall with input length?", df, root, out, s),
-        *_safely(throughput, "throughput", "How does training speed scale with sequence length?", df, out, s.keys),
+        *_safely(throughput, "throughput", "How does training speed scale with sequence length?", df, out, s),
         *_safely(params_vs_metric, "params_vs_metric", "Does a better score cost more parameters?", df, s, out),
         *_safely(attention, "attention", "Where does the model look?", df, root, out, s.primary, names, samples),
     ]

@@ -94,7 +94,7 @@ def _finished(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ lines: one panel per task, one colour per row
 def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
-           ylabel: Any, baseline: Optional[str], shade: Optional[float] = None) -> None:
+           ylabel: Any, baseline: Optional[str], shade: Optional[float] = None) -> list[str]:
     """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
     MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey)."""
     facets = ordered(data["facet"], data["order"])
@@ -147,6 +147,10 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.97), frameon=False, title="row")
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
+    if len(hues) > MAX_LEGEND:
+        fig_.caption = (f"One panel per row ({len(hues)} rows: too many for one legend): the row in colour, "
+                        + ("the baseline dashed, " if baseline else "") + "the other rows in grey. ")
+    return metrics
 
 
 def across(n: int) -> int:
@@ -190,11 +194,11 @@ def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figu
                         "train.val_every, or more train.max_epochs); the final numbers are in the table")
         return fig_
     runs = label_runs(_finished(df), s)
-    _lines(fig_, curves, "step", panels, out, "training step",
+    panels = _lines(fig_, curves, "step", panels, out, "training step",
            lambda m: f"validation {metric_name(m)} ({'higher' if better(m) == 'max' else 'lower'} is better)",
            baseline_hue(runs, s))
     n_seeds = int(curves.groupby("hue")["seed"].nunique().max())
-    fig_.caption = (f"Validation {', '.join(metric_name(m) for m in panels)} after each validation; line = mean "
+    fig_.caption += (f"Validation {', '.join(metric_name(m) for m in panels)} after each validation; line = mean "
                     f"over seeds, band = min–max over seeds (up to {n_seeds} seed{'s' * (n_seeds != 1)} a row)"
                     + ("; one panel per task." if curves["facet"].nunique() > 1 else "."))
     return fig_
@@ -221,9 +225,9 @@ def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
     train_max = _constant(_finished(df), "task.max_len")
     if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):
         panels = panels[:1]  # e.g. a one-token target: seq acc is token acc
-    _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
+    panels = _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
            baseline_hue(runs, s), shade=train_max)
-    fig_.caption = (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
+    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
                     "length; line = mean over seeds, band = min–max over seeds"
                     + ("; grey = longer than any training input" if train_max is not None
                        and data["length"].max() > train_max else "") + ".")
@@ -271,7 +275,7 @@ def throughput(df: pd.DataFrame, out: Path, s: Summary) -> Figure:
         return fig_
     _lines(fig_, runs, "length", ["tokens_per_s"], out, f"{key_name(length)} ({length}, tokens)",
            lambda m: "training throughput (tokens/s)", baseline_hue(runs, s))
-    fig_.caption = (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
+    fig_.caption += (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
                     "band = min–max. Runs that shared a machine have noisy timings.")
     return fig_
 
@@ -294,6 +298,12 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
                         "so there is nothing to plot against it")
         return fig_
     facets, hues = ordered(f["facet"]), ordered(f["hue"])
+    shared = int(f.groupby(["facet", "params/mean"]).size().max())
+    if len(hues) > MAX_LEGEND and shared > 2:  # labels of many points at one x would cover each other
+        fig_.skipped = (f"{shared} of {len(f)} rows share one parameter count "
+                        f"({fmt_count(f['params/mean'].mode().iloc[0])}), so their points would sit on top of each "
+                        "other; the table's params column compares them")
+        return fig_
     colors = dict(zip(hues, _palette(len(hues)), strict=True))
     markers = dict(zip(hues, "osD^vPX*<>ph" * 4, strict=False))
     direct = len(hues) > MAX_LEGEND  # too many for a legend: each point is labelled where it is

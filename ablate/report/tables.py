@@ -17,9 +17,11 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ablate.report import target
+
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
-OPTIONAL_STATS = [("steps_to_target", "steps to target"), ("eval_time_s", "eval s")]  # shown when recorded
+OPTIONAL_STATS = [("eval_time_s", "eval s")]  # shown when recorded (steps to target: ablate.report.target)
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
     "d_head": "d_head", "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
@@ -148,6 +150,8 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
             row[f"{m}/mean"] = vals.mean() if len(vals) else math.nan
             row[f"{m}/std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
             row[f"{m}/n"] = len(vals)
+        if target.has_target(df):
+            row.update(target.target_stats(good))
         rows.append(row)
     frame = pd.DataFrame(rows)
     summary = Summary(frame, keys, metrics, primary, baseline)
@@ -270,6 +274,8 @@ def grid(s: Summary) -> Grid:
     stats = STATS + [(m, t) for m, t in OPTIONAL_STATS if f"{m}/mean" in f and f[f"{m}/mean"].notna().any()]
     arrows = {"max": " ↑", "min": " ↓"}
     head = lead + [metric_name(m) + arrows[better(m)] for m in metrics]
+    steps_col = f"{target.COL}/median" in f
+    head += [target.TITLE] if steps_col else []
     if s.has_delta:
         head.append(f"Δ {metric_name(s.primary)}")
     head += ["n", *(title for _, title in stats)]
@@ -280,6 +286,8 @@ def grid(s: Summary) -> Grid:
         cells = cells or [Cell(r["label"])]
         for m in metrics:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
+        if steps_col:
+            cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
         if s.has_delta:
             d, p = r.get(f"delta/{s.primary}"), r.get(f"p/{s.primary}")
             if r.get("baseline") == r["label"]:
@@ -294,8 +302,6 @@ def grid(s: Summary) -> Grid:
                 cells.append(Cell(fmt_count(r["params/mean"])))
             elif m == "tokens_per_s":
                 cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
-            elif m == "steps_to_target":
-                cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_count)))
             else:
                 cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_time)))
         body.append(cells)
@@ -336,6 +342,7 @@ def footnotes(s: Summary) -> list[str]:
         notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
                      f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}; no mark = not significant or fewer "
                      "than 2 seeds on a side. p-values for every metric are in table.csv.")
+    notes += [target.NOTE] if f"{target.COL}/median" in s.frame else []
     notes += s.notes
     if s.frame["n_failed"].sum():
         notes.append(f"{int(s.frame['n_failed'].sum())} failed run(s) are listed apart and not averaged in.")

@@ -128,6 +128,13 @@ def check_shadowing(raw: dict[str, Any], over: Overrides) -> tuple[list[ConfigEr
                                       f"axis give {a}=v1,v2 (a command-line axis replaces the file's), or "
                                       f"grid.{a}=[v]", WHERE))
             continue
+        tune = raw.get("tune") if isinstance(raw.get("tune"), dict) else {}
+        tuned = [k for k, v in tune.items() if isinstance(v, list) and _overlap(k, key)]
+        if tuned:
+            errors.append(ConfigError(key, value, f"the experiment's tune: section picks {tuned[0]} per row from "
+                                      f"{tune[tuned[0]]}, so the command-line value would never be used; give "
+                                      f"tune.{tuned[0]}=[...] to change the candidates", WHERE))
+            continue
         setters = [name for name, ks in var_keys.items() if any(_overlap(k, key) for k in ks)]
         if setters:
             errors.append(ConfigError(key, value, f"variant{'s' * (len(setters) > 1)} {', '.join(setters)} set"

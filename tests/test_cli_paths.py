@@ -154,3 +154,11 @@ def test_api_runs_a_dict_and_the_run_is_quiet_with_wandb_and_tensorboard(tmp_pat
     assert "wandb:" not in captured.err + captured.out  # its chatter went to wandb.log
     page = ablate.build_report("runs/tiny", out="reports/_tiny")
     assert page == Path("reports/_tiny/index.html") and page.is_file()
+
+
+def test_an_override_the_tune_section_picks_is_an_error(tmp_path, capsys):
+    exp = {**TINY, "grid": {}, "variants": {}, "report": {"metric": "test/seq_acc"},
+           "tune": {"train.lr": [0.001, 0.01], "metric": "val/loss"}}
+    assert main(["plan", str(write(tmp_path, exp)), "train.lr=0.1"]) == 2
+    err = errors_of(capsys)
+    assert "train.lr" in err and "tune" in err and "command line" in err

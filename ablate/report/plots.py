@@ -86,6 +86,8 @@ def _acc_axis(ax: Any, metric: str) -> None:
     """Accuracies on their whole range, [0, 1]: comparable across panels, never below 0."""
     if "acc" in metric.split("/")[-1]:
         ax.set_ylim(0, 1)
+        for artist in [*ax.lines, *ax.collections]:  # a point at exactly 0 or 1 is drawn whole, not cut in half
+            artist.set_clip_on(False)
 
 
 def _finished(df: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +102,10 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
     facets = ordered(data["facet"], data["order"])
     hues = ordered(data["hue"], data["order"])
     colors = dict(zip(hues, _palette(len(hues)), strict=True))
-    if len(hues) <= MAX_LEGEND:  # at most 3 tasks across, so that a panel keeps its size on a 1280 px page
+    if len(hues) <= MAX_LEGEND and len(facets) == 1:  # one task: its metrics side by side
+        panels = [(m, facets[0], None) for m in metrics]
+        ncol, nrow = len(metrics), 1
+    elif len(hues) <= MAX_LEGEND:  # at most 3 tasks across, so that a panel keeps its size on a 1280 px page
         ncol = across(len(facets))
         per_metric = math.ceil(len(facets) / ncol)
         panels = [(m, f, None) for m in metrics for f in facets + [None] * (per_metric * ncol - len(facets))]
@@ -324,6 +329,7 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
                             xytext=(4, 3), textcoords="offset points")
         if part["params/mean"].max() > 10 * part["params/mean"].min():
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: fmt_count(x)))
         ax.set_xlabel("parameters")

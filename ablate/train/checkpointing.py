@@ -194,7 +194,7 @@ def resume_path(run_dir: str | Path) -> Optional[str]:
     return str(p)
 
 
-def finish(run_dir: str | Path, trainer: Any, keep_last_weights: bool) -> None:
+def finish_resume(run_dir: str | Path, trainer: Any, keep_last_weights: bool) -> None:
     """The run is done: the resume checkpoint goes; with train.test_on=last its weights stay (for `attend`)."""
     p = Path(run_dir) / RESUME_CKPT
     if keep_last_weights:

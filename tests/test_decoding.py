@@ -83,9 +83,21 @@ def _build(tiny_model, arch, toggles, seed):
     return lively(tiny_model(arch, INFO, seed=seed, **toggles), seed)
 
 
-@pytest.fixture(autouse=True)
-def _plugins_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+@pytest.fixture(autouse=True, scope="module")
+def _toy_plugin():
+    """tests/plugins/toy_arch importable here, and gone afterwards: its arch and encoding are registered only
+    while this module runs (other modules count the registries' entries)."""
+    import sys
+
+    from ablate.models import ARCHS, POSITIONAL
+
+    sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+    yield
+    sys.path.remove(str(Path(__file__).parent / "plugins"))
+    sys.modules.pop("toy_arch", None)
+    for registry, name in ((ARCHS, "toy_lm"), (POSITIONAL, "distance_decay")):
+        registry._items.pop(name, None)
+        registry._meta.pop(name, None)
 
 
 def _ids(v):

@@ -6,7 +6,7 @@ Per inner channel e and state index n, with A diagonal, negative and real (A = �
 Δ_t (per channel), B_t and C_t (per state index) are computed from x_t: the "selection" that lets the layer
 decide what to keep. Around the scan, Mamba's gated block: in-projection to 2·E (E = expand·d_model) split into
 x and a gate z; a short causal depthwise convolution and SiLU on x; the scan; y·SiLU(z); out-projection;
-pre-norm residual. Training runs the scan in parallel (log-depth doubling over the sequence); decoding runs the
+pre-norm residual. Training runs the scan over whole sequences at once (a chunked scan); decoding runs the
 same recurrence one token at a time with a constant-size state: per layer the conv's last d_conv−1 inputs and h.
 """
 
@@ -24,25 +24,68 @@ from ablate.models.decoders import DecoderOutput
 LayerState = tuple[torch.Tensor, torch.Tensor]  # conv buffer (B, E, d_conv − 1), scan state h (B, E, N)
 
 
-def _shift(x: torch.Tensor, k: int, fill: float) -> torch.Tensor:
-    """x moved k steps later along dim 1, the first k filled with `fill`."""
-    head = x.new_full((x.size(0), k, *x.shape[2:]), fill)
-    return torch.cat([head, x[:, : x.size(1) - k]], 1)
+def chunk_len(L: int) -> int:
+    """The chunked scan's chunk length for a sequence of L: about √L (√L steps within, √L chunks across)."""
+    return max(1, math.isqrt(max(L - 1, 0)) + 1)
+
+
+def _chunked_scan(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """All h_t = a_t h_{t−1} + b_t along dim 1 from h_{−1} = 0 (reverse: h_t = a_t h_{t+1} + b_t from the end),
+    without autograd, as a chunked scan.
+
+    The sequence is cut into C chunks of T ≈ √L steps. First every chunk runs the recurrence from zero, all
+    chunks at once (T steps over (B, C, ...) slices), keeping its running product of decays P; then the chunks'
+    end states are carried on in order (C steps over (B, T, ...) slices): h += P · (state before the chunk).
+    About six passes over the (B, L, ...) tensors and 2√L Python steps, where a log-depth (doubling) scan takes
+    four passes per doubling. Only decays in (0, 1] are multiplied, so nothing overflows (as a closed form
+    with exp(−Σ log a) would).
+    """
+    B, L, rest = a.size(0), a.size(1), a.shape[2:]
+    T = chunk_len(L)
+    C = -(-L // T)
+    if C * T > L:  # pad with steps that keep the state (decay 1, input 0); SelectiveSSMBlock pads before this
+        side = (lambda x, p: torch.cat([p, x], 1)) if reverse else (lambda x, p: torch.cat([x, p], 1))
+        a, b = side(a, a.new_ones(B, C * T - L, *rest)), side(b, b.new_zeros(B, C * T - L, *rest))
+    a, b = a.reshape(B, C, T, *rest), b.reshape(B, C, T, *rest)
+    h, P = torch.empty_like(b), torch.empty_like(a)
+    first = T - 1 if reverse else 0
+    h[:, :, first], P[:, :, first] = b[:, :, first], a[:, :, first]
+    for t in (range(T - 2, -1, -1) if reverse else range(1, T)):
+        prev = t + 1 if reverse else t - 1
+        torch.addcmul(b[:, :, t], a[:, :, t], h[:, :, prev], out=h[:, :, t])
+        torch.mul(a[:, :, t], P[:, :, prev], out=P[:, :, t])
+    for c in (range(C - 2, -1, -1) if reverse else range(1, C)):
+        carried = h[:, c + 1, :1] if reverse else h[:, c - 1, -1:]
+        h[:, c].addcmul_(P[:, c], carried)
+    h = h.reshape(B, C * T, *rest)
+    return h if C * T == L else (h[:, C * T - L :] if reverse else h[:, :L])
+
+
+class _Scan(torch.autograd.Function):
+    """The scan with a backward that is itself a (reversed) scan, so autograd keeps a and h, not the scan's
+    intermediates. With g_t = ∂/∂h_t + a_{t+1} g_{t+1}: ∂b_t = g_t and ∂a_t = g_t h_{t−1}; q_t = a_t g_t is the
+    reversed scan q_t = a_t q_{t+1} + a_t ∂/∂h_t, and g_t = ∂/∂h_t + q_{t+1}."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h = _chunked_scan(a, b)
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, h = ctx.saved_tensors
+        q = _chunked_scan(a, a * grad_h, reverse=True)
+        g = grad_h.clone()
+        g[:, :-1] += q[:, 1:]
+        grad_a = torch.zeros_like(a)
+        torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])
+        return grad_a, g
 
 
 def parallel_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """All h_t = a_t h_{t−1} + b_t along dim 1 from h_{−1} = 0, in ceil(log2 L) elementwise passes.
-
-    Hillis–Steele doubling on the pairs (a, b): after the pass with offset k each b_t holds the recurrence over
-    the last 2k inputs, and a_t the product of their decays. Only products of decays in (0, 1] are formed, so it
-    cannot overflow (a cumulative-sum-of-logs form would need exp(−Σ log a), which does).
-    """
-    k = 1
-    while k < a.size(1):
-        b = b + a * _shift(b, k, 0.0)
-        a = a * _shift(a, k, 1.0)
-        k *= 2
-    return b
+    """All h_t = a_t h_{t−1} + b_t along dim 1 (h_{−1} = 0) for a, b (B, L, ...), differentiable in both."""
+    return _Scan.apply(a, b)
 
 
 class SelectiveSSMBlock(nn.Module):
@@ -79,11 +122,14 @@ class SelectiveSSMBlock(nn.Module):
         xpad = F.pad(xin, (0, 0, self.K - 1, 0))  # zeros before the first position
         u = F.silu(self.conv(xpad.transpose(1, 2)).transpose(1, 2))  # (B, L, E)
         dt, Bm, Cm = self._selection(u)
+        # Pad the (B, L, E)-sized inputs, not the (B, L, E, N) ones, to whole chunks: Δ = 0 keeps the state.
+        extra = -L % chunk_len(L)
+        dt_p, du, Bm_p, Cm_p = (F.pad(t, (0, 0, 0, extra)) for t in (dt, dt * u, Bm, Cm))
         A = -torch.exp(self.A_log)  # (E, N)
-        a = torch.exp(dt[..., None] * A)  # (B, L, E, N)
-        b = (dt * u)[..., None] * Bm[:, :, None, :]
+        a = torch.exp(dt_p[..., None] * A)  # (B, L + extra, E, N)
+        b = du[..., None] * Bm_p[:, :, None, :]
         h = parallel_scan(a, b)
-        y = torch.einsum("blen,bln->ble", h, Cm) + self.D * u
+        y = torch.einsum("blen,bln->ble", h, Cm_p)[:, :L] + self.D * u
         out = x + self.drop(self.out_proj(y * F.silu(z)))
         # the state where each row ends: h at its last position, and the conv's window up to there
         ends = torch.full((B,), L, device=x.device) if lengths is None else lengths.to(x.device)

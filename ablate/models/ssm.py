@@ -34,9 +34,11 @@ class SSMConfig(TiedConfig):
         return self, []
 
     def with_width(self, d_model: int) -> SSMConfig:
+        """dt_rank follows d_model when it was automatic; a rank set by hand stays."""
         from dataclasses import replace
 
-        return replace(self, d_model=d_model, dt_rank=-(-d_model // 16))
+        auto = self.dt_rank in (None, -(-self.d_model // 16))
+        return replace(self, d_model=d_model, dt_rank=-(-d_model // 16) if auto else self.dt_rank)
 
 
 @ARCHS.register("ssm", config=SSMConfig,

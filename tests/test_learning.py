@@ -29,7 +29,7 @@ FIT = {
     "seq2seq": {"d_model": 64, "n_layers": 1},
     "seq2seq_attention": {"d_model": 64, "n_layers": 1},
     "transformer": {"d_model": 64, "n_layers": 1, "n_heads": 4, "d_ff": 128},
-    "ssm": {"d_model": 64, "n_layers": 1, "d_state": 16},
+    "ssm": {"d_model": 64, "n_layers": 1, "d_state": 8, "expand": 1},
 }
 MAX_STEPS, CHECK_EVERY, LR = 300, 25, 3e-3  # every preset gets there in <= ~125 steps (seeds 0-3)
 

@@ -5,8 +5,8 @@ causal stack over `source <bos> target` (its parallel scan), the Transformer as 
 attention, quadratic in length). One training step is forward + cross-entropy + backward + AdamW step;
 tokens/s counts source and target tokens. Every batch holds 2048 tokens (B = 16, 4, 1), so the cases differ in
 length only and the longest stays within a minute on a small shared CPU (the ssm's (B, L, E, N) scan tensors
-are then 16 MB a layer; bigger batches cost it disproportionately there, in page faults). The ratio is the ssm's tokens/s over the
-Transformer's (> 1: the ssm trains faster); the last line is the L = 2048 ratio.          no goal
+are then 16 MB a layer; bigger batches cost it disproportionately there, in page faults). The ratio is the
+ssm's tokens/s over the Transformer's (> 1: the ssm trains faster); the last line is the L = 2048 ratio.  no goal
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ablate.models import ARCHS, POSITIONAL, TaskInfo
+from ablate.models import TaskInfo
 from ablate.models.seq_models import SeqModel
 from ablate.tasks.vocab import Vocab
 
@@ -74,11 +74,10 @@ CASES = [
     *(("transformer", {**TRANSFORMER, "attention": "linear", "pos_encoding": p}) for p in ["sinusoidal", "rotary"]),
     # a prefix LM on self-attention (the plugin's): per-row positions, a score_bias encoding, rotary, learned
     *(("toy_lm", {**TOY, "pos_encoding": p}) for p in ["distance_decay", "rotary", "learned", "sinusoidal"]),
+    # the contenders (issue 12): ALiBi under the cache (encoder-decoder and prefix LM), the SSM
+    ("transformer", {**TRANSFORMER, "pos_encoding": "alibi"}), ("toy_lm", {**TOY, "pos_encoding": "alibi"}),
+    ("ssm", {"d_model": 32, "n_layers": 2}),
 ]
-# the contenders (issue 12), once their branch is in: ALiBi under the cache (encoder-decoder and prefix LM), the SSM
-CASES += [("transformer", {**TRANSFORMER, "pos_encoding": "alibi"}), ("toy_lm", {**TOY, "pos_encoding": "alibi"})] \
-    if "alibi" in POSITIONAL.names() else []
-CASES += [("ssm", {"d_model": 32, "n_layers": 2})] if "ssm" in ARCHS.names() else []
 
 
 def _build(tiny_model, arch, toggles, seed):

@@ -37,7 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     test_on: str = "best"  # best (validation checkpoint) | last
-    monitor: str = "val/loss"  # the validation metric that picks "best"
+    monitor: str = "val/loss"  # the validation metric that picks "best" (val/bleu, val/chrf: higher is better)
     val_every: int = 1  # validate every N epochs
     accelerator: str = "cpu"
     devices: Any = 1
@@ -82,7 +82,7 @@ CHOICES = {
     "train.optimizer": ["adam", "adamw"],
     "train.schedule": ["none", "noam", "cosine"],
     "train.test_on": ["best", "last"],
-    "train.monitor": ["val/loss", "val/seq_acc", "val/token_acc", "val/acc"],
+    "train.monitor": ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"],
     "logger.wandb.mode": ["disabled", "offline", "online"],
 }
 POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
@@ -250,6 +250,12 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
             check(cfg.task)
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
+    task_metrics = TASKS.meta(cfg.task.name).get("metrics", ())  # corpus metrics a task defines (BLEU, chrF)
+    wanted = tr.monitor.removeprefix("val/")
+    if wanted in ("bleu", "chrf") and wanted not in task_metrics:
+        having = ", ".join(n for n in TASKS if wanted in TASKS.meta(n).get("metrics", ()))
+        errors.append(ConfigError("train.monitor", tr.monitor, f"task {cfg.task.name!r} has no {wanted} "
+                                  f"(tasks with it: {having})", where))
     if not tr.lr > 0:
         errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate > 0", where))
     if not 0 <= tr.label_smoothing < 1:

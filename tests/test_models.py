@@ -61,7 +61,7 @@ def task_names() -> list[str]:
     return TASKS.names()
 
 
-INFO = TaskInfo(vocab_size=13, max_src_len=8, max_tgt_len=9)
+INFO = TaskInfo(13, 13, max_src_len=8, max_tgt_len=9)
 
 
 # ---------------------------------------------------------------- 1. every preset x every task
@@ -226,7 +226,7 @@ def test_sinusoidal_matches_the_paper_formula():
 
 # ---------------------------------------------------------------- 9. learned positions have a fixed table
 def test_learned_positions_fail_clearly_beyond_their_table(tiny_model):
-    info = TaskInfo(vocab_size=13, max_src_len=5, max_tgt_len=4)
+    info = TaskInfo(13, 13, max_src_len=5, max_tgt_len=4)
     model = tiny_model("transformer", info, pos_encoding="learned")
     src, src_len = random_src(13, [5, 5])
     model(src, src_len, torch.tensor([[BOS, 5, 6]] * 2))  # within the tables: fine

@@ -9,6 +9,7 @@ from typing import Any, Optional, TextIO
 
 from ablate.config import Experiment
 from ablate.experiment.executors import get_executor
+from ablate.experiment.in_flight import InFlightStatus
 from ablate.experiment.plan import Plan, PlannedRun, plan
 from ablate.experiment.store import FAILED, FINISHED, Store, write_json, write_yaml
 from ablate.experiment.worker import RunSpec
@@ -72,11 +73,18 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     progress = Progress(len(todo), exp.report.metric, out)
     failed: list[tuple[PlannedRun, str]] = []
 
+    # Parallel local runs: a periodic status line of the runs in flight instead of each run's own progress.
+    in_flight = InFlightStatus(out) if executor == "local" and workers > 1 else None
+
     def on_start(spec: RunSpec) -> None:
         d = store.prepare_run(spec.run_id)
         write_yaml(d / "config.yaml", run_config_dict(by_id[spec.run_id]))
+        if in_flight is not None:
+            in_flight.running[spec.run_id] = d
 
     def on_done(spec: RunSpec, result: dict[str, Any]) -> None:
+        if in_flight is not None:
+            in_flight.running.pop(spec.run_id, None)
         r = by_id[spec.run_id]
         result = {**result, "variant": r.variant, "label": r.label, "grid_point": r.point, "seed": r.seed}
         write_json(store.run_dir(spec.run_id) / "result.json", result)
@@ -86,12 +94,16 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
 
     specs = [RunSpec(r.run_id, exp.name, r.variant, r.label, r.config, plugins) for r in todo]
     try:
+        if in_flight is not None:
+            in_flight.start()
         ex.run(specs, store.root, on_done, on_start)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {progress.done} runs finished and kept; run the same command again to resume",
               file=out)
         raise
     finally:
+        if in_flight is not None:
+            in_flight.stop()
         store.rebuild_results()
     print(f"{exp.name}: {progress.done} finished, {len(failed)} failed, {skipped} skipped (already finished) "
           f"-> {store.root / 'results.csv'}", file=out)

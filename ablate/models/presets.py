@@ -132,7 +132,7 @@ def build_cnn(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     from ablate.models.seq_models import PrefixLM
 
     body = DECODERS.get("cnn")(cfg.d_model, cfg.n_layers, cfg.kernel_size, cfg.dropout)
-    return PrefixLM(info.vocab_size, cfg.d_model, body)
+    return PrefixLM(info, cfg.d_model, body)
 
 
 def _single_stack(cell: str):
@@ -140,7 +140,7 @@ def _single_stack(cell: str):
         from ablate.models.decoders import DECODERS
         from ablate.models.seq_models import PrefixLM
 
-        return PrefixLM(info.vocab_size, cfg.d_model, DECODERS.get(cell)(cfg.d_model, cfg.n_layers, cfg.dropout))
+        return PrefixLM(info, cfg.d_model, DECODERS.get(cell)(cfg.d_model, cfg.n_layers, cfg.dropout))
 
     return build
 
@@ -160,7 +160,7 @@ def _seq2seq(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
     encoder = ENCODERS.get(cfg.cell)(D, L, p, bidirectional=cfg.bidirectional)
     decoder = DECODERS.get(cfg.cell)(D, L, p, attention=cfg.attention or "none", n_heads=cfg.n_heads or 1,
                                      d_head=cfg.d_head)
-    return EncoderDecoder(info.vocab_size, D, encoder, decoder)
+    return EncoderDecoder(info, D, encoder, decoder)
 
 
 ARCHS.register("seq2seq", defaults=_SEQ2SEQ,
@@ -181,14 +181,15 @@ def build_transformer(cfg: ModelConfig, info: TaskInfo) -> SeqModel:
                   dropout=cfg.dropout, norm=cfg.norm, pos_encoding=cfg.pos_encoding)
     encoder = ENCODERS.get("transformer")(**common, max_len=max(info.max_src_len, 1))
     decoder = DECODERS.get("transformer")(**common, max_len=info.max_tgt_len + 1, causal_mask=cfg.causal_mask)
-    model = EncoderDecoder(info.vocab_size, cfg.d_model, encoder, decoder)
+    model = EncoderDecoder(info, cfg.d_model, encoder, decoder)
     # The stacks multiply embeddings by sqrt(d_model), as the paper does; that assumes embeddings drawn with
     # std d_model**-0.5 (as in the paper's shared embedding / fairseq), so tokens and positions are of the
     # same size. nn.Embedding's default std 1 would make tokens sqrt(d_model) times louder than positions.
     import torch
 
     with torch.no_grad():
-        torch.nn.init.normal_(model.embed.weight, std=cfg.d_model**-0.5)
-        model.embed.weight[model.embed.padding_idx].zero_()
+        for table in dict.fromkeys([model.embed, model.src_embed]):  # one table when the vocabulary is shared
+            torch.nn.init.normal_(table.weight, std=cfg.d_model**-0.5)
+            table.weight[table.padding_idx].zero_()
     return model
 

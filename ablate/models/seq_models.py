@@ -24,9 +24,16 @@ PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
 class TaskInfo:
     """What a model needs to know of a task: sizes only."""
 
-    vocab_size: int
+    src_vocab_size: int
+    tgt_vocab_size: int
     max_src_len: int
     max_tgt_len: int
+    shared_vocab: bool = True  # one embedding table for both sides (the sizes are then equal)
+
+    @property
+    def vocab_size(self) -> int:
+        """The output layer's size: the target vocabulary."""
+        return self.tgt_vocab_size
 
 
 def finish(tokens: torch.Tensor) -> torch.Tensor:
@@ -36,12 +43,18 @@ def finish(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class SeqModel(nn.Module):
+    """Target ids are embedded by `embed`, source ids by `src_embed` (the same module when the vocabulary
+    is shared); `head` predicts over the target vocabulary only."""
+
     supports_state = False
 
-    def __init__(self, vocab_size: int, d_model: int):
+    def __init__(self, vocab_size: int | TaskInfo, d_model: int):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
-        self.head = nn.Linear(d_model, vocab_size)
+        info = vocab_size if isinstance(vocab_size, TaskInfo) else TaskInfo(vocab_size, vocab_size, 0, 0)
+        self.embed = nn.Embedding(info.tgt_vocab_size, d_model, padding_idx=PAD)
+        self.src_embed = self.embed if info.shared_vocab else nn.Embedding(info.src_vocab_size, d_model,
+                                                                           padding_idx=PAD)
+        self.head = nn.Linear(d_model, info.tgt_vocab_size)
         self.last_attn: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -69,14 +82,14 @@ class SeqModel(nn.Module):
 class EncoderDecoder(SeqModel):
     """Encoder reads the source once; the decoder writes the target attending to (or starting from) it."""
 
-    def __init__(self, vocab_size: int, d_model: int, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, vocab_size: int | TaskInfo, d_model: int, encoder: nn.Module, decoder: nn.Module):
         super().__init__(vocab_size, d_model)
         self.encoder, self.decoder = encoder, decoder
         self.supports_state = getattr(decoder, "supports_state", False)
 
     def prepare(self, src, src_len, need_weights=False):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.encoder(self.embed(src), pad, need_weights=need_weights)
+        return self.encoder(self.src_embed(src), pad, need_weights=need_weights)
 
     def step(self, enc, ys, state, need_weights=False):
         out: DecoderOutput = self.decoder(self.embed(ys), enc, state=state, need_weights=need_weights)
@@ -95,23 +108,24 @@ class PrefixLM(SeqModel):
     source, so a causal stack never sees padding before a real token.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, body: nn.Module):
+    def __init__(self, vocab_size: int | TaskInfo, d_model: int, body: nn.Module):
         super().__init__(vocab_size, d_model)
         self.body = body
         self.supports_state = getattr(body, "supports_state", False)
 
-    @staticmethod
-    def _layout(src, src_len, tgt_in):
-        """(B, S+T) ids with tgt_in written at src_len..src_len+T-1, and those positions (B, T)."""
+    def _layout(self, src, src_len, tgt_in):
+        """(B, S+T, D) embeddings: the source's (source table) with tgt_in's (target table) written at
+        src_len..src_len+T-1, and those positions (B, T). Padding embeds to zeros, as <pad> does."""
         B, S = src.shape
         T = tgt_in.size(1)
-        seq = torch.cat([src, torch.full((B, T), PAD, dtype=src.dtype, device=src.device)], 1)
+        x = self.src_embed(src)
+        x = torch.cat([x, x.new_zeros(B, T, x.size(-1))], 1)
         pos = src_len[:, None] + torch.arange(T, device=src.device)[None]
-        return seq.scatter(1, pos, tgt_in), pos
+        return x.scatter(1, pos[..., None].expand(-1, -1, x.size(-1)), self.embed(tgt_in)), pos
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
-        seq, pos = self._layout(src, src_len, tgt_in)
-        y = self.body(self.embed(seq)).y  # (B, S+T, D)
+        x, pos = self._layout(src, src_len, tgt_in)
+        y = self.body(x).y  # (B, S+T, D)
         y = y.gather(1, pos[..., None].expand(-1, -1, y.size(-1)))
         return self.head(y)
 
@@ -121,8 +135,8 @@ class PrefixLM(SeqModel):
     def step(self, ctx, ys, state):
         src, src_len = ctx
         if state is None and self.supports_state:  # first step: read source + <bos>, keep the state
-            seq, pos = self._layout(src, src_len, ys)
-            out = self.body(self.embed(seq[:, : src.size(1) + 1]), lengths=src_len + 1)
+            x, pos = self._layout(src, src_len, ys)
+            out = self.body(x[:, : src.size(1) + 1], lengths=src_len + 1)
             y = out.y.gather(1, src_len[:, None, None].expand(-1, 1, out.y.size(-1)))
             return self.head(y), out.state
         if self.supports_state:
@@ -135,12 +149,12 @@ class MLPModel(SeqModel):
     """Predicts every target position at once from the flattened input: no order, no recurrence."""
 
     def __init__(self, info: TaskInfo, d_model: int, d_ff: int, n_layers: int, dropout: float):
-        super().__init__(info.vocab_size, d_model)
+        super().__init__(info, d_model)
         self.mlp = MLPEncoder(d_model, d_ff, n_layers, dropout, info.max_src_len, info.max_tgt_len)
 
     def _all(self, src, src_len):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.head(self.mlp(self.embed(src), pad).memory)  # (B, max_tgt_len, V)
+        return self.head(self.mlp(self.src_embed(src), pad).memory)  # (B, max_tgt_len, V)
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
         return self._all(src, src_len)[:, : tgt_in.size(1)]

@@ -234,7 +234,7 @@ def _check(cfg: TranslateConfig) -> None:
         raise ValueError(f"translate: max_adjectives={cfg.max_adjectives} must be in 1..{len(ADJECTIVES)}")
 
 
-@TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq",
+@TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq", metrics=("bleu",),
                 help="synthetic English-like SVO -> invented SOV language with agreement; reports BLEU")
 def build_translate(cfg: TranslateConfig) -> TaskData:
     _check(cfg)

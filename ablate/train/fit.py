@@ -38,7 +38,9 @@ from ablate.tasks import build_task
 from ablate.train.data import TaskDataModule
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
+from ablate.train.progress import EvalTimer, RunProgress
 from ablate.train.sizing import info_of
+from ablate.train.texts import SAMPLES_FILE, TextView, write_samples
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -100,23 +102,28 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_task(cfg.task)
     if int(os.environ.get("RANK", 0) if world > 1 else 0) == 0:
-        data.vocab.save(run_dir / "vocab.json")
+        data.vocab.save(run_dir / "vocab.json")  # the target vocabulary (the source one too when shared)
+        if not data.shared_vocab:
+            data.src_vocab.save(run_dir / "src_vocab.json")
     model = build_model(cfg.model, info_of(data))
     params = sum(p.numel() for p in model.parameters())
-    module = SeqModule(model, t, data.vocab, data.kind, data.metrics)
+    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, texts=TextView.of(data))
     dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
                            save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False,
                            save_weights_only=True)  # testing and `attend` need the weights only; saves faster
-    timer = TrainTimer()
+    timer, eval_timer = TrainTimer(), EvalTimer()
+    label = " ".join(str(x) for x in (meta.get("label"), f"seed {cfg.seed}") if x)
+    progress = RunProgress(label, t.monitor, run_dir)
     loggers = make_loggers(cfg, run_dir, meta)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, timer], gradient_clip_val=t.grad_clip or None, check_val_every_n_epoch=t.val_every,
-        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[ckpt, timer, eval_timer, progress], gradient_clip_val=t.grad_clip or None,
+        check_val_every_n_epoch=t.val_every, num_sanity_val_steps=0, enable_progress_bar=True,
+        enable_model_summary=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     if torch.cuda.is_available():
@@ -128,11 +135,16 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         raise KeyboardInterrupt
     use_best = t.test_on == "best" and ckpt.best_model_path
     test_ckpt = ckpt.best_model_path if use_best else None
-    tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    try:
+        tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    finally:
+        progress.close()
     for lg in loggers[1:]:
         lg.experiment.finish()
     if trainer.global_rank != 0:
         return {}
+    if module.test_samples:
+        write_samples(run_dir / SAMPLES_FILE, module.test_samples)
     rows = module.by_length()
     if rows:
         with open(run_dir / "by_length.csv", "w", newline="") as f:
@@ -148,6 +160,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "best_val": {t.monitor: float(ckpt.best_model_score) if ckpt.best_model_score is not None else None},
         "params": params,
         "train_time_s": timer.seconds,
+        "eval_time_s": eval_timer.seconds,  # validation + test loops, free-running decoding included
         "fit_time_s": fit_time,
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
         "peak_mem_mb": peak,

@@ -13,7 +13,8 @@ from ablate.tasks import TaskData, build_task
 
 
 def info_of(data: TaskData) -> TaskInfo:
-    return TaskInfo(len(data.vocab), data.max_src_len, data.max_tgt_len)
+    return TaskInfo(len(data.src_vocab), len(data.tgt_vocab), data.max_src_len, data.max_tgt_len,
+                    shared_vocab=data.shared_vocab)
 
 
 _INFO: dict[str, TaskInfo] = {}

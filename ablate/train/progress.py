@@ -47,6 +47,7 @@ class RunProgress(ProgressBar):
         self.loss: Optional[float] = None
         self.total = 0
         self.phase = "train"
+        self.last_val: Optional[float] = None  # the monitored metric at the last validation
         self._width = 0
 
     # ProgressBar's interface
@@ -60,8 +61,11 @@ class RunProgress(ProgressBar):
     def fields(self, trainer: Any) -> dict[str, Any]:
         step, elapsed = trainer.global_step, time.perf_counter() - self.t0
         rate = step / elapsed if elapsed > 0 and step else 0.0
-        val = trainer.callback_metrics.get(self.monitor)
-        return {"label": self.label, "phase": self.phase, "epoch": trainer.current_epoch + 1,
+        val = self.last_val
+        epoch = trainer.current_epoch + 1  # after the last epoch Lightning counts one more
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            epoch = min(epoch, trainer.max_epochs)
+        return {"label": self.label, "phase": self.phase, "epoch": epoch,
                 "max_epochs": trainer.max_epochs, "step": step, "total": self.total, "loss": self.loss,
                 "steps_per_s": rate, "eta_s": (self.total - step) / rate if rate and self.total else None,
                 "monitor": self.monitor, "val": None if val is None else float(val)}
@@ -134,6 +138,8 @@ class RunProgress(ProgressBar):
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.state.fn == "fit":
+            val = trainer.callback_metrics.get(self.monitor)
+            self.last_val = None if val is None else float(val)
             self.phase = "train"
             self._show(trainer, force=self.mode != "lines")
 

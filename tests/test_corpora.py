@@ -299,4 +299,4 @@ def test_progress_render_and_in_flight_status(tmp_path):
     a.mkdir(), b.mkdir()
     (a / "progress.json").write_text(json.dumps({"label": "gru seed 1", "step": 5, "total": 50, "eta_s": 65,
                                                   "phase": "validating 2/4"}))
-    assert status_line([a, b]) == "in flight: gru seed 1 5/50 ETA 1m05s (validating 2/4) | b starting"
+    assert status_line([a, b]) == "in flight: gru seed 1 5/50 ETA 1m05s (validating 2/4) | 1 queued or starting"

@@ -37,13 +37,14 @@ def every_seconds() -> float:
 
 
 def status_line(run_dirs: Iterable[Path]) -> Optional[str]:
-    """'in flight: label 340/1700 ETA 1m50s | label 20/1700 (validating)' from the runs' progress files."""
-    parts = []
+    """'in flight: label 340/1700 ETA 1m50s | label 20/1700 (validating 2/4) | 2 queued or starting' from the
+    runs' progress files (a run writes its first one when its training starts)."""
+    parts, waiting = [], 0
     for d in run_dirs:
         try:
             f = json.loads((Path(d) / PROGRESS_FILE).read_text())
         except (OSError, ValueError):
-            parts.append(f"{Path(d).name} starting")
+            waiting += 1
             continue
         item = f"{f.get('label') or Path(d).name} {f.get('step', 0)}/{f.get('total') or '?'}"
         if f.get("eta_s") is not None:
@@ -51,6 +52,8 @@ def status_line(run_dirs: Iterable[Path]) -> Optional[str]:
         if f.get("phase") not in (None, "train"):
             item += f" ({f['phase']})"
         parts.append(item)
+    if waiting:
+        parts.append(f"{waiting} queued or starting")
     return "in flight: " + " | ".join(parts) if parts else None
 
 

@@ -122,6 +122,7 @@ class RunProgress(ProgressBar):
         except (RuntimeError, ValueError, TypeError):
             pass
         self.total = total if total < 2**62 else 0
+        self._show(trainer, force=True)  # the driver's status line sees the run from its first step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs

@@ -300,3 +300,24 @@ def test_progress_render_and_in_flight_status(tmp_path):
     (a / "progress.json").write_text(json.dumps({"label": "gru seed 1", "step": 5, "total": 50, "eta_s": 65,
                                                   "phase": "validating 2/4"}))
     assert status_line([a, b]) == "in flight: gru seed 1 5/50 ETA 1m05s (validating 2/4) | 1 queued or starting"
+
+
+def test_progress_bar_rewrites_one_terminal_line(tmp_path):
+    from types import SimpleNamespace
+
+    from ablate.train.progress import RunProgress
+
+    out = io.StringIO()
+    bar = RunProgress("gru seed 0", "val/bleu", tmp_path, mode="bar", out=out)
+    trainer = SimpleNamespace(global_step=0, current_epoch=0, max_epochs=2, max_steps=-1, global_rank=0,
+                              estimated_stepping_batches=10)
+    bar.on_train_start(trainer, None)
+    for step in (1, 2):
+        trainer.global_step = step
+        bar.on_train_batch_end(trainer, None, torch.tensor(2.0), None, step)
+        bar._last = 0.0  # as if the redraw interval had passed
+    bar.close()
+    text = out.getvalue()
+    assert text.count("\r") >= 2 and text.endswith("\n") and text.count("\n") == 1  # one line, redrawn
+    assert "step 2/10" in text and "loss 2.000" in text
+    assert not (tmp_path / "progress.json").exists()

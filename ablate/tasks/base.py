@@ -57,10 +57,6 @@ class Split:
                      pick(self.tgt_text), pick(self.src_text))
 
 
-def join_words(tokens: list[str]) -> str:
-    return " ".join(tokens)
-
-
 @dataclass
 class TaskData:
     vocab: Vocab  # the target vocabulary (what models predict over); also the source one when shared
@@ -86,10 +82,6 @@ class TaskData:
     @property
     def shared_vocab(self) -> bool:
         return self.src_vocab is self.vocab
-
-    def to_text(self, tokens: list[str]) -> str:
-        """Tokens of either side as text (for reports); words joined by spaces unless the task says otherwise."""
-        return (self.detokenize or join_words)(tokens)
 
     @property
     def splits(self) -> dict[str, Split]:

@@ -209,6 +209,7 @@ def test_val_bleu_is_logged_at_every_validation_and_picks_the_checkpoint(corpus_
         assert result["best_val"]["val/bleu"] == pytest.approx(val["val/bleu"].max(), abs=1e-6)
         assert result["eval_time_s"] > 0 and "test/bleu" in result["metrics"]
         assert (run / "src_vocab.json").is_file() and (run / "test_samples.jsonl").is_file()
+    assert (pd.read_csv(runs / "results.csv")["eval_time_s"] > 0).all()
 
 
 def test_progress_lines_show_step_loss_and_eta(corpus_run):

@@ -410,7 +410,7 @@ def test_translate_lexicons_disjoint_and_unambiguous():
 
 def test_translate_bleu():
     data = build_task(CASES["translate"](None))
-    assert set(data.metrics) == {"bleu"}
+    assert set(data.metrics) == {"bleu", "chrf"}
     refs = [t for _, t in rows(data, "test")]
     assert data.metrics["bleu"](refs, refs) == pytest.approx(100.0)
     shuffled = refs[1:] + refs[:1]
@@ -443,6 +443,8 @@ def test_tsv_char_tokens(tmp_path):
     assert pairs[tuple(src.replace(" ", "▁"))] == list(src.replace("ab ", "ba"))
     assert sum(len(s) for s in data.splits.values()) == 20
     assert set(data.metrics) == {"bleu", "chrf"}  # on the detokenized text
+    words = [["a", "▁", "b", "▁", "c", "▁", "d"]]
+    assert data.metrics["bleu"](words, words) == pytest.approx(100.0)
 
 
 def test_tsv_duplicates_and_shared_sources(tmp_path):

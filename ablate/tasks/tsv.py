@@ -27,8 +27,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, check_decode, pack
 from ablate.tasks.subwords import SubwordModel, text_digest, train_or_load
+from ablate.tasks.textmetrics import check_tokenize, text_metrics
 from ablate.tasks.vocab import SPECIALS, Vocab
 
 TOKENIZERS = ("word", "char", "bpe", "unigram")
@@ -61,6 +62,14 @@ class TsvConfig(TaskConfig):
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    # BLEU and chrF score the detokenized text (word tokens joined by spaces, char tokens joined with ▁ as a
+    # space) with sacreBLEU's tokenizer `tokenize` (13a, as sacreBLEU's default); none: the data is already
+    # tokenized as it should be scored.
+    tokenize: str = "13a"
+    # Free-running decoding stops at decode_ratio * source length + decode_margin tokens (<eos> included),
+    # never looking at the reference; raise them if your targets can be much longer than their sources.
+    decode_ratio: float = 2.0
+    decode_margin: int = 10
 
 
 Pair = tuple[str, str]  # (source text, target text), whitespace-normalised (char mode: stripped only)
@@ -79,6 +88,11 @@ def detokenizer(mode: str):
     if mode == "char":
         return lambda tokens: "".join(tokens).replace(SPACE, " ")
     return SubwordModel.decode
+
+
+def detokenize(tokens: list[str], mode: str) -> str:
+    """Tokens of `tokenize(text, mode)` (or subword pieces) -> the text again (for BLEU on text)."""
+    return detokenizer(mode)(tokens)
 
 
 def _parse_line(raw: bytes, where: str, mode: str) -> Pair | None:
@@ -175,6 +189,8 @@ def _check(cfg: TsvConfig) -> None:
     for key in ("n_train", "n_val", "n_test"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"tsv: {key}={getattr(cfg, key)} must be >= 0 (0 = all of the split)")
+    check_tokenize(cfg.tokenize, "tsv")
+    check_decode(cfg.decode_ratio, cfg.decode_margin, "tsv")
     for key, path in _files(cfg).items():  # reads each file once (cached): bad lines fail before any training
         read_pairs(path, cfg.tokens, "path" if cfg.path else key)
 
@@ -240,23 +256,6 @@ def _tokenizers(cfg: TsvConfig, train: list[Pair]):
     return tok, tok, src_vocab, tgt_vocab
 
 
-def chrf(hyps: list[str], refs: list[str]) -> float:
-    """Corpus chrF (sacrebleu, 0-100) of detokenized hypotheses against raw reference texts."""
-    import sacrebleu
-
-    return float(sacrebleu.corpus_chrf(list(hyps), [list(refs)]).score) if hyps else 0.0
-
-
-def bleu_text(hyps: list[str], refs: list[str]) -> float:
-    """Corpus BLEU (sacrebleu, 0-100, its default 13a tokenisation) of detokenized hypotheses against raw
-    reference texts."""
-    import sacrebleu
-
-    if len(hyps) != len(refs):
-        raise ValueError(f"bleu: {len(hyps)} hypotheses but {len(refs)} references")
-    return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score) if hyps else 0.0
-
-
 @TASKS.register("tsv", check=_check, config=TsvConfig, kind="seq2seq", metrics=("bleu", "chrf"),
                 help="your own source<TAB>target file(s) (path, or train/val/test; plain or .gz), "
                      "word/char/bpe/unigram tokens, separate or shared vocabularies; BLEU and chrF")
@@ -277,6 +276,10 @@ def build_tsv(cfg: TsvConfig) -> TaskData:
         out.tgt_text, out.src_text = [t for _, t in pairs], [s for s, _ in pairs]
         return out
 
-    metrics = {"bleu": bleu_text, "chrf": chrf}  # on detokenized text, whatever the tokens
-    return TaskData(tgt_vocab, split(parts["train"]), split(parts["val"]), split(parts["test"]), metrics=metrics,
-                    src_vocab=src_vocab, detokenize=detokenizer(cfg.tokens))
+    detok = detokenizer(cfg.tokens)
+    # The harness hands these metrics text (the detokenized hypothesis, the raw reference: TaskData.detokenize);
+    # token lists (a CorpusMetric's own signature check) are detokenized first.
+    as_text = lambda x: x if isinstance(x, str) else detok(x)  # noqa: E731
+    return TaskData(tgt_vocab, split(parts["train"]), split(parts["val"]), split(parts["test"]),
+                    metrics=text_metrics(cfg.tokenize, as_text), src_vocab=src_vocab, detokenize=detok,
+                    decode=DecodeLimit(ratio=cfg.decode_ratio, margin=cfg.decode_margin))

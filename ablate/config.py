@@ -9,53 +9,59 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union, get_type_hints
+from typing import Any, Optional
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ablate.errors import ConfigError, ConfigErrors
-from ablate.models import ModelConfig, resolve
+from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
+from ablate.structured import field_errors, option
+from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
+
+# The validation metrics a run logs (val/bleu and val/chrf where the task defines them).
+MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"]
 
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = 10
-    max_steps: int = -1  # > 0 stops after this many optimizer steps (whichever of it and max_epochs comes first)
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    lr: float = 1.0e-3
-    optimizer: str = "adamw"  # adam | adamw
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none | noam | cosine
-    warmup_steps: int = 0
-    label_smoothing: float = 0.0
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    test_on: str = "best"  # best (validation checkpoint) | last
-    monitor: str = "val/loss"  # the validation metric that picks "best" (val/bleu, val/chrf: higher is better)
-    val_every: int = 1  # validate every N epochs
-    val_every_n_steps: int = 0  # > 0: validate every N optimizer steps instead (counted across epochs)
-    early_stopping: Optional[EarlyStoppingConfig] = None  # {patience, min_delta} on monitor
-    target: Optional[TargetConfig] = None  # {metric, value}: stop once reached; result records steps_to_target
-    accelerator: str = "cpu"
-    devices: Any = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool = True
-    cpus_per_run: int = 1  # for the ray executor
+    max_epochs: int = option(10, "epochs at most", minimum=1)
+    max_steps: int = option(-1, "> 0 stops after this many optimizer steps (whichever of it and max_epochs comes "
+                            "first); -1: no limit")
+    batch_size: int = option(64, "training batch size", minimum=1)
+    eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
+    lr: float = option(1.0e-3, "learning rate", above=0)
+    optimizer: str = option("adamw", "optimizer", choices=["adam", "adamw"])
+    weight_decay: float = option(0.0, "weight decay", minimum=0)
+    schedule: str = option("none", "learning-rate schedule", choices=["none", "noam", "cosine"])
+    warmup_steps: int = option(0, "linear warm-up steps", minimum=0)
+    label_smoothing: float = option(0.0, "label smoothing of the training loss", minimum=0, below=1)
+    grad_clip: float = option(1.0, "max gradient norm; 0 = off", minimum=0)
+    test_on: str = option("best", "test the best validation checkpoint or the last", choices=["best", "last"])
+    monitor: str = option("val/loss", "the validation metric that picks 'best' (val/bleu, val/chrf: tasks with "
+                          "BLEU; higher is better)", choices=lambda: MONITORS)
+    val_every: int = option(1, "validate every N epochs", minimum=1)
+    val_every_n_steps: int = option(0, "> 0: validate every N optimizer steps instead (counted across epochs)")
+    early_stopping: Optional[EarlyStoppingConfig] = option(None, "{patience, min_delta} on monitor")
+    target: Optional[TargetConfig] = option(None, "{metric, value}: stop once reached; the result records "
+                                            "steps_to_target")
+    accelerator: str = option("cpu", "Lightning accelerator")
+    devices: Any = option(1, "Lightning devices")
+    strategy: str = option("auto", "Lightning strategy")
+    precision: str = option("32-true", "Lightning precision")
+    deterministic: bool = option(True, "deterministic algorithms")
+    cpus_per_run: int = option(1, "CPUs per run (ray executor)", minimum=1)
 
 
 @dataclass
 class WandbConfig:
-    project: str = "ablate"
-    mode: str = "disabled"  # disabled | offline | online
-    entity: Optional[str] = None
+    project: str = option("ablate", "W&B project")
+    mode: str = option("disabled", "W&B mode", choices=["disabled", "offline", "online"])
+    entity: Optional[str] = option(None, "W&B entity")
 
 
 @dataclass
@@ -73,28 +79,20 @@ class ReportConfig:
 
 @dataclass
 class SlurmConfig:
-    partition: Optional[str] = None
-    time_min: int = 60
-    cpus_per_task: int = 2
-    gpus_per_node: int = 0
-    mem_gb: int = 8
-    array_parallelism: int = 16
-    cluster: str = "auto"  # auto (slurm where sbatch/srun exist, else local) | slurm | local (submitit, this machine)
+    partition: Optional[str] = option(None, "partition")
+    time_min: int = option(60, "time limit per job, minutes", minimum=1)
+    cpus_per_task: int = option(2, "CPUs per job", minimum=1)
+    gpus_per_node: int = option(0, "GPUs per job", minimum=0)
+    mem_gb: int = option(8, "memory per job, GB", minimum=1)
+    array_parallelism: int = option(16, "jobs of the array running at once", minimum=1)
+    cluster: str = option("auto", "auto (slurm where sbatch/srun exist, else local) | slurm | local (submitit, "
+                          "this machine)")
 
 
-CHOICES = {
-    "train.optimizer": ["adam", "adamw"],
-    "train.schedule": ["none", "noam", "cosine"],
-    "train.test_on": ["best", "last"],
-    "train.monitor": ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"],
-    "logger.wandb.mode": ["disabled", "offline", "online"],
-}
-POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
-            "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
-NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
+CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
 TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
             "slurm"]
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
+SECTIONS = {"train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
 
@@ -103,7 +101,7 @@ class RunConfig:
     """Everything that decides one run's numbers (and so its id), plus its logger."""
 
     task: Any
-    model: ModelConfig
+    model: ArchConfig  # the arch's own config class (ARCHS.meta(arch)["config"])
     train: TrainConfig
     seed: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -184,82 +182,11 @@ def parse_overrides(items: list[str], where: str = "command line") -> dict[str, 
     return out
 
 
-def _structured(section: str, cls: type, data: Any, where: str) -> Any:
-    """data merged onto cls's defaults, with unknown keys and wrong types reported by name."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigErrors([ConfigError(section, data, "must be a mapping of keys to values", where)])
-    errors = []
-    valid = [f.name for f in fields(cls)]
-    for key, value in data.items():
-        if key not in valid:
-            errors.append(ConfigError(f"{section}.{key}", value,
-                                      f"unknown key{suggest(key, valid)} (valid: {', '.join(valid)})", where))
-        elif is_dataclass(_optional(field_type(cls, key))) and value is not None and not isinstance(value, dict):
-            sub = [f.name for f in fields(_optional(field_type(cls, key)))]
-            errors.append(ConfigError(f"{section}.{key}", value, f"must be a mapping with keys {', '.join(sub)}",
-                                      where))
-        elif is_dataclass(_optional(field_type(cls, key))) and isinstance(value, dict):
-            try:
-                _structured(f"{section}.{key}", _optional(field_type(cls, key)), value, where)
-            except ConfigErrors as e:
-                errors += e.errors
-    if errors:
-        raise ConfigErrors(errors)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), data)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        key = f"{section}.{e.full_key}" if getattr(e, "full_key", None) else section
-        value = _lookup(data, str(getattr(e, "full_key", "") or ""))
-        expected = f"wrong type: expected {_type_name(cls, str(e.full_key or ''))}" if e.full_key else str(e)
-        raise ConfigErrors([ConfigError(key, value, expected, where)]) from None
-
-
-def field_type(cls: type, key: str) -> Any:
-    return get_type_hints(cls).get(key)
-
-
-def _optional(t: Any) -> Any:
-    """Optional[X] -> X (a section that may be left out, e.g. train.target), else t."""
-    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-    return args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
-
-
-def _type_name(cls: type, dotted: str) -> str:
-    t: Any = cls
-    for part in dotted.split("."):
-        t = field_type(t, part) if is_dataclass(t) else None
-    if t is None:
-        return "another type"
-    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-    t = args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
-    return getattr(t, "__name__", str(t))
-
-
-def _lookup(data: dict, dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
-    errors = []
-    sections = {"task": asdict(cfg.task), "train": asdict(cfg.train), "logger": asdict(cfg.logger)}
-    for section, values in sections.items():
-        for key, value in flatten(values, section).items():
-            if key in CHOICES and value not in CHOICES[key]:
-                errors.append(ConfigError(key, value, f"must be one of {', '.join(CHOICES[key])}"
-                                          f"{suggest(value, CHOICES[key])}", where))
-            elif key in POSITIVE and isinstance(value, (int, float)) and value <= 0:
-                errors.append(ConfigError(key, value, "must be > 0", where))
-            elif key in NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
-                errors.append(ConfigError(key, value, "must be >= 0", where))
-    tr = cfg.train
+    """Each section's values against its dataclass's declared choices and bounds, plus the checks between keys."""
+    errors = field_errors(cfg.train, "train", where) + field_errors(cfg.logger, "logger", where)
+    if isinstance(cfg.task.seed, int) and cfg.task.seed < 0:  # tasks check their own options
+        errors.append(ConfigError("task.seed", cfg.task.seed, "must be >= 0", where))
     check = TASKS.meta(cfg.task.name).get("check")
     if check is not None:
         try:
@@ -267,16 +194,12 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
     task_metrics = TASKS.meta(cfg.task.name).get("metrics", ())  # corpus metrics a task defines (BLEU, chrF)
-    wanted = tr.monitor.removeprefix("val/")
+    wanted = cfg.train.monitor.removeprefix("val/")
     if wanted in ("bleu", "chrf") and wanted not in task_metrics:
         having = ", ".join(n for n in TASKS if wanted in TASKS.meta(n).get("metrics", ()))
-        errors.append(ConfigError("train.monitor", tr.monitor, f"task {cfg.task.name!r} has no {wanted} "
+        errors.append(ConfigError("train.monitor", cfg.train.monitor, f"task {cfg.task.name!r} has no {wanted} "
                                   f"(tasks with it: {having})", where))
-    if not tr.lr > 0:
-        errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate > 0", where))
-    if not 0 <= tr.label_smoothing < 1:
-        errors.append(ConfigError("train.label_smoothing", tr.label_smoothing, "must be in [0, 1)", where))
-    errors += check_stopping(tr, CHOICES["train.monitor"], where)
+    errors += check_stopping(cfg.train, MONITORS, where)
     return errors
 
 
@@ -311,15 +234,14 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
             except ConfigErrors as e:
                 errors += e.errors
     parts: dict[str, Any] = {}
-    for section in ("model", "train", "logger"):
+    notes: list[str] = []
+    try:
+        parts["model"], notes = model_config(tree.get("model"), where)
+    except ConfigErrors as e:
+        errors += e.errors
+    for section in ("train", "logger"):
         try:
             parts[section] = _structured(section, SECTIONS[section], tree.get(section), where)
-        except ConfigErrors as e:
-            errors += e.errors
-    notes: list[str] = []
-    if "model" in parts:
-        try:
-            parts["model"], notes = resolve(parts["model"], where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:
@@ -382,6 +304,7 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     for section in ("report", "slurm"):
         try:
             sections[section] = _structured(section, SECTIONS[section], raw.get(section), where)
+            errors += field_errors(sections[section], section, where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:

@@ -119,12 +119,13 @@ def test_every_preset_runs_with_separate_vocabularies(tiny_model, batch_of, tmp_
     tgt_in = torch.randint(5, 17, (3, 7))
     for arch in ARCHS.names():
         model = tiny_model(arch, info)
-        assert model.src_embed is not model.embed and model.src_embed.num_embeddings == 11
-        assert model.embed.num_embeddings == 17 and model.head.out_features == 17
+        assert model.src_embed is not model.tgt_embed and model.src_embed.num_embeddings == 11
+        assert model.tgt_embed is None or model.tgt_embed.num_embeddings == 17  # (MLP reads no target)
+        assert model.head.out_features == 17
         assert model(src, src_len, tgt_in).shape == (3, 7, 17), arch
         assert model.generate(src, src_len, 7).shape == (3, 7), arch
     shared = tiny_model("transformer", TaskInfo(13, 13, 6, 7))
-    assert shared.src_embed is shared.embed
+    assert shared.src_embed is shared.tgt_embed
 
 
 # ---------------------------------------------------------------- subwords

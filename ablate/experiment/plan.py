@@ -62,7 +62,7 @@ def plan(exp: Experiment) -> Plan:
     where = str(exp.path) if exp.path else exp.name
     variants = exp.variants or {"": {}}
     errors: list[ConfigError] = []
-    notes: dict[str, None] = {}
+    notes: dict[str, list[str]] = {}  # note -> the grid points/variants it arose in
     runs: dict[str, PlannedRun] = {}
     toggles: dict[str, tuple[Any, set[str], bool]] = {}  # model key -> (a value, archs, applied anywhere)
     for vname, v_over in variants.items():
@@ -76,8 +76,10 @@ def plan(exp: Experiment) -> Plan:
                     errors += e.errors
                     break  # the same problem would repeat for every seed
                 for n in run_notes:
-                    notes[f"{ctx}: {n}" if ctx else n] = None
-                _track_toggles(toggles, tree.get("model") or {}, cfg)
+                    notes.setdefault(n, [])
+                    if ctx not in notes[n]:
+                        notes[n].append(ctx)
+                _track_toggles(toggles, _model_keys({**(v_over or {}), **point}), cfg)
                 if cfg.model.match_params:
                     cfg = match_params(cfg, where)
                 rid = run_id(cfg)
@@ -91,19 +93,41 @@ def plan(exp: Experiment) -> Plan:
                                       f"(see `ablate list` for each arch's toggles)", where))
     if errors:
         raise ConfigErrors(collapse(errors))
+    n_rows = len(variants) * len(grid_points(exp.grid))
+    out = [_where_note(n, ctxs, n_rows) for n, ctxs in notes.items()]
     dupes = [r for r in runs.values() if r.aliases]
     for r in dupes:
-        notes[f"{r.label} (seed {r.seed}) is the same run as {', '.join(sorted(set(r.aliases)))}: trained once"] = None
-    return Plan(exp, list(runs.values()), list(notes))
+        out.append(f"{r.label} (seed {r.seed}) is the same run as {', '.join(sorted(set(r.aliases)))}: trained once")
+    return Plan(exp, list(runs.values()), out)
+
+
+def _where_note(note: str, ctxs: list[str], n_rows: int) -> str:
+    """A note once: bare when it holds for every row, else prefixed with where it arose."""
+    ctxs = [c for c in ctxs if c]
+    if not ctxs or len(ctxs) == n_rows:
+        return note
+    return f"{ctxs[0]}{f' and {len(ctxs) - 1} more' if len(ctxs) > 1 else ''}: {note}"
+
+
+def _model_keys(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model options a variant or grid point sets: 'model.x' keys and the keys of a 'model' mapping."""
+    out = {}
+    for key, value in overrides.items():
+        if key == "model" and isinstance(value, dict):
+            out.update(value)
+        elif key.startswith("model."):
+            out[key.removeprefix("model.")] = value
+    return out
 
 
 def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str, Any], cfg: RunConfig) -> None:
+    """Keys a grid or a variant sets: an error if no run at all has them (the base section's only get a note)."""
     for key, value in given.items():
         if key in ("arch", "match_params") or value is None:
             continue
         old_value, archs, applied = seen.get(key, (value, set(), False))
         archs.add(cfg.model.arch)
-        seen[key] = (old_value, archs, applied or getattr(cfg.model, key, None) is not None)
+        seen[key] = (old_value, archs, applied or hasattr(cfg.model, key))
 
 
 def collapse(errors: list[ConfigError]) -> list[ConfigError]:
@@ -129,12 +153,12 @@ def match_params(cfg: RunConfig, where: str) -> RunConfig:
 
     target = cfg.model.match_params
     info = task_info(cfg.task)
-    step = cfg.model.n_heads or 1
-    if cfg.model.pos_encoding == "rotary" and cfg.model.n_heads:
-        step *= 2
-    model, n = _closest(lambda k: _with_width(cfg, k * step), lambda m: count_params(m, info), target, 4096 // step)
-    if cfg.model.d_ff is not None:
-        model, n = _closest(lambda k: replace(model, d_ff=k), lambda m: count_params(m, info), target, 65536)
+    step = cfg.model.width_step()
+    model, n = _closest(lambda k: cfg.model.with_width(k * step), lambda m: count_params(m, info), target,
+                        4096 // step)
+    fine = type(cfg.model).fine_width
+    if fine is not None:
+        model, n = _closest(lambda k: replace(model, **{fine: k}), lambda m: count_params(m, info), target, 65536)
     if abs(n - target) > 0.05 * target:
         raise ConfigErrors([ConfigError("model.match_params", target,
                                         f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
@@ -157,12 +181,3 @@ def _closest(make, count, target: int, hi: int):
         else:
             hi = mid - 1
     return best
-
-
-def _with_width(cfg: RunConfig, d_model: int):
-    m = replace(cfg.model, d_model=d_model)
-    if m.n_heads:
-        m = replace(m, d_head=d_model // m.n_heads)
-    if cfg.model.d_ff and cfg.model.arch != "mlp":
-        m = replace(m, d_ff=4 * d_model)
-    return m

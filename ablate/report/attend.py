@@ -54,8 +54,14 @@ def has_attention(model_cfg: Any) -> bool:
 
 def attention_archs() -> list[str]:
     from ablate.models import ARCHS
+    from ablate.structured import default_of
 
-    return [a for a in ARCHS.names() if ARCHS.meta(a)["defaults"].get("attention") not in (None, "none")]
+    out = []
+    for a in ARCHS.names():
+        cls = ARCHS.meta(a)["config"]
+        if "attention" in cls.__dataclass_fields__ and default_of(cls, "attention") not in (None, "none"):
+            out.append(a)
+    return out
 
 
 def load_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:

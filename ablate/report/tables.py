@@ -24,7 +24,8 @@ DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
-    "d_head": "d_head", "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
+    "d_k": "d_k", "d_v": "d_v", "tie_embeddings": "tied emb.",
+    "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
     "kernel_size": "kernel", "match_params": "params target", "max_len": "max len", "min_len": "min len",
     "test_max_len": "test max len", "test_min_len": "test min len", "vocab_size": "vocab", "n_train": "train size",
     "batch_size": "batch", "max_epochs": "epochs", "lr": "lr", "label_smoothing": "label smoothing",

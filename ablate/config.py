@@ -60,13 +60,15 @@ class TrainConfig:
 @dataclass
 class WandbConfig:
     project: str = option("ablate", "W&B project")
-    mode: str = option("disabled", "W&B mode", choices=["disabled", "offline", "online"])
+    mode: Optional[str] = option(None, "W&B mode (unset: $WANDB_MODE, else disabled; WANDB_MODE=disabled always wins)",
+                                 choices=["disabled", "offline", "online"])
     entity: Optional[str] = option(None, "W&B entity")
 
 
 @dataclass
 class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = option(False, "also log to TensorBoard (runs/<name>/<run_id>/tensorboard/)")
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Experiment:
     description: str = ""
     tune: dict[str, Any] = field(default_factory=dict)  # dotted key -> candidates, + metric (experiment.tune)
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given plus overrides, for the store
+    overrides: list[str] = field(default_factory=list)  # dotted keys the command line set (errors name it)
+    notes: list[str] = field(default_factory=list)  # printed before anything runs
 
 
 # ------------------------------------------------------------------ helpers
@@ -168,18 +172,11 @@ def header_comment(text: str) -> str:
 
 
 def parse_overrides(items: list[str], where: str = "command line") -> dict[str, Any]:
-    """KEY=VALUE strings -> {dotted key: YAML-typed value}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
-            raise ConfigErrors([ConfigError("override", item, "must look like KEY=VALUE, e.g. model.d_model=128",
-                                            where)])
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value != "" else None
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
+    """KEY=VALUE strings -> {dotted key: YAML-typed value} (grid axes KEY=a,b as lists: see ablate.overrides)."""
+    from ablate.overrides import parse
+
+    over = parse(items, where)
+    return {**over.values, **over.sweeps}
 
 
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
@@ -268,8 +265,23 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
         raise ConfigErrors([ConfigError("yaml", line, f"not valid YAML: {getattr(e, 'problem', e)}", where)]) from None
     if not isinstance(raw, dict):
         raise ConfigErrors([ConfigError("experiment", type(raw).__name__, "must be a mapping of keys", where)])
-    over = parse_overrides(overrides or [])
-    raw = apply(raw, over)
+    from ablate.overrides import blame, check_shadowing, parse
+
+    over = parse(overrides or [])
+    shadowed, notes = check_shadowing(raw, over)
+    if shadowed:
+        raise ConfigErrors(shadowed)
+    raw = apply(raw, over.values)
+    if over.sweeps:
+        raw["grid"] = {**(raw.get("grid") if isinstance(raw.get("grid"), dict) else {}), **over.sweeps}
+    try:
+        return _experiment(path, text, raw, where, over.keys(), notes)
+    except ConfigErrors as e:
+        raise ConfigErrors(blame(e.errors, over.keys())) from None
+
+
+def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: list[str],
+                notes: list[str]) -> Experiment:
     errors = [ConfigError(k, raw[k], f"unknown top-level key{suggest(k, TOP_KEYS)} (valid: {', '.join(TOP_KEYS)})",
                           where) for k in raw if k not in TOP_KEYS]
     name = raw.get("name") or path.stem
@@ -313,4 +325,4 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
                       slurm=sections["slurm"], description=raw.get("description") or header_comment(text),
-                      tune=dict(raw.get("tune") or {}), raw=raw)
+                      tune=dict(raw.get("tune") or {}), raw=raw, overrides=keys, notes=notes)

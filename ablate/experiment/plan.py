@@ -62,7 +62,7 @@ def plan(exp: Experiment) -> Plan:
     where = str(exp.path) if exp.path else exp.name
     variants = exp.variants or {"": {}}
     errors: list[ConfigError] = []
-    notes: dict[str, list[str]] = {}  # note -> the grid points/variants it arose in
+    notes: dict[str, list[str]] = {note: [] for note in exp.notes}  # note -> the grid points/variants it arose in
     runs: dict[str, PlannedRun] = {}
     toggles: dict[str, tuple[Any, set[str], bool]] = {}  # model key -> (a value, archs, applied anywhere)
     for vname, v_over in variants.items():
@@ -91,8 +91,12 @@ def plan(exp: Experiment) -> Plan:
         if not applied:  # ignored by every run: an error, never silently dropped
             errors.append(ConfigError(f"model.{key}", value, f"does not apply to arch {', '.join(sorted(archs))} "
                                       f"(see `ablate list` for each arch's toggles)", where))
+    if not errors:
+        errors += check_report(exp, list(runs.values()), where)
     if errors:
-        raise ConfigErrors(collapse(errors))
+        from ablate.overrides import blame
+
+        raise ConfigErrors(blame(collapse(errors), exp.overrides))
     n_rows = len(variants) * len(grid_points(exp.grid))
     out = [_where_note(n, ctxs, n_rows) for n, ctxs in notes.items()]
     dupes = [r for r in runs.values() if r.aliases]
@@ -118,6 +122,44 @@ def _model_keys(overrides: dict[str, Any]) -> dict[str, Any]:
         elif key.startswith("model."):
             out[key.removeprefix("model.")] = value
     return out
+
+
+SUMMARY_STATS = ["params", "train_time_s", "tokens_per_s", "eval_time_s", "steps_to_target"]
+
+
+def known_metrics(runs: list[PlannedRun]) -> list[str]:
+    """The metrics the runs will record, as report.metric names them (test/... and val/...)."""
+    from ablate.tasks import TASKS
+
+    names = ["loss", "token_acc", "seq_acc"]
+    for r in runs:
+        if TASKS.meta(r.config.task.name).get("kind") == "classification":
+            names.append("acc")
+        if r.config.task.name in ("translate", "tsv"):
+            names += ["bleu", "chrf"]
+    names = list(dict.fromkeys(names))
+    return [f"{stage}/{n}" for stage in ("test", "val") for n in names] + SUMMARY_STATS
+
+
+def check_report(exp: Experiment, runs: list[PlannedRun], where: str) -> list[ConfigError]:
+    """report.metric(s) and report.baseline against what these runs record and the rows they make."""
+    from ablate.registry import suggest
+
+    errors = []
+    valid = known_metrics(runs)
+    for key, metric in [("report.metric", exp.report.metric),
+                        *(("report.metrics", m) for m in exp.report.metrics or [])]:
+        if metric not in valid:
+            errors.append(ConfigError(key, metric, f"not a metric these runs record{suggest(metric, valid)} "
+                                      f"(valid: {', '.join(valid)})", where))
+    b = exp.report.baseline
+    if b is not None:
+        rows = list(dict.fromkeys([*(r.variant for r in runs if r.variant), *(r.label for r in runs)]))
+        if str(b) not in rows:
+            errors.append(ConfigError("report.baseline", b, f"names no row of this experiment{suggest(b, rows)} "
+                                      f"(valid: a variant name or a row label: {', '.join(rows[:12])}"
+                                      f"{' ...' if len(rows) > 12 else ''})", where))
+    return errors
 
 
 def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str, Any], cfg: RunConfig) -> None:

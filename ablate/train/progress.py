@@ -44,6 +44,7 @@ class RunProgress(ProgressBar):
         self.every_s = every_seconds() if every_s is None else every_s
         self._enabled = mode != "off"
         self.t0 = self._last = 0.0
+        self.step0 = 0
         self.loss: Optional[float] = None
         self.total = 0
         self.phase = "train"
@@ -60,7 +61,8 @@ class RunProgress(ProgressBar):
     # ------------------------------------------------------------ state
     def fields(self, trainer: Any) -> dict[str, Any]:
         step, elapsed = trainer.global_step, time.perf_counter() - self.t0
-        rate = step / elapsed if elapsed > 0 and step else 0.0
+        done = step - self.step0  # steps taken in this process (a resumed run starts past 0)
+        rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
         val = self.last_val
         epoch = trainer.current_epoch + 1  # after the last epoch Lightning counts one more
         if trainer.max_epochs and trainer.max_epochs > 0:
@@ -114,7 +116,7 @@ class RunProgress(ProgressBar):
 
     # ------------------------------------------------------------ hooks
     def on_train_start(self, trainer, pl_module):
-        self.t0 = time.perf_counter()
+        self.t0, self.step0 = time.perf_counter(), trainer.global_step
         self._last = self.t0 if self.mode == "lines" else 0.0  # plain lines: the first after every_s
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
         try:

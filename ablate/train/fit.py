@@ -35,6 +35,7 @@ from ablate.config import RunConfig
 from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.textmetrics import signatures
+from ablate.train.accel import compile_model
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
@@ -66,6 +67,29 @@ class TrainTimer(Callback):
         self.seconds += time.perf_counter() - self._t0
 
 
+class EvalTimer(Callback):
+    """Seconds spent in validation and test passes (decoding included); kept across a resume."""
+
+    def __init__(self):
+        self.seconds, self._t0 = 0.0, 0.0
+
+    def _start(self, *_):
+        self._t0 = time.perf_counter()
+
+    def _stop(self, trainer, *_):
+        if not trainer.sanity_checking:
+            self.seconds += time.perf_counter() - self._t0
+
+    on_validation_start = on_test_start = _start
+    on_validation_end = on_test_end = _stop
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seconds = state_dict.get("seconds", 0.0)
+
+
 def git_commit() -> Optional[str]:
     here = Path(__file__).resolve().parent
     try:
@@ -94,13 +118,17 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     info = info_of(data)
     model = build_model(cfg.model, info)
     params = sum(p.numel() for p in model.parameters())
+    if t.compile:
+        model = compile_model(model)
     module = SeqModule(model, t, data.vocab, data.kind, data.metrics, decode_caps=decode_caps(data, info.max_tgt_len))
-    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
+    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed,
+                                                            batching=t.batching, max_tokens=t.max_tokens,
+                                                            val_subset=t.val_subset)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
                            save_weights_only=True)  # weights only: all testing and `attend` need; saves faster
-    timer = TrainTimer()
+    timer, eval_timer = TrainTimer(), EvalTimer()
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
     stoppers = stop_callbacks(t)
     loggers = make_loggers(cfg, run_dir, meta)
@@ -108,7 +136,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, resume, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
+        callbacks=[ckpt, resume, timer, eval_timer, *stoppers], gradient_clip_val=t.grad_clip or None,
+        **val_schedule(t),
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
@@ -146,7 +175,10 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         **signatures(data.metrics),  # bleu_signature, chrf_signature: how BLEU and chrF were computed
         "train_time_s": timer.seconds,
         "fit_time_s": fit_time,
+        "eval_time_s": eval_timer.seconds,  # validation and test passes
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
+        "pad_fraction": module.pad_fraction,  # padding share of the training batches' token slots
+        "decode_tokens_per_s": module.decode_tokens_per_s,  # greedy free-running decoding of the test split
         "peak_mem_mb": peak,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ablate.config import build_run
 from ablate.tasks import Split, build_task
@@ -182,3 +183,25 @@ def test_a_non_finite_loss_is_read_only_every_n_steps_and_fails_clearly():
 def test_a_diverging_run_fails_with_a_clear_error(tmp_path):
     with pytest.raises(FloatingPointError, match="nan or inf"):
         run(tmp_path, "nan", lr=1e20, grad_clip=0.0, max_epochs=1)
+
+
+def test_the_throughput_plot_shows_training_and_decoding_speed_by_length(tmp_path):
+    from ablate import load_results
+    from ablate.cli import main
+    from ablate.report.plots import throughput
+    from ablate.report.tables import summarize
+
+    exp = {"name": "tp", "task": {"name": "copy", "vocab_size": 8, "n_train": 32, "n_val": 8, "n_test": 8},
+           "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
+           "train": {"max_steps": 2, "val_every_n_steps": 2, "batch_size": 16}, "seeds": [0],
+           "grid": {"task": [{"min_len": 4, "max_len": 4}, {"min_len": 8, "max_len": 8}],
+                    "model.arch": ["gru", "cnn"]}}
+    path = tmp_path / "tp.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-report"]) == 0
+    df = load_results(tmp_path / "runs" / "tp")
+    assert (df["decode_tokens_per_s"] > 0).all() and df["pad_fraction"].notna().all()
+    s = summarize(df, keys=["task.min_len", "task.max_len", "model.arch"])
+    fig = throughput(df, tmp_path / "plots", s)
+    assert not fig.skipped and (tmp_path / "plots" / "throughput.png").is_file()
+    assert "greedy free-running decoding" in fig.caption

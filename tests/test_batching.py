@@ -205,3 +205,13 @@ def test_the_throughput_plot_shows_training_and_decoding_speed_by_length(tmp_pat
     fig = throughput(df, tmp_path / "plots", s)
     assert not fig.skipped and (tmp_path / "plots" / "throughput.png").is_file()
     assert "greedy free-running decoding" in fig.caption
+
+
+def test_every_token_budget_epoch_trains_all_its_batches_though_their_count_varies(tmp_path):
+    # Lightning counts an epoch's batches when it loads the loader: without a reload each epoch, it would cut
+    # every epoch to the first one's count.
+    result, _ = run(tmp_path, "budget", max_tokens=150, max_epochs=4)
+    data = build_task(SeqTaskConfig(**TASK))
+    sampler = PlannedBatchSampler(data.train, 16, 150, bucket=False, seed=0)
+    counts = [len(list(sampler)) for _ in range(4)]
+    assert len(set(counts)) > 1 and result["steps"] == sum(counts)

@@ -116,6 +116,12 @@ class PlannedBatchSampler(ResumableBatchSampler):
         return self._peek[1]
 
 
+def reload_every(max_tokens: int) -> int:
+    """Trainer's reload_dataloaders_every_n_epochs: a token-budget epoch's batch count depends on its draw, and
+    Lightning counts an epoch's batches when it loads the loader, so it must look again every epoch."""
+    return 1 if max_tokens > 0 else 0
+
+
 def padding_counts(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """(real tokens, padded token slots) of a batch's source and target, the real count left on its device."""
     real = batch["src_len"].sum() + batch["tgt_len"].sum()

@@ -62,8 +62,11 @@ class TaskDataModule(pl.LightningDataModule):
     def _loader(self, split: Split, batch_size: int, shuffle: bool) -> DataLoader:
         ds = SplitDataset(split)
         if shuffle:  # a seeded generator: the same seed gives the same batch order, resumable mid-epoch
-            self.train_sampler = train_sampler(split, batch_size, self.seed, self.batching, self.max_tokens) or \
-                ResumableBatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)), batch_size)
+            # A reload (token budgets: every epoch, see reload_every) keeps the sampler, so its generator moves on.
+            if not (self.max_tokens > 0 and self.train_sampler is not None):
+                self.train_sampler = train_sampler(split, batch_size, self.seed, self.batching, self.max_tokens) or \
+                    ResumableBatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)),
+                                          batch_size)
             if self.resume_sampler is not None:
                 self.train_sampler.load_state_dict(self.resume_sampler)
                 self.resume_sampler = None

@@ -56,8 +56,9 @@ class DistributedData(TaskDataModule):
     def train_dataloader(self) -> DataLoader:  # reshuffled each epoch (Lightning calls set_epoch)
         t, ds = self.trainer, self.data.train
         # Bucketed or token-budget batches: every rank plans the same epoch and takes every world-th batch.
-        self.train_sampler = train_sampler(ds, self.batch_size, self.seed, self.batching, self.max_tokens,
-                                           t.global_rank, t.world_size)
+        if not (self.max_tokens > 0 and self.train_sampler is not None):  # kept on a reload (reload_every)
+            self.train_sampler = train_sampler(ds, self.batch_size, self.seed, self.batching, self.max_tokens,
+                                               t.global_rank, t.world_size)
         if self.train_sampler is None:
             sampler = DistributedSampler(SplitDataset(ds), num_replicas=t.world_size, rank=t.global_rank,
                                          shuffle=True, seed=self.seed)

@@ -36,6 +36,7 @@ from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.textmetrics import signatures
 from ablate.train.accel import compile_model
+from ablate.train.batching import reload_every
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
@@ -137,7 +138,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
         callbacks=[ckpt, resume, timer, eval_timer, *stoppers], gradient_clip_val=t.grad_clip or None,
-        **val_schedule(t),
+        **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.max_tokens),
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )

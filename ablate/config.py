@@ -23,7 +23,8 @@ from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
 
-MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc"]  # the validation metrics a run logs
+# The validation metrics a run logs (val/bleu and val/chrf where the task defines them).
+MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"]
 
 
 @dataclass
@@ -45,7 +46,8 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the training loss", minimum=0, below=1)
     grad_clip: float = option(1.0, "max gradient norm; 0 = off", minimum=0)
     test_on: str = option("best", "test the best validation checkpoint or the last", choices=["best", "last"])
-    monitor: str = option("val/loss", "the validation metric that picks 'best'", choices=lambda: MONITORS)
+    monitor: str = option("val/loss", "the validation metric that picks 'best' (val/bleu, val/chrf: tasks with "
+                          "BLEU; higher is better)", choices=lambda: MONITORS)
     val_every: int = option(1, "validate every N epochs", minimum=1)
     val_every_n_steps: int = option(0, "> 0: validate every N optimizer steps instead (counted across epochs)")
     val_subset: int = option(0, "> 0: validate on a fixed seeded subset of this many validation examples (test "
@@ -195,6 +197,12 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
             check(cfg.task)
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
+    task_metrics = TASKS.meta(cfg.task.name).get("metrics", ())  # corpus metrics a task defines (BLEU, chrF)
+    wanted = cfg.train.monitor.removeprefix("val/")
+    if wanted in ("bleu", "chrf") and wanted not in task_metrics:
+        having = ", ".join(n for n in TASKS if wanted in TASKS.meta(n).get("metrics", ()))
+        errors.append(ConfigError("train.monitor", cfg.train.monitor, f"task {cfg.task.name!r} has no {wanted} "
+                                  f"(tasks with it: {having})", where))
     errors += check_stopping(cfg.train, MONITORS, where)
     return errors
 

@@ -31,7 +31,8 @@ def make_batch(split: Split, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     src = split.src[idx, : int(src_len.max())]
     tgt = split.tgt[idx, : int(tgt_len.max())]
     bos = torch.full((len(idx), 1), Vocab.bos, dtype=tgt.dtype)
-    batch = {"src": src, "src_len": src_len, "tgt": tgt, "tgt_len": tgt_len, "tgt_in": torch.cat([bos, tgt[:, :-1]], 1)}
+    batch = {"src": src, "src_len": src_len, "tgt": tgt, "tgt_len": tgt_len, "tgt_in": torch.cat([bos, tgt[:, :-1]], 1),
+             "index": idx}  # which examples: the harness looks up their raw reference text
     batch.update({k: v[idx] for k, v in split.extra.items()})
     return batch
 

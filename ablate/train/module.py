@@ -25,6 +25,7 @@ from ablate.tasks.vocab import Vocab
 from ablate.train.accel import FiniteWatch
 from ablate.train.batching import padding_counts
 from ablate.train.metrics import decode_counts
+from ablate.train.texts import TextView
 
 
 def sync(device: torch.device) -> None:
@@ -47,15 +48,18 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 
 class SeqModule(pl.LightningModule):
     def __init__(self, model: SeqModel, train_cfg: Any, vocab: Vocab, kind: str = "seq2seq",
-                 extra_metrics: dict[str, Callable] | None = None, *,
+                 extra_metrics: dict[str, Callable] | None = None, texts: TextView | None = None, *,
                  decode_caps: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         self.model, self.cfg, self.vocab, self.kind = model, train_cfg, vocab, kind
         self.decode_caps = decode_caps  # src_len (B,) -> per-example decoding caps (B,)
         self.extra_metrics = extra_metrics or {}
+        self.texts = texts or TextView(vocab, vocab)  # ids -> text for the metrics and the samples
         self._sums: dict[str, torch.Tensor] = {}
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
-        self.test_text: list[tuple[list[str], list[str]]] = []
+        self.test_text: list[tuple[Any, Any]] = []
+        self.val_text: list[tuple[Any, Any]] = []  # (hypothesis, reference) of this validation, for BLEU/chrF
+        self.test_samples: list[dict[str, Any]] = []  # every test example's source/reference/hypothesis
         self.train_tokens = 0  # real (unpadded) source+target tokens trained on
         self.train_slots = 0  # padded source+target token slots of the training batches
         self.decode_seconds, self.decode_tokens = 0.0, 0  # greedy decoding over the test split
@@ -138,18 +142,37 @@ class SeqModule(pl.LightningModule):
             self.log(k, v, sync_dist=False)
         return out
 
+    def _metric_pairs(self, stage: str, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> list[tuple]:
+        index = batch["index"].tolist() if "index" in batch else [None] * pred.size(0)
+        return [self.texts.metric_pair(stage, i, p, t)
+                for i, p, t in zip(index, pred.tolist(), batch["tgt"].tolist(), strict=True)]
+
+    def _log_text_metrics(self, stage: str, pairs: list[tuple]) -> None:
+        """The task's corpus metrics (BLEU, chrF) over the whole split, every rank's share included."""
+        if self.trainer.world_size > 1:
+            pairs = [x for part in self._gather(pairs) for x in part]
+        if self.extra_metrics and pairs:
+            hyps, refs = zip(*pairs, strict=True)
+            for name, fn in self.extra_metrics.items():
+                self.log(f"{stage}/{name}", float(fn(list(hyps), list(refs))), sync_dist=False)
+
+    def validation_step(self, batch, batch_idx):
+        r = self._evaluate(batch)
+        if self.extra_metrics:
+            self.val_text += self._metric_pairs("val", batch, r["pred"])
+
     def on_validation_epoch_start(self):
+        self.val_text = []
         if self.trainer.state.fn == "fit":
             self.finite.check(self.global_step)  # no validation of a model whose loss went nan
 
-    def validation_step(self, batch, batch_idx):
-        self._evaluate(batch)
-
     def on_validation_epoch_end(self):
         self._log_epoch("val")
+        self._log_text_metrics("val", self.val_text)
+        self.val_text = []
 
     def on_test_epoch_start(self):
-        self.test_rows, self.test_text = [], []
+        self.test_rows, self.test_text, self.test_samples = [], [], []
         self.decode_seconds, self.decode_tokens = 0.0, 0
 
     def test_step(self, batch, batch_idx):
@@ -157,8 +180,12 @@ class SeqModule(pl.LightningModule):
         self.test_rows.append({"length": batch["src_len"].cpu(), "tokens": r["tokens"].cpu(),
                                "token_correct": r["token_correct"].cpu(), "seq_correct": r["seq_correct"].cpu()})
         if self.extra_metrics:
-            for p, t in zip(r["pred"].tolist(), batch["tgt"].tolist(), strict=True):
-                self.test_text.append((self.vocab.decode(p), self.vocab.decode(t)))
+            self.test_text += self._metric_pairs("test", batch, r["pred"])
+        if "index" in batch:
+            for i, s, n, p, t, ok in zip(batch["index"].tolist(), batch["src"].tolist(), batch["src_len"].tolist(),
+                                         r["pred"].tolist(), batch["tgt"].tolist(), r["seq_correct"].tolist(),
+                                         strict=True):
+                self.test_samples.append(self.texts.sample(i, s[:n], p, t, bool(ok)))
 
     def on_test_epoch_end(self):
         self._log_epoch("test")
@@ -167,11 +194,8 @@ class SeqModule(pl.LightningModule):
             self.decode_tokens, self.decode_seconds = sum(t for t, _ in tok_s), max(s for _, s in tok_s)
         if self.trainer.world_size > 1:  # each rank tested its own share: every rank gets all of them
             self.test_rows = [r for part in self._gather(self.test_rows) for r in part]
-            self.test_text = [x for part in self._gather(self.test_text) for x in part]
-        if self.extra_metrics and self.test_text:
-            hyps, refs = zip(*self.test_text, strict=True)
-            for name, fn in self.extra_metrics.items():
-                self.log(f"test/{name}", float(fn(list(hyps), list(refs))))
+            self.test_samples = [x for part in self._gather(self.test_samples) for x in part]
+        self._log_text_metrics("test", self.test_text)
 
     def _gather(self, obj: Any) -> list[Any]:
         """obj of every rank, in rank order."""

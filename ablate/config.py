@@ -34,6 +34,10 @@ class TrainConfig:
                             "first); -1: no limit")
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
+    batching: str = option("random", "training batches: random, or bucket (similar lengths batched together, "
+                           "batches shuffled)", choices=["random", "bucket"])
+    max_tokens: int = option(0, "> 0: token-budget training batches of at most this many padded source+target "
+                             "tokens (batch_size then unused for training)", minimum=0)
     lr: float = option(1.0e-3, "learning rate", above=0)
     optimizer: str = option("adamw", "optimizer", choices=["adam", "adamw"])
     weight_decay: float = option(0.0, "weight decay", minimum=0)
@@ -46,13 +50,16 @@ class TrainConfig:
                           "BLEU; higher is better)", choices=lambda: MONITORS)
     val_every: int = option(1, "validate every N epochs", minimum=1)
     val_every_n_steps: int = option(0, "> 0: validate every N optimizer steps instead (counted across epochs)")
+    val_subset: int = option(0, "> 0: validate on a fixed seeded subset of this many validation examples (test "
+                             "always uses the whole test split)", minimum=0)
     early_stopping: Optional[EarlyStoppingConfig] = option(None, "{patience, min_delta} on monitor")
     target: Optional[TargetConfig] = option(None, "{metric, value}: stop once reached; the result records "
                                             "steps_to_target")
     accelerator: str = option("cpu", "Lightning accelerator")
     devices: Any = option(1, "Lightning devices")
     strategy: str = option("auto", "Lightning strategy")
-    precision: str = option("32-true", "Lightning precision")
+    precision: str = option("32-true", "Lightning precision (e.g. bf16-mixed)")
+    compile: bool = option(False, "torch.compile the model")
     deterministic: bool = option(True, "deterministic algorithms")
     cpus_per_run: int = option(1, "CPUs per run (ray executor)", minimum=1)
 

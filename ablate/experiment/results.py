@@ -27,7 +27,7 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
-                  "resumed_at_step"):
+                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s"):
             if k in res:
                 row[k] = res[k]
         if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)

@@ -35,6 +35,8 @@ from ablate.config import RunConfig
 from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.textmetrics import signatures
+from ablate.train.accel import compile_model
+from ablate.train.batching import reload_every
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
@@ -99,12 +101,16 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     info = info_of(data)
     model = build_model(cfg.model, info)
     params = sum(p.numel() for p in model.parameters())
+    if t.compile:
+        model = compile_model(model)
     module = SeqModule(model, t, data.vocab, data.kind, data.metrics, texts=TextView.of(data),
                        decode_caps=decode_caps(data, info.max_tgt_len),
                        test_decoding={"beam_size": cfg.eval.beam_size, "length_penalty": cfg.eval.length_penalty}
                        if cfg.eval.beam_size > 1 else None)
     trained = find_trained(cfg, run_dir) if world == 1 else None  # only eval.* differs: test its weights
-    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
+    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed,
+                                                            batching=t.batching, max_tokens=t.max_tokens,
+                                                            val_subset=t.val_subset)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
@@ -120,8 +126,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
         callbacks=[ckpt, resume, timer, eval_timer, progress, *stoppers], gradient_clip_val=t.grad_clip or None,
-        **val_schedule(t), num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False,
-        use_distributed_sampler=False,
+        **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.max_tokens),
+        num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     if torch.cuda.is_available():
@@ -168,6 +174,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "eval_time_s": eval_timer.seconds,  # validation + test loops, free-running decoding included
         "fit_time_s": fit_time,
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
+        "pad_fraction": module.pad_fraction,  # padding share of the training batches' token slots
+        "decode_tokens_per_s": module.decode_tokens_per_s,  # greedy free-running decoding of the test split
         "peak_mem_mb": peak,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,

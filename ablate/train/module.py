@@ -11,6 +11,7 @@ that the training objective may add.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,16 @@ import torch.nn.functional as F
 
 from ablate.models import SeqModel
 from ablate.tasks.vocab import Vocab
+from ablate.train.accel import FiniteWatch
+from ablate.train.batching import padding_counts
 from ablate.train.metrics import decode_counts
 from ablate.train.texts import TextView
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings of asynchronous devices)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -54,7 +63,24 @@ class SeqModule(pl.LightningModule):
         self.test_text: list[tuple[Any, Any]] = []
         self.val_text: list[tuple[Any, Any]] = []  # (hypothesis, reference) of this validation, for BLEU/chrF
         self.test_samples: list[dict[str, Any]] = []  # every test example's source/reference/hypothesis
-        self.train_tokens = 0
+        self.train_tokens = 0  # real (unpadded) source+target tokens trained on
+        self.train_slots = 0  # padded source+target token slots of the training batches
+        self.decode_seconds, self.decode_tokens = 0.0, 0  # greedy decoding over the test split
+        self.finite = FiniteWatch()
+
+    @property
+    def train_tokens(self) -> int:
+        return self._tokens_base + (int(self._tokens_acc) if isinstance(self._tokens_acc, torch.Tensor) else 0)
+
+    @train_tokens.setter
+    def train_tokens(self, value: int) -> None:
+        # counted on the batch's device (no sync per step); read when asked
+        self._tokens_base, self._tokens_acc = int(value), 0
+
+    @property
+    def pad_fraction(self) -> float | None:
+        """Share of the training batches' source+target token slots that were padding."""
+        return 1.0 - self.train_tokens / self.train_slots if self.train_slots else None
 
     # ------------------------------------------------------------ training
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -64,9 +90,10 @@ class SeqModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}")
-        self.train_tokens += int(batch["src_len"].sum() + batch["tgt_len"].sum())
+        self.finite.update(loss, self.global_step)  # reads the device only every few steps
+        real, slots = padding_counts(batch)
+        self._tokens_acc = self._tokens_acc + real.detach()
+        self.train_slots += slots
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
         return loss
 
@@ -84,7 +111,16 @@ class SeqModule(pl.LightningModule):
         logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
                               reduction="sum")  # no smoothing: the reported loss is the NLL per target token
-        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]), **decoding)
+        timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
+        if timed:
+            sync(batch["src"].device)
+            t0 = time.perf_counter()
+        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]),
+                                   **decoding)
+        if timed:
+            sync(batch["src"].device)
+            self.decode_seconds += time.perf_counter() - t0
+            self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
         sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
@@ -131,6 +167,8 @@ class SeqModule(pl.LightningModule):
 
     def on_validation_epoch_start(self):
         self.val_text = []
+        if self.trainer.state.fn == "fit":
+            self.finite.check(self.global_step)  # no validation of a model whose loss went nan
 
     def on_validation_epoch_end(self):
         self._log_epoch("val")
@@ -139,6 +177,7 @@ class SeqModule(pl.LightningModule):
 
     def on_test_epoch_start(self):
         self.test_rows, self.test_text, self.test_samples = [], [], []
+        self.decode_seconds, self.decode_tokens = 0.0, 0
 
     def test_step(self, batch, batch_idx):
         r = self._evaluate(batch, **self.test_decoding)
@@ -154,6 +193,9 @@ class SeqModule(pl.LightningModule):
 
     def on_test_epoch_end(self):
         self._log_epoch("test")
+        if self.trainer.world_size > 1:  # the ranks decode at once: all their tokens in the slowest one's time
+            tok_s = self._gather((self.decode_tokens, self.decode_seconds))
+            self.decode_tokens, self.decode_seconds = sum(t for t, _ in tok_s), max(s for _, s in tok_s)
         if self.trainer.world_size > 1:  # each rank tested its own share: every rank gets all of them
             self.test_rows = [r for part in self._gather(self.test_rows) for r in part]
             self.test_samples = [x for part in self._gather(self.test_samples) for x in part]
@@ -166,9 +208,15 @@ class SeqModule(pl.LightningModule):
         return out
 
     def on_train_end(self):
-        if self.trainer.world_size > 1:  # tokens/s counts the tokens of every rank
-            n = torch.tensor(float(self.train_tokens), device=self.device)
-            self.train_tokens = int(self.trainer.strategy.reduce(n, reduce_op="sum"))
+        self.finite.check(self.global_step)
+        if self.trainer.world_size > 1:  # tokens/s and pad_fraction count the tokens of every rank
+            n = torch.tensor([float(self.train_tokens), float(self.train_slots)], device=self.device)
+            tokens, slots = self.trainer.strategy.reduce(n, reduce_op="sum").tolist()
+            self.train_tokens, self.train_slots = int(tokens), int(slots)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        return self.decode_tokens / self.decode_seconds if self.decode_seconds else None
 
     def by_length(self) -> list[dict[str, float]]:
         """Test metrics per input length, from the last test epoch."""

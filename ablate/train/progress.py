@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+import torch
 from pytorch_lightning.callbacks import Callback, ProgressBar
 
 from ablate.experiment.in_flight import PROGRESS_FILE, every_seconds, fmt_time, progress_mode
@@ -45,7 +46,7 @@ class RunProgress(ProgressBar):
         self._enabled = mode != "off"
         self.t0 = self._last = 0.0
         self.step0 = 0
-        self.loss: Optional[float] = None
+        self._loss: Any = None  # smoothed training loss, a tensor on the device (or a float)
         self.total = 0
         self.phase = "train"
         self.last_val: Optional[float] = None  # the monitored metric at the last validation
@@ -57,6 +58,10 @@ class RunProgress(ProgressBar):
 
     def disable(self) -> None:
         self._enabled = False
+
+    @property
+    def loss(self) -> Optional[float]:
+        return None if self._loss is None else float(self._loss)
 
     # ------------------------------------------------------------ state
     def fields(self, trainer: Any) -> dict[str, Any]:
@@ -128,9 +133,9 @@ class RunProgress(ProgressBar):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            value = float(loss)
-            self.loss = value if self.loss is None else 0.9 * self.loss + 0.1 * value  # smoothed
+        if loss is not None:  # smoothed on the loss's device: read (a sync) only when a line is shown
+            value = loss.detach().float() if isinstance(loss, torch.Tensor) else float(loss)
+            self._loss = value if self._loss is None else 0.9 * self._loss + 0.1 * value
         self.phase = "train"
         self._show(trainer)
 
@@ -184,3 +189,9 @@ class EvalTimer(Callback):
 
     on_validation_start = on_test_start = _start
     on_validation_end = on_test_end = _stop
+
+    def state_dict(self) -> dict[str, Any]:  # in last.ckpt: a resumed run keeps counting from here
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seconds = state_dict.get("seconds", 0.0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import threading
 import time
 import traceback
@@ -64,19 +66,54 @@ def execute(spec: RunSpec, run_dir: str | Path, threads: int | None = None) -> d
     load_plugins(spec.plugins)
     t0 = time.time()
     base = {**spec.meta, "started": t0}
-    try:
-        from ablate.train.fit import fit
+    with _sigint_seen() as interrupted:
+        try:
+            from ablate.train.fit import fit
 
-        out = fit(spec.config, run_dir, spec.meta)
-        return {**base, **out, "status": FINISHED, "wall_s": time.time() - t0}
-    except KeyboardInterrupt:
-        raise
-    except SystemExit as e:  # Lightning turns Ctrl-C into sys.exit(1): still an interrupt, not a failed run
-        if e.code not in (None, 0, 1):
-            raise  # another exit, e.g. submitit's after checkpointing a preempted job: its code requeues it
-        raise KeyboardInterrupt from None
-    except Exception as e:  # a failing run must never take the grid down
-        (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
-        reason = f"{type(e).__name__}: {e}".strip()
-        errno = {"errno": e.errno} if isinstance(e, OSError) else {}  # ENOSPC: the driver stops dispatching
-        return {**base, "status": FAILED, "error": reason[:2000], "wall_s": time.time() - t0, **errno}
+            out = fit(spec.config, run_dir, spec.meta)
+            return {**base, **out, "status": FINISHED, "wall_s": time.time() - t0}
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as e:  # Lightning turns Ctrl-C into sys.exit(1): still an interrupt, not a failed run
+            if e.code not in (None, 0, 1):
+                raise  # another exit, e.g. submitit's after checkpointing a preempted job: its code requeues it
+            raise KeyboardInterrupt from None
+        except Exception as e:  # a failing run must never take the grid down
+            if interrupted():  # Ctrl-C landed mid-teardown and surfaced as another error: still an interrupt
+                raise KeyboardInterrupt from None
+            return _failed(base, run_dir, e, t0)
+
+
+@contextlib.contextmanager
+def _sigint_seen():
+    """Yields a function telling whether SIGINT arrived meanwhile (the previous handler still runs).
+
+    Lightning catches the KeyboardInterrupt itself, and one arriving while it tears a loop down can
+    surface as an unrelated error; that run was interrupted, not failed, and must be redone, not recorded.
+    """
+    seen = threading.Event()
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+    except ValueError:
+        previous = None
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield seen.is_set  # handlers can only be set from the main thread; SIG_IGN/SIG_DFL are left alone
+        return
+
+    def handler(signum, frame):
+        seen.set()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _failed(base: dict[str, Any], run_dir: str | Path, e: Exception, t0: float) -> dict[str, Any]:
+    """The failed run's result (called while handling e, so its traceback is at hand)."""
+    (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
+    reason = f"{type(e).__name__}: {e}".strip()
+    errno = {"errno": e.errno} if isinstance(e, OSError) else {}  # ENOSPC: the driver stops dispatching
+    return {**base, "status": FAILED, "error": reason[:2000], "wall_s": time.time() - t0, **errno}

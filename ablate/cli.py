@@ -38,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--runs-dir", type=Path, default=Path("runs"))
     pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
 
+    d = sub.add_parser("data", help="write the experiment's task splits as train/val/test.tsv (source TAB target)")
+    d.add_argument("experiment", type=Path)
+    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    d.add_argument("--out", type=Path, required=True, help="directory for train.tsv, val.tsv, test.tsv")
+    d.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
+
     rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>")
     rep.add_argument("runs_dir", type=Path)
     rep.add_argument("--out", type=Path, default=None)
@@ -57,7 +63,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
     # KEY=VALUE overrides may also come after the options (argparse stops collecting them at the first option).
-    if extra and (args.command not in ("run", "plan") or any("=" not in x or x.startswith("-") for x in extra)):
+    if extra and (args.command not in ("run", "plan", "data") or any("=" not in x or x.startswith("-") for x in extra)):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
@@ -101,22 +107,33 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.config import load_experiment
     from ablate.experiment.plan import plan
     from ablate.experiment.store import Store
+    from ablate.experiment.tune import PENDING, tuned_plan
 
     exp = load_experiment(args.experiment, args.overrides)
-    p = plan(exp)
     store = Store(args.runs_dir / exp.name)
-    rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in r.point.items()) or "-", str(r.seed),
-             store.status(r.run_id), r.config.model.arch) for r in p.runs]
+    p, pending = tuned_plan(exp, store.root) if exp.tune else (plan(exp), [])
+    rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in {**r.point, **r.tuned}.items()) or "-",
+             str(r.seed), PENDING if r.run_id == "-" else store.status(r.run_id), r.config.model.arch)
+            for r in [*p.runs, *pending]]
     head = ("run_id", "variant", "grid point", "seed", "status", "arch")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    counts = {s: sum(row[4] == s for row in rows) for s in ("new", "finished", "failed")}
+    counts = {s: sum(row[4] == s for row in rows) for s in ("new", "finished", "failed", PENDING)}
     print(f"{exp.name}: {len(rows)} runs ({counts['new']} new, {counts['finished']} finished, "
-          f"{counts['failed']} failed)")
+          f"{counts['failed']} failed" + (f", {counts[PENDING]} {PENDING}" if pending else "") + ")")
     for note in p.notes:
         print(f"note: {note}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.config import load_experiment
+    from ablate.tasks.export import export_data
+
+    for path in export_data(load_experiment(args.experiment, args.overrides), args.out):
+        print(path)
     return 0
 
 
@@ -143,7 +160,8 @@ def cmd_attend(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     return attend(args.run_dir, args.text, args.out)
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "list": cmd_list, "attend": cmd_attend}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "data": cmd_data, "report": cmd_report, "list": cmd_list,
+            "attend": cmd_attend}
 
 if __name__ == "__main__":
     sys.exit(main())

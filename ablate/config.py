@@ -21,12 +21,13 @@ from ablate.errors import ConfigError, ConfigErrors
 from ablate.models import ModelConfig, resolve
 from ablate.registry import suggest
 from ablate.tasks import TASKS, TaskConfig
+from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
 
 
 @dataclass
 class TrainConfig:
     max_epochs: int = 10
-    max_steps: int = -1  # > 0 stops after this many optimizer steps
+    max_steps: int = -1  # > 0 stops after this many optimizer steps (whichever of it and max_epochs comes first)
     batch_size: int = 64
     eval_batch_size: int = 256
     lr: float = 1.0e-3
@@ -39,6 +40,9 @@ class TrainConfig:
     test_on: str = "best"  # best (validation checkpoint) | last
     monitor: str = "val/loss"  # the validation metric that picks "best"
     val_every: int = 1  # validate every N epochs
+    val_every_n_steps: int = 0  # > 0: validate every N optimizer steps instead (counted across epochs)
+    early_stopping: Optional[EarlyStoppingConfig] = None  # {patience, min_delta} on monitor
+    target: Optional[TargetConfig] = None  # {metric, value}: stop once reached; result records steps_to_target
     accelerator: str = "cpu"
     devices: Any = 1
     strategy: str = "auto"
@@ -88,7 +92,8 @@ CHOICES = {
 POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
             "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
 NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
-TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "report", "slurm"]
+TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
+            "slurm"]
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
@@ -122,6 +127,7 @@ class Experiment:
     report: ReportConfig
     slurm: SlurmConfig
     description: str = ""
+    tune: dict[str, Any] = field(default_factory=dict)  # dotted key -> candidates, + metric (experiment.tune)
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given plus overrides, for the store
 
 
@@ -190,9 +196,13 @@ def _structured(section: str, cls: type, data: Any, where: str) -> Any:
         if key not in valid:
             errors.append(ConfigError(f"{section}.{key}", value,
                                       f"unknown key{suggest(key, valid)} (valid: {', '.join(valid)})", where))
-        elif is_dataclass(field_type(cls, key)) and isinstance(value, dict):
+        elif is_dataclass(_optional(field_type(cls, key))) and value is not None and not isinstance(value, dict):
+            sub = [f.name for f in fields(_optional(field_type(cls, key)))]
+            errors.append(ConfigError(f"{section}.{key}", value, f"must be a mapping with keys {', '.join(sub)}",
+                                      where))
+        elif is_dataclass(_optional(field_type(cls, key))) and isinstance(value, dict):
             try:
-                _structured(f"{section}.{key}", field_type(cls, key), value, where)
+                _structured(f"{section}.{key}", _optional(field_type(cls, key)), value, where)
             except ConfigErrors as e:
                 errors += e.errors
     if errors:
@@ -209,6 +219,12 @@ def _structured(section: str, cls: type, data: Any, where: str) -> Any:
 
 def field_type(cls: type, key: str) -> Any:
     return get_type_hints(cls).get(key)
+
+
+def _optional(t: Any) -> Any:
+    """Optional[X] -> X (a section that may be left out, e.g. train.target), else t."""
+    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
+    return args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
 
 
 def _type_name(cls: type, dotted: str) -> str:
@@ -254,6 +270,7 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
         errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate > 0", where))
     if not 0 <= tr.label_smoothing < 1:
         errors.append(ConfigError("train.label_smoothing", tr.label_smoothing, "must be in [0, 1)", where))
+    errors += check_stopping(tr, CHOICES["train.monitor"], where)
     return errors
 
 
@@ -352,6 +369,9 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
         if over_v is not None and not isinstance(over_v, dict):
             errors.append(ConfigError(f"variants.{vname}", over_v,
                                       "must be a mapping of dotted keys to values (or {})", where))
+    from ablate.experiment.tune import check_tune  # the experiment package imports this module
+
+    errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
     sections = {}
     for section in ("report", "slurm"):
         try:
@@ -363,4 +383,5 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     base = {k: raw.get(k) or {} for k in ("task", "model", "train", "logger")}
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
-                      slurm=sections["slurm"], description=raw.get("description") or header_comment(text), raw=raw)
+                      slurm=sections["slurm"], description=raw.get("description") or header_comment(text),
+                      tune=dict(raw.get("tune") or {}), raw=raw)

@@ -24,6 +24,7 @@ class PlannedRun:
     point: dict[str, Any]  # grid coordinates, dotted key -> value
     seed: int
     aliases: list[str] = field(default_factory=list)  # other (variant, point) labels that resolved to this run
+    tuned: dict[str, Any] = field(default_factory=dict)  # the `tune:` values this run tries (experiment.tune)
 
     @property
     def label(self) -> str:

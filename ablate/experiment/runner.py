@@ -9,8 +9,9 @@ from typing import Any, Optional, TextIO
 
 from ablate.config import Experiment
 from ablate.experiment.executors import get_executor
-from ablate.experiment.plan import Plan, PlannedRun, plan
+from ablate.experiment.plan import Plan, PlannedRun
 from ablate.experiment.store import FAILED, FINISHED, Store, write_json, write_yaml
+from ablate.experiment.tune import more_to_run, stage_plan
 from ablate.experiment.worker import RunSpec
 
 
@@ -54,7 +55,7 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
                    out: Optional[TextIO] = None) -> int:
     """Run every unfinished run of exp; returns the exit code (0 all finished, 1 some failed)."""
     out = out or sys.stderr
-    p: Plan = plan(exp)  # raises ConfigErrors before anything is written
+    p: Plan = stage_plan(exp, None if fresh else Path(runs_dir) / exp.name)  # ConfigErrors before anything is written
     for note in p.notes:
         print(f"note: {note}", file=out)
     store = Store(Path(runs_dir) / exp.name)
@@ -93,6 +94,9 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
         raise
     finally:
         store.rebuild_results()
+    if more_to_run(exp, store.root, p):  # tune: the tuning runs chose the rows' settings; now every seed runs
+        return max(run_experiment(exp, runs_dir, workers, executor, False, report, reports_dir, executor_options,
+                                  plugins, out), 1 if failed else 0)
     print(f"{exp.name}: {progress.done} finished, {len(failed)} failed, {skipped} skipped (already finished) "
           f"-> {store.root / 'results.csv'}", file=out)
     for r, err in failed:

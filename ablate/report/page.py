@@ -20,6 +20,7 @@ import yaml
 
 from ablate.config import ReportConfig, flatten, header_comment
 from ablate.experiment.results import results_frame
+from ablate.experiment.tune import chosen_columns, report_runs
 from ablate.report.tables import (
     Summary,
     grid,
@@ -121,8 +122,8 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
-    df = results_frame(root)
-    ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": df, "notes": []}
+    df, every, tune_notes = report_runs(results_frame(root), raw, root)  # tune: each row at its chosen setting
+    ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": every, "notes": []}
     if df.empty:
         ctx["notes"].append(f"no runs with a result yet in {root}")
         return write_pages(ctx, None, [], {})
@@ -133,6 +134,8 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
         metric = fallback or metric
     order = row_order(raw) if raw else []
     s = summarize(df, metric, rep.metrics, rep.baseline, varied_keys(raw), order)
+    chosen_columns(s, df, raw)
+    s.notes += tune_notes
     tables = write_tables(s, out, caption=f"{name}.")
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 

@@ -17,6 +17,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ablate.report import target
+
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
 NAMES = {  # readable column names for config keys, by their last part
@@ -147,6 +149,8 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
             row[f"{m}/mean"] = vals.mean() if len(vals) else math.nan
             row[f"{m}/std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
             row[f"{m}/n"] = len(vals)
+        if target.has_target(df):
+            row.update(target.target_stats(good))
         rows.append(row)
     frame = pd.DataFrame(rows)
     summary = Summary(frame, keys, metrics, primary, baseline)
@@ -252,6 +256,8 @@ def grid(s: Summary) -> Grid:
     lead = (["variant"] if show_variant else []) + [key_name(k) for k in s.keys] or ["run"]
     arrows = {"max": " ↑", "min": " ↓"}
     head = lead + [metric_name(m) + arrows[better(m)] for m in s.metrics]
+    steps_col = f"{target.COL}/median" in f
+    head += [target.TITLE] if steps_col else []
     if s.has_delta:
         head.append(f"Δ {metric_name(s.primary)}")
     head += ["n", *(title for _, title in STATS)]
@@ -262,6 +268,8 @@ def grid(s: Summary) -> Grid:
         cells = cells or [Cell(r["label"])]
         for m in s.metrics:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
+        if steps_col:
+            cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
         if s.has_delta:
             d, p = r.get(f"delta/{s.primary}"), r.get(f"p/{s.primary}")
             if r.get("baseline") == r["label"]:
@@ -303,6 +311,7 @@ def footnotes(s: Summary) -> list[str]:
         notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
                      f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}; no mark = not significant or fewer "
                      "than 2 seeds on a side. p-values for every metric are in table.csv.")
+    notes += [target.NOTE] if f"{target.COL}/median" in s.frame else []
     notes += s.notes
     if s.frame["n_failed"].sum():
         notes.append(f"{int(s.frame['n_failed'].sum())} failed run(s) are listed apart and not averaged in.")

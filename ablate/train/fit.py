@@ -35,6 +35,7 @@ from pytorch_lightning.plugins.environments import LightningEnvironment
 from ablate.config import RunConfig
 from ablate.models import build_model
 from ablate.tasks import build_task
+from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.data import TaskDataModule
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
@@ -110,12 +111,13 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
                            save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False,
                            save_weights_only=True)  # testing and `attend` need the weights only; saves faster
     timer = TrainTimer()
+    stoppers = stop_callbacks(t)
     loggers = make_loggers(cfg, run_dir, meta)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, timer], gradient_clip_val=t.grad_clip or None, check_val_every_n_epoch=t.val_every,
+        callbacks=[ckpt, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
@@ -153,6 +155,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "peak_mem_mb": peak,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        **stop_fields(stoppers),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
         "reproduce": {

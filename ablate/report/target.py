@@ -1,0 +1,56 @@
+"""The steps_to_target column: how many optimizer steps each row needed to reach train.target.
+
+Per row: the median over finished seeds, a seed that never reached the target
+counted as its last step (so the median is then a lower bound, marked ≥), and
+k/n reached. Lower is better; only a row whose every seed reached the target
+can be bold (a lower bound cannot be claimed the best).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+COL = "steps_to_target"
+TARGET_KEY = "train.target.value"  # results.csv column: present (not empty) when the run had a target
+TITLE = "steps to target ↓"
+NOTE = ("Steps to target: median optimizer steps over seeds to reach train.target on validation; a seed that never "
+        "reached it counts as its last step and the median is marked ≥ (a lower bound); k/n = seeds that reached it. "
+        "Bold = fewest among rows where every seed reached it.")
+
+
+def has_target(df: pd.DataFrame) -> bool:
+    return TARGET_KEY in df and df[TARGET_KEY].notna().any()
+
+
+def target_stats(good: pd.DataFrame) -> dict[str, Any]:
+    """steps_to_target/median, /reached, /n of one row's finished runs (those that had a target)."""
+    runs = good[good[TARGET_KEY].notna()] if TARGET_KEY in good else good.iloc[0:0]
+    if runs.empty:
+        return {f"{COL}/median": math.nan, f"{COL}/reached": 0, f"{COL}/n": 0}
+    steps = pd.to_numeric(runs[COL], errors="coerce") if COL in runs else pd.Series(math.nan, index=runs.index)
+    last = pd.to_numeric(runs["steps"], errors="coerce") if "steps" in runs else pd.Series(math.nan, index=runs.index)
+    hit = steps.notna()
+    return {f"{COL}/median": float(steps.where(hit, last).median()), f"{COL}/reached": int(hit.sum()),
+            f"{COL}/n": len(runs)}
+
+
+def best_labels(frame: pd.DataFrame) -> set[str]:
+    """Rows with the fewest median steps among rows whose every seed reached the target (none if all tie)."""
+    if f"{COL}/median" not in frame:
+        return set()
+    full = frame[(frame[f"{COL}/n"] > 0) & (frame[f"{COL}/reached"] == frame[f"{COL}/n"])]
+    col = full[f"{COL}/median"].dropna()
+    if col.empty or frame[f"{COL}/median"].dropna().nunique() < 2:
+        return set()
+    return set(full.loc[col[col == col.min()].index, "label"])
+
+
+def cell_text(row: pd.Series) -> str:
+    median, reached, n = row.get(f"{COL}/median"), int(row.get(f"{COL}/reached") or 0), int(row.get(f"{COL}/n") or 0)
+    if not n or median is None or math.isnan(median):
+        return "–"
+    num = f"{median:.0f}" if float(median).is_integer() else f"{median:.1f}"
+    return f"{'≥' if reached < n else ''}{num} ({reached}/{n} reached)"

@@ -1,0 +1,51 @@
+"""The keys that decide when a run validates and stops (train.val_every_n_steps, train.max_steps,
+train.early_stopping, train.target), and their checks. No torch here: planning imports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ablate.errors import ConfigError
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 5  # validation passes without an improvement of more than min_delta before stopping
+    min_delta: float = 0.0
+
+
+@dataclass
+class TargetConfig:
+    metric: str = "val/seq_acc"  # a validation metric; loss counts as reached at or below value, others at/above
+    value: Optional[float] = None
+
+
+def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[ConfigError]:
+    """Errors in the stopping keys of a TrainConfig; monitors: the validation metrics a run logs."""
+    errors = []
+    if t.max_steps == 0 or t.max_steps < -1:
+        errors.append(ConfigError("train.max_steps", t.max_steps, "must be > 0 (stop after that many optimizer "
+                                  "steps), or -1 for no limit (max_epochs decides)", where))
+    if t.val_every_n_steps < 0:
+        errors.append(ConfigError("train.val_every_n_steps", t.val_every_n_steps,
+                                  "must be > 0 (validate every N optimizer steps) or 0 (use val_every, in epochs)",
+                                  where))
+    es = t.early_stopping
+    if es is not None:
+        if es.patience < 1:
+            errors.append(ConfigError("train.early_stopping.patience", es.patience,
+                                      "must be >= 1 (validation passes without improvement before stopping)", where))
+        if es.min_delta < 0:
+            errors.append(ConfigError("train.early_stopping.min_delta", es.min_delta, "must be >= 0", where))
+    tg = t.target
+    if tg is not None:
+        if tg.metric not in monitors:
+            errors.append(ConfigError("train.target.metric", tg.metric, f"must be one of {', '.join(monitors)}",
+                                      where))
+        if tg.value is None:
+            errors.append(ConfigError("train.target.value", None, f"must be given: the value of {tg.metric} that "
+                                      "ends the run, e.g. train.target: {metric: val/seq_acc, value: 0.99}", where))
+        elif not tg.metric.endswith("loss") and not 0 < tg.value <= 1 and not tg.metric.endswith("bleu"):
+            errors.append(ConfigError("train.target.value", tg.value, f"must be in (0, 1] for {tg.metric}", where))
+    return errors

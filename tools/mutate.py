@@ -38,9 +38,10 @@ def generate() -> dict[str, list[str]]:
 
 
 def draw(names: dict[str, list[str]], per_module: int, seed: int) -> dict[str, list[str]]:
-    """At most `per_module` mutants of each module, drawn with one seeded generator in a fixed order."""
-    rng = random.Random(seed)
-    return {module: sorted(rng.sample(ms, min(per_module, len(ms)))) for module, ms in names.items() if ms}
+    """At most `per_module` mutants of each module; each module has its own seeded generator, so an edit to one
+    module leaves the other modules' samples as they were."""
+    return {module: sorted(random.Random(f"{seed}:{module}").sample(ms, min(per_module, len(ms))))
+            for module, ms in names.items() if ms}
 
 
 def statuses(sample: dict[str, list[str]]) -> dict[str, dict[str, str]]:

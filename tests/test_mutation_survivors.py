@@ -1,0 +1,72 @@
+"""Tests written for mutants that `make mutate` found alive (docs/testing.md): each pins a behaviour no other test
+checked, and fails with the mutant it is named for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate.config import build_run
+from ablate.models import ModelConfig
+from ablate.models.encoders import ENCODERS
+from ablate.models.presets import resolve
+from ablate.tasks import build_task, task_config_class
+from ablate.train.sizing import info_of, task_info
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def test_task_info_is_cached_per_task_config():
+    """Sizes of two different tasks in one process are each their own (a cache keyed wrongly mixes them up)."""
+    small = task_config_class("reverse")(vocab_size=5, min_len=2, max_len=3, n_train=8, n_val=4, n_test=4)
+    large = task_config_class("copy")(vocab_size=9, min_len=5, max_len=7, n_train=8, n_val=4, n_test=4)
+    for cfg in (small, large, small):
+        assert task_info(cfg) == info_of(build_task(cfg))
+    assert task_info(small) != task_info(large)
+
+
+@pytest.mark.parametrize("attention,heads", [("multihead", 2), ("additive", None)])
+def test_seq2seq_attention_keeps_heads_only_for_multihead(attention, heads):
+    cfg, _ = resolve(ModelConfig(arch="seq2seq_attention", d_model=16, attention=attention, n_heads=2))
+    assert cfg.n_heads == heads
+
+
+def test_cnn_encoder_passes_the_padding_on_and_sees_both_sides():
+    enc = ENCODERS.get("cnn")(d_model=8, n_layers=2, kernel_size=3, dropout=0.0).eval()
+    x = torch.randn(1, 5, 8)
+    pad = torch.tensor([[False, False, False, False, True]])
+    out = enc(x, pad)
+    assert out.pad is pad  # attention over the memory must know which positions are padding
+    later = x.clone()
+    later[0, 2] = torch.randn(8)  # a new vector, not a shift: each block layer-normalises its input
+    assert not torch.allclose(enc(later, pad).memory[0, 0], out.memory[0, 0])  # non-causal: 0 sees 2
+
+
+@pytest.mark.parametrize("optimizer,schedule,cls,betas", [
+    ("adam", "noam", torch.optim.Adam, (0.9, 0.98)),
+    ("adamw", "none", torch.optim.AdamW, (0.9, 0.999)),
+])
+def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_path, optimizer, schedule, cls,
+                                                                          betas):
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 16, "n_val": 4,
+                     "n_test": 4},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 1, "batch_size": 8, "optimizer": optimizer, "schedule": schedule,
+                      "weight_decay": 0.01, "warmup_steps": 1}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    seen: list[torch.optim.Optimizer] = []
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: seen.append(opt))
+    try:
+        result = fit(cfg, tmp_path)
+    finally:
+        handle.remove()
+    assert seen and all(type(opt) is cls for opt in seen)
+    group = seen[0].param_groups[0]
+    assert tuple(group["betas"]) == betas and group["weight_decay"] == 0.01
+    # result.json names the checkpoint the test metrics came from, relative to the run directory
+    ckpt = tmp_path / result["checkpoint"]["path"]
+    assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"

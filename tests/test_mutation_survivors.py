@@ -70,3 +70,41 @@ def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_
     # result.json names the checkpoint the test metrics came from, relative to the run directory
     ckpt = tmp_path / result["checkpoint"]["path"]
     assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"
+
+
+def test_seq2seq_attention_builds_the_heads_it_was_given(tiny_task, tiny_model):
+    from ablate.train.data import make_batch
+
+    data = tiny_task("reverse")
+    model = tiny_model("seq2seq_attention", data, attention="multihead", n_heads=2)
+    b = make_batch(data.train, torch.arange(3))
+    with torch.no_grad():
+        model(b["src"], b["src_len"], b["tgt_in"], need_weights=True)
+    assert model.last_attn["decoder.cross"].shape[1] == 2  # (B, heads, T, S)
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"vocab_size": 8, "max_len": 5}, ["max_len=5", "vocab_size >= 10"]),
+    ({"vocab_size": 8, "max_len": 3, "test_max_len": 6}, ["max_len=6", "vocab_size >= 12"]),
+])
+def test_recall_needs_distinct_keys_for_its_longest_split(kw, words):
+    """Each example draws its keys without replacement from half the vocabulary, test lengths included."""
+    from ablate.tasks import TASKS
+
+    with pytest.raises(ValueError) as e:  # the planner runs each task's check before anything is built
+        TASKS.meta("recall")["check"](task_config_class("recall")(min_len=2, **kw))
+    assert all(w in str(e.value) for w in words)
+
+
+def test_result_records_the_git_commit_of_the_code():
+    import subprocess
+    from pathlib import Path
+
+    import ablate
+    from ablate.train.fit import git_commit
+
+    head = subprocess.run(["git", "-C", str(Path(ablate.__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    assert git_commit() == head.stdout.strip()

@@ -220,12 +220,15 @@ def test_ddp_two_cpu_processes_reduce_over_the_whole_test_set(work):
     from ablate.models import build_model
     from ablate.tasks import build_task
     from ablate.train.data import TaskDataModule
+    from ablate.train.decoding import decode_caps
     from ablate.train.module import SeqModule
     from ablate.train.sizing import info_of
 
     cfg = plan(load_experiment(d / "one.yaml")).runs[0].config
     data = build_task(cfg.task)
-    module = SeqModule(build_model(cfg.model, info_of(data)), cfg.train, data.vocab, data.kind, data.metrics)
+    info = info_of(data)
+    module = SeqModule(build_model(cfg.model, info), cfg.train, data.vocab, data.kind, data.metrics,
+                       decode_caps=decode_caps(data, info.max_tgt_len))
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     one = trainer.test(module, datamodule=TaskDataModule(data, 32, cfg.train.eval_batch_size),

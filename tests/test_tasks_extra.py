@@ -403,7 +403,7 @@ def test_translate_lexicons_disjoint_and_unambiguous():
 
 def test_translate_bleu():
     data = build_task(CASES["translate"](None))
-    assert set(data.metrics) == {"bleu"}
+    assert set(data.metrics) == {"bleu", "chrf"}
     refs = [t for _, t in rows(data, "test")]
     assert data.metrics["bleu"](refs, refs) == pytest.approx(100.0)
     shuffled = refs[1:] + refs[:1]
@@ -430,7 +430,9 @@ def test_tsv_char_tokens(tmp_path):
     data = build_task(TsvConfig(path=path, tokens="char"))
     pairs = {tuple(s): t for name in data.splits for s, t in rows(data, name)}
     assert len(pairs) == 20 and pairs[("a", "b", "▁", "7")] == ["b", "a", "7"]
-    assert "bleu" not in data.metrics
+    assert "bleu" in data.metrics  # scored on the detokenized text, so on words: "a b c d" against itself
+    words = [["a", "▁", "b", "▁", "c", "▁", "d"]]
+    assert data.metrics["bleu"](words, words) == pytest.approx(100.0)
 
 
 def test_tsv_duplicates_and_shared_sources(tmp_path):

@@ -24,7 +24,8 @@ def results_frame(root: str | Path) -> pd.DataFrame:
                "seed": cfg.get("seed"), "status": res.get("status")}
         row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
         row.update(res.get("metrics", {}))
-        for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target"):
+        for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
+                  "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature"):
             if k in res:
                 row[k] = res[k]
         if res.get("error"):

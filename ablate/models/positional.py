@@ -42,7 +42,7 @@ class Learned(nn.Module):
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
         self.emb = nn.Embedding(max_len, d_model)
-        nn.init.normal_(self.emb.weight, std=0.02)
+        nn.init.normal_(self.emb.weight, std=1.0)  # the tokens' scale once multiplied by sqrt(d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         L = x.size(1)

@@ -2,7 +2,8 @@
 
 All share one interface, which is all the training harness knows:
     forward(src (B, S), src_len (B,), tgt_in (B, T)) -> logits (B, T, V)   teacher-forced
-    generate(src, src_len, max_len) -> (B, max_len) ids                     free-running greedy
+    generate(src, src_len, max_len) -> (B, max(max_len)) ids                free-running greedy; max_len is an
+                                                                            int or per-example caps (B,)
     forward(..., need_weights=True) also fills .last_attn with name -> (B, H, Lq, Lk)
 """
 
@@ -35,6 +36,22 @@ def finish(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.masked_fill(after > 0, PAD)
 
 
+def caps_of(max_len: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """max_len as (B,) per-example caps: an int applies to every row."""
+    if isinstance(max_len, torch.Tensor):
+        return max_len.to(device=device, dtype=torch.long).reshape(batch)
+    return torch.full((batch,), int(max_len), dtype=torch.long, device=device)
+
+
+def cap_rows(tokens: torch.Tensor, caps: torch.Tensor) -> torch.Tensor:
+    """(B, L) finished tokens, each row padded from its own cap on, then padded/cut to (B, max(caps))."""
+    width = int(caps.max()) if caps.numel() else 0
+    tokens = tokens[:, :width]
+    tokens = torch.nn.functional.pad(tokens, (0, width - tokens.size(1)), value=PAD)
+    beyond = torch.arange(width, device=tokens.device)[None] >= caps[:, None]
+    return tokens.masked_fill(beyond, PAD)
+
+
 class SeqModel(nn.Module):
     supports_state = False
 
@@ -45,25 +62,29 @@ class SeqModel(nn.Module):
         self.last_attn: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int) -> torch.Tensor:
-        """Greedy decoding from <bos>, feeding back the model's own outputs; (B, max_len)."""
+    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int | torch.Tensor) -> torch.Tensor:
+        """Greedy decoding from <bos>, feeding back the model's own outputs; (B, max(max_len)).
+
+        max_len: one cap for every row, or (B,) caps; each row stops at its own cap or its <eos>, so a row's
+        output does not depend on the other rows of its batch.
+        """
         B = src.size(0)
+        caps = caps_of(max_len, B, src.device)
         ys = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
         state = None
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
+        done = caps <= 0
         ctx = self.prepare(src, src_len)
-        for _ in range(max_len):
+        for t in range(int(caps.max()) if B else 0):
             if self.supports_state:  # one step on the carried state
                 logits, state = self.step(ctx, ys[:, -1:], state)
             else:  # re-run the whole prefix (attention and convolutions have no carried state)
                 logits, _ = self.step(ctx, ys, None)
             nxt = logits[:, -1].argmax(-1)
             ys = torch.cat([ys, nxt[:, None]], dim=1)
-            done |= nxt == EOS
+            done |= (nxt == EOS) | (caps <= t + 1)
             if done.all():
                 break
-        out = finish(ys[:, 1:])
-        return torch.nn.functional.pad(out, (0, max_len - out.size(1)), value=PAD)
+        return cap_rows(finish(ys[:, 1:]), caps)
 
 
 class EncoderDecoder(SeqModel):
@@ -147,5 +168,5 @@ class MLPModel(SeqModel):
 
     @torch.no_grad()
     def generate(self, src, src_len, max_len):
-        out = finish(self._all(src, src_len).argmax(-1))[:, :max_len]
-        return torch.nn.functional.pad(out, (0, max_len - out.size(1)), value=PAD)
+        caps = caps_of(max_len, src.size(0), src.device)
+        return cap_rows(finish(self._all(src, src_len).argmax(-1)), caps)

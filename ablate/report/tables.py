@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.report import target
+from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
@@ -28,7 +29,8 @@ NAMES = {  # readable column names for config keys, by their last part
     "test_max_len": "test max len", "test_min_len": "test min len", "vocab_size": "vocab", "n_train": "train size",
     "batch_size": "batch", "max_epochs": "epochs", "lr": "lr", "label_smoothing": "label smoothing",
 }
-METRIC_NAMES = {"seq_acc": "seq acc", "token_acc": "token acc", "loss": "loss", "bleu": "BLEU", "acc": "acc"}
+METRIC_NAMES = {"seq_acc": "seq acc", "token_acc": "token acc", "loss": "loss", "bleu": "BLEU", "chrf": "chrF",
+                "acc": "acc"}
 TEST_NAME = "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)"
 
 
@@ -156,6 +158,7 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
     summary = Summary(frame, keys, metrics, primary, baseline)
     if missing:
         summary.notes.append(f"report.metrics not recorded by these runs, left out: {', '.join(missing)}")
+    summary.notes += signature_notes(ok)
     if baseline and not frame.empty:
         _add_deltas(summary, ok)
     failed = df[df["status"] != "finished"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ablate.registry import Registry
 from ablate.tasks.vocab import Vocab
@@ -51,6 +51,29 @@ class Split:
         return Split(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], extra)
 
 
+@dataclass(frozen=True)
+class DecodeLimit:
+    """How long a free-running hypothesis may grow, decided from the source alone (never its reference).
+
+    Either the task's declared maximum target length (`max_len`, <eos> included: synthetic tasks know it from
+    their options), or for open-ended data `ratio * source length + margin` (rounded up); with both, the smaller.
+    Each example gets its own cap, so decoding does not depend on which examples share its batch.
+    """
+
+    max_len: Optional[int] = None
+    ratio: Optional[float] = None
+    margin: int = 0
+
+    def caps(self, src_len: torch.Tensor) -> torch.Tensor:
+        """(B,) per-example caps for source lengths src_len (B,)."""
+        import torch
+
+        caps = torch.full_like(src_len, self.max_len if self.max_len is not None else torch.iinfo(torch.long).max)
+        if self.ratio is not None:
+            caps = torch.minimum(caps, torch.ceil(self.ratio * src_len.double() + self.margin).long())
+        return caps.clamp(min=1)
+
+
 @dataclass
 class TaskData:
     vocab: Vocab
@@ -60,6 +83,9 @@ class TaskData:
     kind: str = "seq2seq"  # or "classification": the target is one label token
     # Extra corpus-level metrics: name -> fn(hypotheses, references) on token lists.
     metrics: dict[str, Callable[[list[list[str]], list[list[str]]], float]] = field(default_factory=dict)
+    # Decoding caps for free-running evaluation; None (a task that declares nothing) caps every example at the
+    # widest target of the task, which is the same for every batch.
+    decode: Optional[DecodeLimit] = None
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -72,6 +98,11 @@ class TaskData:
     @property
     def max_tgt_len(self) -> int:
         return max(s.tgt.size(1) for s in self.splits.values())
+
+    def decode_caps(self, src_len: torch.Tensor) -> torch.Tensor:
+        """(B,) decoding caps (<eos> included) for examples of source lengths src_len: the task's DecodeLimit."""
+        limit = self.decode or DecodeLimit(max_len=self.max_tgt_len)
+        return limit.caps(src_len)
 
 
 def pack(pairs: Sequence[tuple[list[int], list[int]]], vocab: Vocab, add_eos: bool = True) -> Split:
@@ -118,6 +149,15 @@ def unique_examples(
 
 def split_three(items: list, n_train: int, n_val: int, n_test: int) -> tuple[list, list, list]:
     return items[:n_train], items[n_train : n_train + n_val], items[n_train + n_val : n_train + n_val + n_test]
+
+
+def check_decode(ratio: float, margin: int, where: str) -> None:
+    """Options of a ratio decoding cap (DecodeLimit) of an open-ended task."""
+    if not ratio > 0:
+        raise ValueError(f"{where}: decode_ratio={ratio} must be > 0 (the cap is decode_ratio * source length "
+                         "+ decode_margin tokens)")
+    if margin < 0:
+        raise ValueError(f"{where}: decode_margin={margin} must be >= 0")
 
 
 def task_config_class(name: str) -> type[TaskConfig]:

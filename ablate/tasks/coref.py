@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ablate.tasks.base import TASKS, Split, TaskConfig, TaskData, pack, split_three, unique_examples
+from ablate.tasks.base import TASKS, DecodeLimit, Split, TaskConfig, TaskData, pack, split_three, unique_examples
 from ablate.tasks.vocab import Vocab
 
 # Animals only: English refers to them as "it" (people would be he/she). One word each: the label is one token.
@@ -156,4 +156,4 @@ def build_coref(cfg: CorefConfig) -> TaskData:
     vocab = Vocab(all_tokens())
     enc = lambda xs: [(vocab.encode(s), vocab.encode(t)) for s, t in xs]  # noqa: E731
     splits = [_with_it_pos(pack(enc(xs), vocab, add_eos=False), xs) for xs in (train, val, test)]
-    return TaskData(vocab, *splits, kind="classification")
+    return TaskData(vocab, *splits, kind="classification", decode=DecodeLimit(max_len=1))  # one label token

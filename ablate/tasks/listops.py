@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack, split_three, unique_examples
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, pack, split_three, unique_examples
 from ablate.tasks.vocab import Vocab
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
@@ -125,4 +125,5 @@ def build_listops(cfg: ListOpsConfig) -> TaskData:
     vocab = Vocab(list(OPERATORS) + [END] + list(DIGITS))
     enc = [(vocab.encode(s), vocab.encode(t)) for s, t in pool]
     train, val, test = split_three(enc, cfg.n_train, cfg.n_val, cfg.n_test)
-    return TaskData(vocab, *(pack(xs, vocab, add_eos=False) for xs in (train, val, test)), kind="classification")
+    return TaskData(vocab, *(pack(xs, vocab, add_eos=False) for xs in (train, val, test)), kind="classification",
+                    decode=DecodeLimit(max_len=1))  # the answer: one label token

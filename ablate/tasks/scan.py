@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, pack
 from ablate.tasks.vocab import Vocab
 
 PRIMITIVES = ("walk", "look", "run", "jump")
@@ -192,4 +192,6 @@ def build_scan(cfg: ScanConfig) -> TaskData:
 
     vocab = Vocab(list(COMMAND_WORDS) + list(ACTIONS))
     enc = lambda xs: [(vocab.encode(s), vocab.encode(t)) for s, t in xs]  # noqa: E731
-    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab))
+    longest = max(len(a) for _, a in _all_commands()) + 1  # the grammar's longest action sequence + <eos>
+    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab),
+                    decode=DecodeLimit(max_len=longest))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack, split_three, unique_examples
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, pack, split_three, unique_examples
 from ablate.tasks.vocab import Vocab
 
 
@@ -35,7 +35,9 @@ def _build(
     cfg: SeqTaskConfig | RecallConfig,
     symbols: list[str],
     sampler: Callable[[random.Random, int, int], tuple[list[str], list[str]]],
+    longest_target: int,
 ) -> TaskData:
+    """longest_target: the most target symbols any example of these options can have (without <eos>)."""
     vocab = Vocab(symbols)
     rng = random.Random(cfg.seed)
     lo_t = cfg.test_min_len if cfg.test_min_len is not None else cfg.min_len
@@ -51,7 +53,8 @@ def _build(
         test = [e for e in unique_examples(lambda r: sampler(r, lo_t, hi_t), cfg.n_test + len(taken), rng, cfg.name)
                 if tuple(e[0]) not in taken][: cfg.n_test]
     enc = lambda xs: [(vocab.encode(s), vocab.encode(t)) for s, t in xs]  # noqa: E731
-    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab))
+    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab),
+                    decode=DecodeLimit(max_len=longest_target + 1))
 
 
 def _digits(cfg: SeqTaskConfig) -> list[str]:
@@ -66,7 +69,7 @@ def _string_task(transform: Callable[[list[str]], list[str]]):
             s = [rng.choice(syms) for _ in range(rng.randint(lo, hi))]
             return s, transform(s)
 
-        return _build(cfg, syms, sample)
+        return _build(cfg, syms, sample, max(cfg.max_len, cfg.test_max_len or 0))  # as long as the input
 
     return build
 
@@ -111,4 +114,4 @@ def build_recall(cfg: RecallConfig) -> TaskData:
         qs = [rng.randrange(n) for _ in range(cfg.n_queries)]
         return src + [ks[q] for q in qs], [vs[q] for q in qs]
 
-    return _build(cfg, keys + values, sample)
+    return _build(cfg, keys + values, sample, cfg.n_queries)

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack, split_three, unique_examples
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, check_decode, pack, split_three, unique_examples
+from ablate.tasks.textmetrics import CorpusMetric, check_tokenize, text_metrics
 from ablate.tasks.vocab import Vocab
 
 # (English singular, English plural, target stem)
@@ -63,6 +64,11 @@ class TranslateConfig(TaskConfig):
     min_len: int = 5  # source length in words, drawn uniformly in [min_len, max_len]; the shortest sentence has 5
     max_len: int = 30
     max_adjectives: int = 2  # adjectives per noun phrase: 0..max_adjectives (>= 1, so every length is reachable)
+    tokenize: str = "13a"  # sacreBLEU's tokenizer for BLEU on the detokenized text; none: score the words as they are
+    # Free-running decoding stops at decode_ratio * source length + decode_margin tokens (<eos> included): the
+    # grammar's targets have at most 4/3 * source length + 4/3 tokens, so a cap never cuts a correct translation.
+    decode_ratio: float = 1.5
+    decode_margin: int = 5
 
 
 def noun(i: int, plural: bool) -> tuple[str, str]:
@@ -211,15 +217,8 @@ def all_tokens() -> list[str]:
 
 
 def bleu(hyps: list[list[str]], refs: list[list[str]]) -> float:
-    """Corpus BLEU (sacrebleu, 0-100) of token lists, joined by spaces; no re-tokenisation."""
-    import sacrebleu  # imported here: only runs that report BLEU pay for it
-
-    if len(hyps) != len(refs):
-        raise ValueError(f"bleu: {len(hyps)} hypotheses but {len(refs)} references")
-    if not hyps:
-        return 0.0
-    result = sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]], tokenize="none")
-    return float(result.score)
+    """Corpus BLEU (sacreBLEU, 0-100) of word lists, joined by spaces and scored with its 13a tokenizer."""
+    return CorpusMetric("bleu")(hyps, refs)
 
 
 def _check(cfg: TranslateConfig) -> None:
@@ -232,10 +231,12 @@ def _check(cfg: TranslateConfig) -> None:
         raise ValueError(f"translate: max_len={cfg.max_len} must be >= min_len={cfg.min_len}")
     if not 1 <= cfg.max_adjectives <= len(ADJECTIVES):  # with none, some lengths (e.g. 10) cannot be built
         raise ValueError(f"translate: max_adjectives={cfg.max_adjectives} must be in 1..{len(ADJECTIVES)}")
+    check_tokenize(cfg.tokenize, "translate")
+    check_decode(cfg.decode_ratio, cfg.decode_margin, "translate")
 
 
 @TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq",
-                help="synthetic English-like SVO -> invented SOV language with agreement; reports BLEU")
+                help="synthetic English-like SVO -> invented SOV language with agreement; reports BLEU and chrF")
 def build_translate(cfg: TranslateConfig) -> TaskData:
     _check(cfg)
     rng = random.Random(cfg.seed)
@@ -243,4 +244,6 @@ def build_translate(cfg: TranslateConfig) -> TaskData:
     vocab = Vocab(all_tokens())
     enc = [(vocab.encode(s), vocab.encode(t)) for s, t in pool]
     train, val, test = split_three(enc, cfg.n_train, cfg.n_val, cfg.n_test)
-    return TaskData(vocab, pack(train, vocab), pack(val, vocab), pack(test, vocab), metrics={"bleu": bleu})
+    return TaskData(vocab, pack(train, vocab), pack(val, vocab), pack(test, vocab),
+                    metrics=text_metrics(cfg.tokenize),
+                    decode=DecodeLimit(ratio=cfg.decode_ratio, margin=cfg.decode_margin))

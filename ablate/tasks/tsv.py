@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.tasks.base import TASKS, TaskConfig, TaskData, pack
-from ablate.tasks.translate import bleu
+from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, check_decode, pack
+from ablate.tasks.textmetrics import check_tokenize, text_metrics
 from ablate.tasks.vocab import SPECIALS, Vocab
 
 TOKENIZERS = ("word", "char")
@@ -36,6 +36,14 @@ class TsvConfig(TaskConfig):
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    # BLEU and chrF score the detokenized text (word tokens joined by spaces, char tokens joined with ▁ as a
+    # space) with sacreBLEU's tokenizer `tokenize` (13a, as sacreBLEU's default); none: the data is already
+    # tokenized as it should be scored.
+    tokenize: str = "13a"
+    # Free-running decoding stops at decode_ratio * source length + decode_margin tokens (<eos> included),
+    # never looking at the reference; raise them if your targets can be much longer than their sources.
+    decode_ratio: float = 2.0
+    decode_margin: int = 10
 
 
 Example = tuple[list[str], list[str]]
@@ -45,6 +53,13 @@ def tokenize(text: str, mode: str) -> list[str]:
     if mode == "word":
         return text.split()
     return [SPACE if c == " " else c for c in text]
+
+
+def detokenize(tokens: list[str], mode: str) -> str:
+    """Tokens of `tokenize(text, mode)` -> the text again (for BLEU on text)."""
+    if mode == "word":
+        return " ".join(tokens)
+    return "".join(" " if t == SPACE else t for t in tokens)
 
 
 def _parse_line(raw: bytes, where: str, mode: str) -> Example | None:
@@ -100,6 +115,8 @@ def _check(cfg: TsvConfig) -> None:
     for key in ("n_train", "n_val", "n_test"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"tsv: {key}={getattr(cfg, key)} must be >= 0 (0 = all of the split)")
+    check_tokenize(cfg.tokenize, "tsv")
+    check_decode(cfg.decode_ratio, cfg.decode_margin, "tsv")
     if not Path(cfg.path).is_file():
         raise ValueError(f"tsv: file not found: {cfg.path} (set task.path to an existing source<TAB>target file)")
 
@@ -129,7 +146,7 @@ def _take(items: list[Example], n: int, key: str, path: str) -> list[Example]:
 
 
 @TASKS.register("tsv", check=_check, config=TsvConfig, kind="seq2seq",
-                help="your own source<TAB>target file, word or char tokens; BLEU with word tokens")
+                help="your own source<TAB>target file, word or char tokens; sacreBLEU BLEU and chrF on the text")
 def build_tsv(cfg: TsvConfig) -> TaskData:
     _check(cfg)
     pairs = read_pairs(cfg.path, cfg.tokens)
@@ -138,5 +155,6 @@ def build_tsv(cfg: TsvConfig) -> TaskData:
     train, val, test = (_take(xs, n, key, cfg.path) for xs, (key, n) in zip(parts, sizes.items(), strict=True))
     vocab = Vocab([t for s, g in pairs for t in s + g])
     enc = lambda xs: [(vocab.encode(s), vocab.encode(t)) for s, t in xs]  # noqa: E731
-    metrics = {"bleu": bleu} if cfg.tokens == "word" else {}  # BLEU on characters is not what users mean
-    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab), metrics=metrics)
+    metrics = text_metrics(cfg.tokenize, lambda tokens: detokenize(tokens, cfg.tokens))  # on text, so char data too
+    return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab), metrics=metrics,
+                    decode=DecodeLimit(ratio=cfg.decode_ratio, margin=cfg.decode_margin))

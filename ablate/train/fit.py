@@ -35,8 +35,10 @@ from pytorch_lightning.plugins.environments import LightningEnvironment
 from ablate.config import RunConfig
 from ablate.models import build_model
 from ablate.tasks import build_task
+from ablate.tasks.textmetrics import signatures
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.data import TaskDataModule
+from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
 from ablate.train.sizing import info_of
@@ -102,9 +104,10 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     data = build_task(cfg.task)
     if int(os.environ.get("RANK", 0) if world > 1 else 0) == 0:
         data.vocab.save(run_dir / "vocab.json")
-    model = build_model(cfg.model, info_of(data))
+    info = info_of(data)
+    model = build_model(cfg.model, info)
     params = sum(p.numel() for p in model.parameters())
-    module = SeqModule(model, t, data.vocab, data.kind, data.metrics)
+    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, decode_caps=decode_caps(data, info.max_tgt_len))
     dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
@@ -149,6 +152,10 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "metrics": {k: float(v) for k, v in tested.items()},
         "best_val": {t.monitor: float(ckpt.best_model_score) if ckpt.best_model_score is not None else None},
         "params": params,
+        # Positions beyond these were never trained (a learned table's rows there stay at their init).
+        "max_train_src_len": int(data.train.src_len.max()),
+        "max_train_tgt_len": int(data.train.tgt_len.max()),  # <eos> included, as the decoder reads it
+        **signatures(data.metrics),  # bleu_signature, chrf_signature: how BLEU and chrF were computed
         "train_time_s": timer.seconds,
         "fit_time_s": fit_time,
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,

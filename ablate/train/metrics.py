@@ -8,12 +8,12 @@ from ablate.tasks.vocab import Vocab
 
 
 def decode_counts(pred: torch.Tensor, tgt: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-example counts for greedy predictions pred (B, >=T) against targets tgt (B, T).
+    """Per-example counts for greedy predictions pred (B, any length) against targets tgt (B, T).
 
     token_correct: target positions (incl. <eos>) the prediction gets right;
     seq_correct: 1 when every target position is right (so <eos> came exactly on time).
     """
-    pred = pred[:, : tgt.size(1)]
+    pred = torch.nn.functional.pad(pred, (0, max(0, tgt.size(1) - pred.size(1))), value=Vocab.pad)[:, : tgt.size(1)]
     real = tgt != Vocab.pad
     hit = (pred == tgt) & real
     n_tok = real.sum(1)

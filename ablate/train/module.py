@@ -1,7 +1,11 @@
 """One LightningModule for every architecture and task: the training loop only.
 
 Loss is teacher-forced cross-entropy; validation and test decode free-running
-(greedy, from <bos>, feeding back the model's own tokens) for token_acc/seq_acc.
+(greedy, from <bos>, feeding back the model's own tokens) for token_acc/seq_acc,
+each example up to its own cap (decode_caps, from the task). The reported
+val/test loss is the NLL summed over every target token of the split divided by
+their count (exact over batches and ranks), without the label-smoothing term
+that the training objective may add.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 
 class SeqModule(pl.LightningModule):
     def __init__(self, model: SeqModel, train_cfg: Any, vocab: Vocab, kind: str = "seq2seq",
-                 extra_metrics: dict[str, Callable] | None = None):
+                 extra_metrics: dict[str, Callable] | None = None, *,
+                 decode_caps: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         self.model, self.cfg, self.vocab, self.kind = model, train_cfg, vocab, kind
+        self.decode_caps = decode_caps  # src_len (B,) -> per-example decoding caps (B,)
         self.extra_metrics = extra_metrics or {}
         self._sums: dict[str, torch.Tensor] = {}
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
@@ -68,11 +74,13 @@ class SeqModule(pl.LightningModule):
 
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        loss = self.loss(batch)
-        pred = self.model.generate(batch["src"], batch["src_len"], batch["tgt"].size(1))
+        logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
+                              reduction="sum")  # no smoothing: the reported loss is the NLL per target token
+        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]))
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
-        sums = {"loss": loss.detach() * n, "n": torch.tensor(float(n), device=loss.device),
+        sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),
                 "seq_correct": counts["seq_correct"].sum().float()}
         for k, v in sums.items():
@@ -87,7 +95,7 @@ class SeqModule(pl.LightningModule):
         vec = self.trainer.strategy.reduce(vec, reduce_op="sum")  # exact totals across ranks
         s = dict(zip(keys, vec.tolist(), strict=True))
         self._sums = {}
-        out = {f"{stage}/loss": s["loss"] / s["n"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
+        out = {f"{stage}/loss": s["nll"] / s["tokens"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
                f"{stage}/seq_acc": s["seq_correct"] / s["n"]}
         if self.kind == "classification":
             out[f"{stage}/acc"] = out[f"{stage}/seq_acc"]

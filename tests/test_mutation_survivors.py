@@ -68,6 +68,8 @@ def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_
     group = seen[0].param_groups[0]
     assert tuple(group["betas"]) == betas and group["weight_decay"] == 0.01
     # result.json names the checkpoint the test metrics came from, relative to the run directory
+    for key in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps"):  # results.csv columns
+        assert key in result, key
     ckpt = tmp_path / result["checkpoint"]["path"]
     assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"
 
@@ -108,3 +110,45 @@ def test_result_records_the_git_commit_of_the_code():
     if head.returncode:
         pytest.skip("not a git checkout")
     assert git_commit() == head.stdout.strip()
+
+
+@pytest.mark.parametrize("i,m", [(0, 1), (1, 3), (3, 5)])
+def test_rotary_turns_channel_pair_i_by_m_times_the_papers_frequency(i, m):
+    """RoFormer: pair i turns by m * 10000^(-2i/d) at position m, so <R_m q, R_0 k> = cos(m * theta_i) for q = k
+    in that pair's first channel (the dot product does not depend on how the pairs are laid out)."""
+    from ablate.models.positional import Rotary
+
+    d = 8
+    x = torch.zeros(1, 1, m + 1, d)
+    x[..., 2 * i] = 1.0
+    r = Rotary(d)(x)[0, 0]
+    theta = 10000.0 ** (-2 * i / d)
+    assert float(r[m] @ r[0]) == pytest.approx(float(torch.cos(torch.tensor(m * theta))), abs=1e-6)
+
+
+def test_decode_cap_covers_the_longest_test_target_of_a_shifted_split():
+    """Length generalisation (test inputs longer than training ones): no test reference may be cut by the cap."""
+    for name in ("copy", "reverse", "sort"):
+        data = build_task(task_config_class(name)(vocab_size=4, min_len=2, max_len=3, test_min_len=5,
+                                                  test_max_len=6, n_train=8, n_val=4, n_test=8))
+        assert data.decode.max_len >= int(data.test.tgt_len.max()) == 7, name  # 6 symbols + <eos>
+
+
+def test_describe_lists_the_set_toggles_only():
+    from ablate.models import describe
+
+    cfg, _ = resolve(ModelConfig(arch="gru", d_model=16))
+    assert describe(cfg) == {k: v for k, v in vars(cfg).items() if v is not None}
+    assert describe(cfg)["d_model"] == 16 and "n_heads" not in describe(cfg)
+
+
+def test_fit_a_classification_task_reports_accuracy(tmp_path):
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "listops", "min_len": 5, "max_len": 30, "max_depth": 3, "n_train": 16, "n_val": 8,
+                     "n_test": 8},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 1, "batch_size": 8}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    result = fit(cfg, tmp_path)
+    assert result["metrics"]["test/acc"] == result["metrics"]["test/seq_acc"]

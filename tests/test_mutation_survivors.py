@@ -70,6 +70,8 @@ def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_
     # result.json names the checkpoint the test metrics came from, relative to the run directory
     for key in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps"):  # results.csv columns
         assert key in result, key
+    header = (tmp_path / "by_length.csv").read_text().splitlines()[0]  # what the by-length figure reads
+    assert header.split(",") == ["length", "n", "token_acc", "seq_acc"]
     ckpt = tmp_path / result["checkpoint"]["path"]
     assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.registry import UnknownName
@@ -15,56 +15,103 @@ EPILOG = "exit codes: 0 ok, 1 some runs failed, 2 invalid experiment or usage"
 
 
 def parser() -> argparse.ArgumentParser:
+    from ablate import __version__
+
     p = argparse.ArgumentParser(prog="ablate", description="Architecture ablations for sequence models.",
                                 epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"ablate {__version__}")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register archs, components, tasks); repeatable")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    add_run(sub)
+    add_plan(sub)
+    add_data(sub)
+    add_report(sub)
+    add_list(sub)
+    add_attend(sub)
+    return p
 
-    r = sub.add_parser("run", help="train every run of an experiment (resumes; skips finished runs)")
-    r.add_argument("experiment", type=Path)
-    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+
+# One function per command: its arguments (each with help) and, below, what it does.
+EXPERIMENT_HELP = "the experiment file (experiments/<name>.yaml)"
+OVERRIDES_HELP = ("overrides of the experiment, e.g. model.d_model=128; KEY=a,b,c makes a grid axis (as Hydra's "
+                  "multirun); a key the file's grid or variants also set is an error")
+PLUGIN_HELP = "import MODULE first (it may register archs, components, tasks); repeatable"
+
+
+def add_run(sub: Any) -> None:
+    r = sub.add_parser("run", help="train every run of an experiment (resumes; skips finished runs)", epilog=EPILOG)
+    r.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     r.add_argument("--workers", type=int, default=1, help="parallel runs on this machine (default 1)")
-    r.add_argument("--executor", default="local", help="local | ray | slurm")
+    r.add_argument("--executor", default="local", help="local | ray | slurm (default local)")
     r.add_argument("--address", default=None, help="ray: the cluster address (default: $RAY_ADDRESS or a local one)")
-    r.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    r.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs go to DIR/<name>/ (default runs)")
     r.add_argument("--fresh", action="store_true", help="forget this experiment's earlier runs first")
-    r.add_argument("--no-report", action="store_true")
-    r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub", help=PLUGIN_HELP)
 
-    pl = sub.add_parser("plan", help="list the runs an experiment would do; trains nothing")
-    pl.add_argument("experiment", type=Path)
-    pl.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    pl.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
 
-    d = sub.add_parser("data", help="write the experiment's task splits as train/val/test.tsv (source TAB target)")
-    d.add_argument("experiment", type=Path)
-    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+def add_plan(sub: Any) -> None:
+    pl = sub.add_parser("plan", help="list the runs an experiment would do; trains nothing", epilog=EPILOG)
+    pl.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
+    pl.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    pl.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                    help="where to look for finished runs: DIR/<name>/ (default runs)")
+    pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub", help=PLUGIN_HELP)
+
+
+def add_data(sub: Any) -> None:
+    d = sub.add_parser("data", help="write the experiment's task splits as train/val/test.tsv (source TAB target)",
+                       epilog=EPILOG)
+    d.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
+    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     d.add_argument("--out", type=Path, required=True, help="directory for train.tsv, val.tsv, test.tsv")
-    d.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub")
+    d.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub", help=PLUGIN_HELP)
 
-    rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>")
-    rep.add_argument("runs_dir", type=Path)
-    rep.add_argument("--out", type=Path, default=None)
 
+def add_report(sub: Any) -> None:
+    rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>", epilog=EPILOG)
+    rep.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="an experiment's runs: runs/<name>")
+    rep.add_argument("--out", type=Path, default=None, help="the report's folder (default reports/<name>)")
+
+
+def add_list(sub: Any) -> None:
     sub.add_parser("list", help="architectures, components and tasks, with their options")
 
-    a = sub.add_parser("attend", help="attention heatmaps of a trained run on one input")
-    a.add_argument("run_dir", type=Path)
-    a.add_argument("text")
-    a.add_argument("--out", type=Path, default=None)
-    return p
+
+def add_attend(sub: Any) -> None:
+    a = sub.add_parser("attend", help="attention heatmaps of a trained run on one input", epilog=EPILOG)
+    a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="one trained run: runs/<name>/<run_id>")
+    a.add_argument("text", help="the input, space-separated tokens of the run's vocabulary, in quotes")
+    a.add_argument("--out", type=Path, default=None, help="folder for the heatmaps (default RUN_DIR/attend)")
+
+
+def dash_hint(extra: list[str]) -> str:
+    """'--model.d_model 64' -> a hint that overrides are written model.d_model=64."""
+    for i, x in enumerate(extra):
+        key = x.lstrip("-").partition("=")[0]
+        if x.startswith("--") and "." in key:
+            value = x.partition("=")[2] or (extra[i + 1] if i + 1 < len(extra) else "VALUE")
+            return f"; overrides are KEY=VALUE without dashes: {key}={value}"
+    return ""
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: spinning threads of parallel runs starve each other.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        p.print_help()
+        return 0
     args, extra = p.parse_known_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 0
     # KEY=VALUE overrides may also come after the options (argparse stops collecting them at the first option).
     if extra and (args.command not in ("run", "plan", "data") or any("=" not in x or x.startswith("-") for x in extra)):
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
+        p.error(f"unrecognized arguments: {' '.join(extra)}{dash_hint(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
@@ -92,24 +139,23 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
-    from ablate.config import load_experiment
-    from ablate.experiment.runner import run_experiment
+    from ablate.api import load, run_code
 
     if args.workers < 1:
         raise ConfigErrors([ConfigError("--workers", args.workers, "must be >= 1")])
-    exp = load_experiment(args.experiment, args.overrides)
+    exp = load(args.experiment, args.overrides)
     options = {"address": args.address} if args.address else {}
-    return run_experiment(exp, args.runs_dir, workers=args.workers, executor=args.executor, fresh=args.fresh,
-                          report=not args.no_report, executor_options=options, plugins=plugins)
+    return run_code(exp, args.runs_dir, workers=args.workers, executor=args.executor, fresh=args.fresh,
+                    report=not args.no_report, executor_options=options, plugins=plugins)
 
 
 def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
-    from ablate.config import load_experiment
+    from ablate.api import load
     from ablate.experiment.plan import plan
     from ablate.experiment.store import Store
     from ablate.experiment.tune import PENDING, tuned_plan
 
-    exp = load_experiment(args.experiment, args.overrides)
+    exp = load(args.experiment, args.overrides)
     store = Store(args.runs_dir / exp.name)
     p, pending = tuned_plan(exp, store.root) if exp.tune else (plan(exp), [])
     rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in {**r.point, **r.tuned}.items()) or "-",
@@ -129,21 +175,18 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
 
 
 def cmd_data(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
-    from ablate.config import load_experiment
+    from ablate.api import load
     from ablate.tasks.export import export_data
 
-    for path in export_data(load_experiment(args.experiment, args.overrides), args.out):
+    for path in export_data(load(args.experiment, args.overrides), args.out):
         print(path)
     return 0
 
 
 def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
-    from ablate.report import build_report
+    from ablate.api import build_report
 
-    if not args.runs_dir.is_dir():
-        raise ConfigErrors([ConfigError("RUNS_DIR", str(args.runs_dir), "no such directory (expected runs/<name>)")])
-    out = args.out or (Path("reports") / args.runs_dir.name)
-    print(build_report(args.runs_dir, out))
+    print(build_report(args.runs_dir, args.out))
     return 0
 
 

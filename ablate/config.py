@@ -9,58 +9,64 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union, get_type_hints
+from typing import Any, Optional
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ablate.errors import ConfigError, ConfigErrors
-from ablate.models import ModelConfig, resolve
+from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
+from ablate.structured import field_errors, option
+from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
+
+MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc"]  # the validation metrics a run logs
 
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = 10
-    max_steps: int = -1  # > 0 stops after this many optimizer steps (whichever of it and max_epochs comes first)
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    lr: float = 1.0e-3
-    optimizer: str = "adamw"  # adam | adamw
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none | noam | cosine
-    warmup_steps: int = 0
-    label_smoothing: float = 0.0
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    test_on: str = "best"  # best (validation checkpoint) | last
-    monitor: str = "val/loss"  # the validation metric that picks "best"
-    val_every: int = 1  # validate every N epochs
-    val_every_n_steps: int = 0  # > 0: validate every N optimizer steps instead (counted across epochs)
-    early_stopping: Optional[EarlyStoppingConfig] = None  # {patience, min_delta} on monitor
-    target: Optional[TargetConfig] = None  # {metric, value}: stop once reached; result records steps_to_target
-    accelerator: str = "cpu"
-    devices: Any = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool = True
-    cpus_per_run: int = 1  # for the ray executor
+    max_epochs: int = option(10, "epochs at most", minimum=1)
+    max_steps: int = option(-1, "> 0 stops after this many optimizer steps (whichever of it and max_epochs comes "
+                            "first); -1: no limit")
+    batch_size: int = option(64, "training batch size", minimum=1)
+    eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
+    lr: float = option(1.0e-3, "learning rate", above=0)
+    optimizer: str = option("adamw", "optimizer", choices=["adam", "adamw"])
+    weight_decay: float = option(0.0, "weight decay", minimum=0)
+    schedule: str = option("none", "learning-rate schedule", choices=["none", "noam", "cosine"])
+    warmup_steps: int = option(0, "linear warm-up steps", minimum=0)
+    label_smoothing: float = option(0.0, "label smoothing of the training loss", minimum=0, below=1)
+    grad_clip: float = option(1.0, "max gradient norm; 0 = off", minimum=0)
+    test_on: str = option("best", "test the best validation checkpoint or the last", choices=["best", "last"])
+    monitor: str = option("val/loss", "the validation metric that picks 'best'", choices=lambda: MONITORS)
+    val_every: int = option(1, "validate every N epochs", minimum=1)
+    val_every_n_steps: int = option(0, "> 0: validate every N optimizer steps instead (counted across epochs)")
+    early_stopping: Optional[EarlyStoppingConfig] = option(None, "{patience, min_delta} on monitor")
+    target: Optional[TargetConfig] = option(None, "{metric, value}: stop once reached; the result records "
+                                            "steps_to_target")
+    accelerator: str = option("cpu", "Lightning accelerator")
+    devices: Any = option(1, "Lightning devices")
+    strategy: str = option("auto", "Lightning strategy")
+    precision: str = option("32-true", "Lightning precision")
+    deterministic: bool = option(True, "deterministic algorithms")
+    cpus_per_run: int = option(1, "CPUs per run (ray executor)", minimum=1)
 
 
 @dataclass
 class WandbConfig:
-    project: str = "ablate"
-    mode: str = "disabled"  # disabled | offline | online
-    entity: Optional[str] = None
+    project: str = option("ablate", "W&B project")
+    mode: Optional[str] = option(None, "W&B mode (unset: $WANDB_MODE, else disabled; WANDB_MODE=disabled always wins)",
+                                 choices=["disabled", "offline", "online"])
+    entity: Optional[str] = option(None, "W&B entity")
 
 
 @dataclass
 class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = option(False, "also log to TensorBoard (runs/<name>/<run_id>/tensorboard/)")
 
 
 @dataclass
@@ -73,28 +79,20 @@ class ReportConfig:
 
 @dataclass
 class SlurmConfig:
-    partition: Optional[str] = None
-    time_min: int = 60
-    cpus_per_task: int = 2
-    gpus_per_node: int = 0
-    mem_gb: int = 8
-    array_parallelism: int = 16
-    cluster: str = "auto"  # auto (slurm where sbatch/srun exist, else local) | slurm | local (submitit, this machine)
+    partition: Optional[str] = option(None, "partition")
+    time_min: int = option(60, "time limit per job, minutes", minimum=1)
+    cpus_per_task: int = option(2, "CPUs per job", minimum=1)
+    gpus_per_node: int = option(0, "GPUs per job", minimum=0)
+    mem_gb: int = option(8, "memory per job, GB", minimum=1)
+    array_parallelism: int = option(16, "jobs of the array running at once", minimum=1)
+    cluster: str = option("auto", "auto (slurm where sbatch/srun exist, else local) | slurm | local (submitit, "
+                          "this machine)")
 
 
-CHOICES = {
-    "train.optimizer": ["adam", "adamw"],
-    "train.schedule": ["none", "noam", "cosine"],
-    "train.test_on": ["best", "last"],
-    "train.monitor": ["val/loss", "val/seq_acc", "val/token_acc", "val/acc"],
-    "logger.wandb.mode": ["disabled", "offline", "online"],
-}
-POSITIVE = {"train.max_epochs", "train.batch_size", "train.eval_batch_size", "train.val_every", "train.cpus_per_run",
-            "slurm.time_min", "slurm.cpus_per_task", "slurm.array_parallelism"}  # tasks check their own options
-NON_NEGATIVE = {"train.weight_decay", "train.warmup_steps", "train.grad_clip", "slurm.gpus_per_node", "task.seed"}
+CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
 TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
             "slurm"]
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
+SECTIONS = {"train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
 
@@ -103,7 +101,7 @@ class RunConfig:
     """Everything that decides one run's numbers (and so its id), plus its logger."""
 
     task: Any
-    model: ModelConfig
+    model: ArchConfig  # the arch's own config class (ARCHS.meta(arch)["config"])
     train: TrainConfig
     seed: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -129,6 +127,8 @@ class Experiment:
     description: str = ""
     tune: dict[str, Any] = field(default_factory=dict)  # dotted key -> candidates, + metric (experiment.tune)
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given plus overrides, for the store
+    overrides: list[str] = field(default_factory=list)  # dotted keys the command line set (errors name it)
+    notes: list[str] = field(default_factory=list)  # printed before anything runs
 
 
 # ------------------------------------------------------------------ helpers
@@ -170,107 +170,25 @@ def header_comment(text: str) -> str:
 
 
 def parse_overrides(items: list[str], where: str = "command line") -> dict[str, Any]:
-    """KEY=VALUE strings -> {dotted key: YAML-typed value}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
-            raise ConfigErrors([ConfigError("override", item, "must look like KEY=VALUE, e.g. model.d_model=128",
-                                            where)])
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value != "" else None
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
+    """KEY=VALUE strings -> {dotted key: YAML-typed value} (grid axes KEY=a,b as lists: see ablate.overrides)."""
+    from ablate.overrides import parse
 
-
-def _structured(section: str, cls: type, data: Any, where: str) -> Any:
-    """data merged onto cls's defaults, with unknown keys and wrong types reported by name."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigErrors([ConfigError(section, data, "must be a mapping of keys to values", where)])
-    errors = []
-    valid = [f.name for f in fields(cls)]
-    for key, value in data.items():
-        if key not in valid:
-            errors.append(ConfigError(f"{section}.{key}", value,
-                                      f"unknown key{suggest(key, valid)} (valid: {', '.join(valid)})", where))
-        elif is_dataclass(_optional(field_type(cls, key))) and value is not None and not isinstance(value, dict):
-            sub = [f.name for f in fields(_optional(field_type(cls, key)))]
-            errors.append(ConfigError(f"{section}.{key}", value, f"must be a mapping with keys {', '.join(sub)}",
-                                      where))
-        elif is_dataclass(_optional(field_type(cls, key))) and isinstance(value, dict):
-            try:
-                _structured(f"{section}.{key}", _optional(field_type(cls, key)), value, where)
-            except ConfigErrors as e:
-                errors += e.errors
-    if errors:
-        raise ConfigErrors(errors)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), data)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        key = f"{section}.{e.full_key}" if getattr(e, "full_key", None) else section
-        value = _lookup(data, str(getattr(e, "full_key", "") or ""))
-        expected = f"wrong type: expected {_type_name(cls, str(e.full_key or ''))}" if e.full_key else str(e)
-        raise ConfigErrors([ConfigError(key, value, expected, where)]) from None
-
-
-def field_type(cls: type, key: str) -> Any:
-    return get_type_hints(cls).get(key)
-
-
-def _optional(t: Any) -> Any:
-    """Optional[X] -> X (a section that may be left out, e.g. train.target), else t."""
-    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-    return args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
-
-
-def _type_name(cls: type, dotted: str) -> str:
-    t: Any = cls
-    for part in dotted.split("."):
-        t = field_type(t, part) if is_dataclass(t) else None
-    if t is None:
-        return "another type"
-    args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-    t = args[0] if getattr(t, "__origin__", None) is Union and len(args) == 1 else t
-    return getattr(t, "__name__", str(t))
-
-
-def _lookup(data: dict, dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    over = parse(items, where)
+    return {**over.values, **over.sweeps}
 
 
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
-    errors = []
-    sections = {"task": asdict(cfg.task), "train": asdict(cfg.train), "logger": asdict(cfg.logger)}
-    for section, values in sections.items():
-        for key, value in flatten(values, section).items():
-            if key in CHOICES and value not in CHOICES[key]:
-                errors.append(ConfigError(key, value, f"must be one of {', '.join(CHOICES[key])}"
-                                          f"{suggest(value, CHOICES[key])}", where))
-            elif key in POSITIVE and isinstance(value, (int, float)) and value <= 0:
-                errors.append(ConfigError(key, value, "must be > 0", where))
-            elif key in NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
-                errors.append(ConfigError(key, value, "must be >= 0", where))
-    tr = cfg.train
+    """Each section's values against its dataclass's declared choices and bounds, plus the checks between keys."""
+    errors = field_errors(cfg.train, "train", where) + field_errors(cfg.logger, "logger", where)
+    if isinstance(cfg.task.seed, int) and cfg.task.seed < 0:  # tasks check their own options
+        errors.append(ConfigError("task.seed", cfg.task.seed, "must be >= 0", where))
     check = TASKS.meta(cfg.task.name).get("check")
     if check is not None:
         try:
             check(cfg.task)
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
-    if not tr.lr > 0:
-        errors.append(ConfigError("train.lr", tr.lr, "must be a learning rate > 0", where))
-    if not 0 <= tr.label_smoothing < 1:
-        errors.append(ConfigError("train.label_smoothing", tr.label_smoothing, "must be in [0, 1)", where))
-    errors += check_stopping(tr, CHOICES["train.monitor"], where)
+    errors += check_stopping(cfg.train, MONITORS, where)
     return errors
 
 
@@ -305,15 +223,14 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
             except ConfigErrors as e:
                 errors += e.errors
     parts: dict[str, Any] = {}
-    for section in ("model", "train", "logger"):
+    notes: list[str] = []
+    try:
+        parts["model"], notes = model_config(tree.get("model"), where)
+    except ConfigErrors as e:
+        errors += e.errors
+    for section in ("train", "logger"):
         try:
             parts[section] = _structured(section, SECTIONS[section], tree.get(section), where)
-        except ConfigErrors as e:
-            errors += e.errors
-    notes: list[str] = []
-    if "model" in parts:
-        try:
-            parts["model"], notes = resolve(parts["model"], where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:
@@ -340,8 +257,23 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
         raise ConfigErrors([ConfigError("yaml", line, f"not valid YAML: {getattr(e, 'problem', e)}", where)]) from None
     if not isinstance(raw, dict):
         raise ConfigErrors([ConfigError("experiment", type(raw).__name__, "must be a mapping of keys", where)])
-    over = parse_overrides(overrides or [])
-    raw = apply(raw, over)
+    from ablate.overrides import blame, check_shadowing, parse
+
+    over = parse(overrides or [])
+    shadowed, notes = check_shadowing(raw, over)
+    if shadowed:
+        raise ConfigErrors(shadowed)
+    raw = apply(raw, over.values)
+    if over.sweeps:
+        raw["grid"] = {**(raw.get("grid") if isinstance(raw.get("grid"), dict) else {}), **over.sweeps}
+    try:
+        return _experiment(path, text, raw, where, over.keys(), notes)
+    except ConfigErrors as e:
+        raise ConfigErrors(blame(e.errors, over.keys())) from None
+
+
+def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: list[str],
+                notes: list[str]) -> Experiment:
     errors = [ConfigError(k, raw[k], f"unknown top-level key{suggest(k, TOP_KEYS)} (valid: {', '.join(TOP_KEYS)})",
                           where) for k in raw if k not in TOP_KEYS]
     name = raw.get("name") or path.stem
@@ -376,6 +308,7 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     for section in ("report", "slurm"):
         try:
             sections[section] = _structured(section, SECTIONS[section], raw.get(section), where)
+            errors += field_errors(sections[section], section, where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:
@@ -384,4 +317,4 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
                       slurm=sections["slurm"], description=raw.get("description") or header_comment(text),
-                      tune=dict(raw.get("tune") or {}), raw=raw)
+                      tune=dict(raw.get("tune") or {}), raw=raw, overrides=keys, notes=notes)

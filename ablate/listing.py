@@ -1,12 +1,12 @@
-"""`ablate list`: every architecture, component and task, with its options."""
+"""`ablate list`: every architecture, component and task, with its options, all read from the registries."""
 
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
 from ablate.models import ARCHS
-from ablate.models.presets import CHOICES
 from ablate.registry import Registry
+from ablate.structured import choices_of, default_of
 from ablate.tasks import TASKS
 
 
@@ -17,22 +17,32 @@ def _registry(title: str, reg: Registry) -> list[str]:
     return lines
 
 
+def arch_options(arch: str) -> list[str]:
+    """One line per option of an arch's config: name=default [choices]  help."""
+    cls = ARCHS.meta(arch)["config"]
+    lines = []
+    for f in fields(cls):
+        if f.name == "arch":
+            continue
+        default = default_of(cls, f.name)
+        shown = "auto" if default is None else default
+        choices = choices_of(cls, f.name)
+        opt = f"{f.name}={shown}" + (f" [{'|'.join(map(str, choices))}]" if choices else "")
+        lines.append(f"      {opt:<36} {f.metadata.get('help', '')}")
+    return lines
+
+
 def listing() -> str:
     from ablate.experiment.executors import EXECUTORS
     from ablate.models import ATTENTION, DECODERS, ENCODERS, POSITIONAL
 
-    lines = ["architectures (model.arch) and their toggles (defaults; other toggles do not apply):"]
+    lines = ["architectures (model.arch) and their options (default [choices]; other archs' options do not apply):"]
     for name in ARCHS.names():
-        meta = ARCHS.meta(name)
-        lines.append(f"  {name:<20} {meta.get('help', '')}")
-        choices = {**CHOICES, **meta.get("choices", {})}
-        opts = []
-        for k, v in meta["defaults"].items():
-            shown = "auto" if v is None else v
-            opts.append(f"{k}={shown}" + (f" [{'|'.join(map(str, choices[k]))}]" if k in choices else ""))
-        lines.append(f"  {'':<20}   {', '.join(opts)}")
+        lines.append(f"  {name:<20} {ARCHS.meta(name).get('help', '')}")
+        lines += arch_options(name)
     lines.append("")
-    for title, reg in (("positional encodings (model.pos_encoding)", POSITIONAL), ("attention", ATTENTION),
+    for title, reg in (("positional encodings (model.pos_encoding)", POSITIONAL), ("attention (model.attention)",
+                                                                                   ATTENTION),
                        ("encoders", ENCODERS), ("decoders", DECODERS), ("executors (--executor)", EXECUTORS)):
         lines += _registry(title, reg) + [""]
     lines.append("tasks (task.name) and their options:")

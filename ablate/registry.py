@@ -34,6 +34,13 @@ def suggest(name: object, valid: list[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+class _Declared:
+    """A name whose builder lives in a module not imported yet (so names and help are known without torch)."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+
 class Registry:
     """A named table of builders, with an optional description and options per entry."""
 
@@ -44,21 +51,38 @@ class Registry:
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            if name in self._items and self._items[name] is not obj:
+            old = self._items.get(name)
+            if old is not None and old is not obj and not isinstance(old, _Declared):
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._items[name] = obj
-            self._meta[name] = meta
+            self._meta[name] = {**self._meta.get(name, {}), **meta}
             return obj
 
         return deco
 
+    def declare(self, name: str, module: str, **meta: Any) -> None:
+        """Name an entry that `module` registers when imported; get() imports it on first use."""
+        if name not in self._items:
+            self._items[name] = _Declared(module)
+            self._meta[name] = meta
+
     def get(self, name: str) -> Any:
         if name not in self._items:
             raise UnknownName(self.kind, name, self.names())
-        return self._items[name]
+        item = self._items[name]
+        if isinstance(item, _Declared):
+            import importlib
+
+            importlib.import_module(item.module)
+            item = self._items[name]
+            if isinstance(item, _Declared):
+                raise RuntimeError(f"{item.module} did not register {self.kind} {name!r}")
+        return item
 
     def meta(self, name: str) -> dict[str, Any]:
-        self.get(name)
+        """The entry's description and options; a declared entry's module is not imported for this."""
+        if name not in self._items:
+            raise UnknownName(self.kind, name, self.names())
         return self._meta[name]
 
     def names(self) -> list[str]:

@@ -50,7 +50,7 @@ def main() -> list[Row]:
     for norm in ("post", "pre"):
         for L in (32, 128, 512):
             B = max(1, (TOKENS_PER_BATCH // 8 if args.quick else TOKENS_PER_BATCH) // L)
-            ours = TransformerEncoderLayer(D, H, D // H, FF, DROPOUT, norm=norm)
+            ours = TransformerEncoderLayer(D, H, D // H, D // H, FF, DROPOUT, norm=norm)
             theirs = nn.TransformerEncoderLayer(D, H, FF, DROPOUT, batch_first=True, norm_first=norm == "pre")
             n_ours, n_theirs = (sum(p.numel() for p in m.parameters()) for m in (ours, theirs))
             assert n_ours == n_theirs, (n_ours, n_theirs)

@@ -91,14 +91,14 @@ def tiny_model():
     """tiny_model(arch, data_or_info, seed=0, **toggles) -> a small model in eval mode (dropout is 0 anyway)."""
     import torch
 
-    from ablate.models import ModelConfig, TaskInfo, build_model
+    from ablate.models import TaskInfo, build_model, model_config
     from ablate.train.sizing import info_of
 
     def make(arch: str, data, seed: int = 0, **toggles):
         info = data if isinstance(data, TaskInfo) else info_of(data)
-        kw = {"dropout": 0.0, **TINY_MODEL_KW[arch], **toggles}
+        kw = {"dropout": 0.0, **TINY_MODEL_KW.get(arch, {}), **toggles}
         torch.manual_seed(seed)
-        return build_model(ModelConfig(arch=arch, **kw), info).eval()
+        return build_model(model_config({"arch": arch, **kw})[0], info).eval()
 
     return make
 

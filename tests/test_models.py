@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ablate.errors import ConfigErrors
-from ablate.models import ARCHS, ModelConfig, TaskInfo, build_model, resolve
+from ablate.models import ARCHS, TaskInfo, build_model, model_config, resolve
 from ablate.models.attention import AdditiveAttention, DotAttention, MultiHeadAttention
 from ablate.tasks import TASKS
 from ablate.tasks.vocab import Vocab
@@ -61,7 +61,7 @@ def task_names() -> list[str]:
     return TASKS.names()
 
 
-INFO = TaskInfo(vocab_size=13, max_src_len=8, max_tgt_len=9)
+INFO = TaskInfo(13, 13, max_src_len=8, max_tgt_len=9)
 
 
 # ---------------------------------------------------------------- 1. every preset x every task
@@ -226,7 +226,7 @@ def test_sinusoidal_matches_the_paper_formula():
 
 # ---------------------------------------------------------------- 9. learned positions have a fixed table
 def test_learned_positions_fail_clearly_beyond_their_table(tiny_model):
-    info = TaskInfo(vocab_size=13, max_src_len=5, max_tgt_len=4)
+    info = TaskInfo(13, 13, max_src_len=5, max_tgt_len=4)
     model = tiny_model("transformer", info, pos_encoding="learned")
     src, src_len = random_src(13, [5, 5])
     model(src, src_len, torch.tensor([[BOS, 5, 6]] * 2))  # within the tables: fine
@@ -289,19 +289,41 @@ def test_multihead_explicit_path_matches_a_reference():
     torch.testing.assert_close(y, ref_y, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rotary", [False, True])
+def _distance_bias():
+    """A positional encoding that only adds a per-head bias to the scores (ALiBi-like), to exercise that hook."""
+    from ablate.models.positional import PositionalEncoding
+
+    class DistanceBias(PositionalEncoding):
+        def score_bias(self, Lq, Lk, n_heads, device):
+            i = torch.arange(Lk - Lq, Lk, device=device)[:, None]
+            j = torch.arange(Lk, device=device)[None]
+            slopes = torch.tensor([0.5 ** (h + 1) for h in range(n_heads)], device=device)
+            return -(i - j).abs()[None].float() * slopes[:, None, None]  # (H, Lq, Lk)
+
+    return DistanceBias(16)
+
+
+@pytest.mark.parametrize("pos", ["none", "rotary", "bias"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
-def test_sdpa_fast_path_equals_explicit_path(rotary, causal, padded):
+def test_sdpa_fast_path_equals_explicit_path(pos, causal, padded):
+    from ablate.models import POSITIONAL
+
     torch.manual_seed(0)
     D, L = 16, 7
-    mha = MultiHeadAttention(D, 2, rotary=rotary).eval()
+    positional = _distance_bias() if pos == "bias" else POSITIONAL.get(pos)(D, 32)
+    mha = MultiHeadAttention(D, 2, positional=positional).eval()
     x = torch.randn(3, L, D)
     key_pad = _pad_mask([7, 5, 2], L) if padded else None
     fast, none = mha(x, key_pad=key_pad, causal=causal, need_weights=False)
     slow, w = mha(x, key_pad=key_pad, causal=causal, need_weights=True)
     assert none is None and w is not None
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    if pos == "bias":  # the bias reached the scores: weights differ from the same layer without it
+        plain_mha = MultiHeadAttention(D, 2).eval()
+        plain_mha.load_state_dict(mha.state_dict())
+        _, w0 = plain_mha(x, key_pad=key_pad, causal=causal, need_weights=True)
+        assert (w - w0).abs().max() > 1e-3
     # cross-attention (queries from one sequence, keys/values from another)
     mem = torch.randn(3, L + 2, D)
     mem_pad = _pad_mask([9, 4, 1], L + 2) if padded else None
@@ -371,60 +393,63 @@ def test_stateless_generate_is_greedy(arch, tiny_model, assert_greedy):
 
 # ---------------------------------------------------------------- 8. resolve
 def test_resolve_fills_defaults_and_drops_toggles_that_do_not_apply():
-    cfg, notes = resolve(ModelConfig(arch="lstm", n_heads=4, causal_mask=False, d_model=48))
-    assert cfg.d_model == 48 and cfg.n_layers is not None
-    assert cfg.n_heads is None and cfg.causal_mask is None
-    assert any("n_heads" in n and "lstm" in n for n in notes)
-    assert any("causal_mask" in n for n in notes)
+    cfg, notes = model_config(dict(arch="lstm", n_heads=4, causal_mask=False, d_model=48))
+    assert cfg.d_model == 48 and cfg.n_layers == 2
+    assert not hasattr(cfg, "n_heads") and not hasattr(cfg, "causal_mask")  # the lstm's config has neither
+    assert notes == ["model.n_heads, model.causal_mask do not apply to arch 'lstm': ignored for these runs"]
     # two configs differing only in a toggle that does not apply resolve to the same thing
-    assert resolve(ModelConfig(arch="lstm", n_heads=4))[0] == resolve(ModelConfig(arch="lstm"))[0]
+    assert model_config(dict(arch="lstm", n_heads=4))[0] == model_config(dict(arch="lstm"))[0]
     # heads mean nothing for additive attention
-    cfg, notes = resolve(ModelConfig(arch="seq2seq_attention", attention="additive", n_heads=4))
+    cfg, notes = model_config(dict(arch="seq2seq_attention", attention="additive", n_heads=4))
     assert cfg.n_heads is None and any("n_heads" in n for n in notes)
-    # transformer: d_head and d_ff made concrete
-    cfg, notes = resolve(ModelConfig(arch="transformer", d_model=64, n_heads=4))
-    assert (cfg.d_head, cfg.d_ff, notes) == (16, 256, [])
+    # transformer: d_k, d_v and d_ff made concrete
+    cfg, notes = model_config(dict(arch="transformer", d_model=64, n_heads=4))
+    assert (cfg.d_k, cfg.d_v, cfg.d_ff, notes) == (16, 16, 256, [])
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)
 def test_resolve_is_idempotent_and_builds(arch):
-    cfg, _ = resolve(ModelConfig(arch=arch))
+    cfg, _ = model_config(dict(arch=arch))
     again, notes = resolve(cfg)
     assert again == cfg and notes == []
+    assert type(cfg) is ARCHS.meta(arch)["config"] and cfg.arch == arch
 
 
 @pytest.mark.parametrize("cfg,key,value,valid", [
-    (ModelConfig(arch="transformer", pos_encoding="sinus"), "model.pos_encoding", "sinus", "sinusoidal"),
-    (ModelConfig(arch="transformer", norm="mid"), "model.norm", "mid", "pre"),
-    (ModelConfig(arch="seq2seq", cell="lstn"), "model.cell", "lstn", "lstm"),
-    (ModelConfig(arch="seq2seq_attention", attention="none"), "model.attention", "none", "additive"),
-    (ModelConfig(arch="transformer", d_model=30, n_heads=4), "model.n_heads", "4", "valid n_heads: 1, 2, 3, 5"),
-    (ModelConfig(arch="transformer", n_layers=0), "model.n_layers", "0", "> 0"),
-    (ModelConfig(arch="gru", d_model=-8), "model.d_model", "-8", "> 0"),
-    (ModelConfig(arch="cnn", kernel_size=0), "model.kernel_size", "0", "> 0"),
-    (ModelConfig(arch="transformer", dropout=1.5), "model.dropout", "1.5", "[0, 1)"),
-    (ModelConfig(arch="transformr"), "model.arch", "transformr", "transformer"),
+    (dict(arch="transformer", pos_encoding="sinus"), "model.pos_encoding", "sinus", "sinusoidal"),
+    (dict(arch="transformer", norm="mid"), "model.norm", "mid", "pre"),
+    (dict(arch="seq2seq", cell="lstn"), "model.cell", "lstn", "lstm"),
+    (dict(arch="seq2seq_attention", attention="none"), "model.attention", "none", "additive"),
+    (dict(arch="transformer", d_model=30, n_heads=4), "model.n_heads", "4", "valid n_heads: 1, 2, 3, 5"),
+    (dict(arch="transformer", n_layers=0), "model.n_layers", "0", "> 0"),
+    (dict(arch="gru", d_model=-8), "model.d_model", "-8", "> 0"),
+    (dict(arch="cnn", kernel_size=0), "model.kernel_size", "0", "> 0"),
+    (dict(arch="transformer", dropout=1.5), "model.dropout", "1.5", "[0, 1)"),
+    (dict(arch="transformr"), "model.arch", "transformr", "transformer"),
+    (dict(arch="lstm", norm="mid"), "model.norm", "mid", "pre"),  # a typo is an error even where ignored
+    (dict(arch="lstm", n_head=4), "model.n_head", "4", "unknown key"),
+    (dict(arch="transformer", d_k=7, pos_encoding="rotary"), "model.d_k", "7", "even"),
 ])
 def test_resolve_rejects_bad_values_naming_key_value_and_choices(cfg, key, value, valid):
     with pytest.raises(ConfigErrors) as err:
-        resolve(cfg)
+        model_config(cfg)
     msg = str(err.value)
     assert key in msg and value in msg and valid in msg, msg
 
 
 def test_resolve_reports_every_bad_value_at_once():
     with pytest.raises(ConfigErrors) as err:
-        resolve(ModelConfig(arch="transformer", pos_encoding="sinus", norm="mid", n_layers=0))
+        model_config(dict(arch="transformer", pos_encoding="sinus", norm="mid", n_layers=0))
     assert {e.key for e in err.value.errors} == {"model.pos_encoding", "model.norm", "model.n_layers"}
 
 
 def test_build_model_resolves_and_sizes_follow_the_toggles():
-    small = build_model(ModelConfig(arch="transformer", d_model=16, n_heads=2, n_layers=1), INFO)
-    big = build_model(ModelConfig(arch="transformer", d_model=16, n_heads=2, n_layers=2), INFO)
+    small = build_model(model_config(dict(arch="transformer", d_model=16, n_heads=2, n_layers=1))[0], INFO)
+    big = build_model(model_config(dict(arch="transformer", d_model=16, n_heads=2, n_layers=2))[0], INFO)
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(big) > count(small)
     with pytest.raises(ConfigErrors):
-        build_model(ModelConfig(arch="transformer", d_model=30, n_heads=4), INFO)
+        build_model(model_config(dict(arch="transformer", d_model=30, n_heads=4))[0], INFO)
 
 
 @pytest.mark.parametrize("arch", ["seq2seq", "seq2seq_attention"])
@@ -453,18 +478,308 @@ def test_transformer_token_embeddings_do_not_drown_positions(tiny_model):
     """
     model = tiny_model("transformer", INFO, d_model=64, n_heads=4)
     enc = model.encoder
-    tokens = model.embed.weight[3:] * enc.scale  # real tokens, as the stack sees them
+    tokens = model.src_embed.weight[3:] * enc.scale  # real tokens, as the stack sees them
     rms_tok = tokens.pow(2).mean().sqrt().item()
     rms_pos = enc.pos.pe[: INFO.max_src_len].pow(2).mean().sqrt().item()
     assert 0.3 < rms_tok / rms_pos < 3, (rms_tok, rms_pos)
-    assert (model.embed.weight[PAD] == 0).all()
+    assert (model.src_embed.weight[PAD] == 0).all()
 
 
-def test_explicit_head_size(tiny_model):
-    model = tiny_model("transformer", INFO, d_model=32, n_heads=2, d_head=8)
-    attn = model.encoder.layers[0].attn
-    assert (attn.h, attn.dh, attn.qkv.out_features) == (2, 8, 48)
+def test_d_k_changes_only_query_and_key_sizes(tiny_model):
+    """Table 3 (B) of Vaswani et al. shrinks d_k alone: values keep d_model // n_heads."""
+    D, H, Lyr = 32, 2, 1
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    base = tiny_model("transformer", INFO, d_model=D, n_heads=H)
+    small_k = tiny_model("transformer", INFO, d_model=D, n_heads=H, d_k=8)
+    attn = small_k.encoder.layers[0].attn
+    assert (attn.h, attn.dk, attn.dv) == (2, 8, 16)
+    assert attn.qkv.out_features == 2 * H * 8 + H * 16 and attn.out.in_features == H * 16
+    # three attention blocks (encoder self, decoder self, decoder cross), each losing the Q and K rows of
+    # (16 - 8) channels per head: 2 matrices x H heads x 8 channels x (D weights + 1 bias)
+    assert count(base) - count(small_k) == 3 * Lyr * 2 * H * 8 * (D + 1)
+    small_v = tiny_model("transformer", INFO, d_model=D, n_heads=H, d_v=8)
+    assert small_v.encoder.layers[0].attn.dk == 16
+    # values shrink the value projection (input side) and the output projection (its input width)
+    assert count(base) - count(small_v) == 3 * Lyr * (H * 8 * (D + 1) + H * 8 * D)
     src, src_len = random_src(INFO.vocab_size, [5, 8])
-    assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
-    with pytest.raises(ConfigErrors, match="d_head"):
-        resolve(ModelConfig(arch="transformer", d_model=32, n_heads=2, d_head=7, pos_encoding="rotary"))
+    for model in (small_k, small_v):
+        assert model(src, src_len, torch.tensor([[BOS, 5]] * 2)).shape == (2, 2, INFO.vocab_size)
+    with pytest.raises(ConfigErrors, match="d_k"):
+        model_config(dict(arch="transformer", d_model=32, n_heads=2, d_k=7, pos_encoding="rotary"))
+    cfg, _ = model_config(dict(arch="transformer", d_model=64, n_heads=4, d_k=4))
+    assert (cfg.d_k, cfg.d_v) == (4, 16)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_attention_with_d_k_not_d_v_fast_path_equals_explicit_path(padded):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2, d_k=4, d_v=12).eval()
+    x, mem = torch.randn(3, 6, 16), torch.randn(3, 7, 16)
+    pad = _pad_mask([7, 5, 2], 7) if padded else None
+    for args in ((x, None, None, True), (x, mem, pad, False)):
+        fast, _ = mha(*args, need_weights=False)
+        slow, w = mha(*args, need_weights=True)
+        assert w.shape[1] == 2 and fast.shape == (3, 6, 16)
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_ties_embeddings_by_default_as_the_paper(tiny_model):
+    model = tiny_model("transformer", INFO)
+    assert model.head.weight is model.tgt_embed.weight is model.src_embed.weight
+    untied = tiny_model("transformer", INFO, tie_embeddings=False)
+    assert untied.head.weight is not untied.tgt_embed.weight
+    assert untied.src_embed is untied.tgt_embed  # a shared vocabulary still has one input table
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(untied) - count(model) == INFO.vocab_size * 32
+    # one tensor: a step on the head moves the embedding too
+    src, src_len = random_src(INFO.vocab_size, [5, 8])
+    model.train()
+    model(src, src_len, torch.tensor([[BOS, 5, 6]] * 2)).sum().backward()
+    assert model.tgt_embed.weight.grad is not None and model.tgt_embed.weight.grad[7].abs().sum() > 0
+
+
+SEPARATE = TaskInfo(11, 17, max_src_len=8, max_tgt_len=9, shared_vocab=False)
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_separate_vocabularies_give_source_and_target_tables_of_their_own(arch, tiny_model, assert_greedy):
+    model = tiny_model(arch, SEPARATE)
+    assert model.src_embed.num_embeddings == 11 and model.head.out_features == 17
+    if arch != "mlp":  # the MLP never reads target tokens
+        assert model.tgt_embed.num_embeddings == 17 and model.src_embed is not model.tgt_embed
+    src, src_len = random_src(11, [5, 8, 3])
+    tgt_in = torch.cat([torch.full((3, 1), BOS), torch.randint(11, 17, (3, 4))], 1)  # ids only the target has
+    with torch.no_grad():
+        assert model(src, src_len, tgt_in).shape == (3, 5, 17)
+    out = model.generate(src, src_len, 6)
+    assert out.shape == (3, 6) and out.max() < 17
+    assert_greedy(model, src, src_len, out)
+    if arch not in ("mlp",):
+        tied = tiny_model(arch, SEPARATE, tie_embeddings=True)
+        assert tied.head.weight is tied.tgt_embed.weight and tied.src_embed.weight is not tied.head.weight
+        with torch.no_grad():
+            assert tied(src, src_len, tgt_in).shape == (3, 5, 17)
+
+
+def test_task_info_sizes():
+    assert TaskInfo(5, 9, 3, 4, shared_vocab=False).vocab_size == 9
+    with pytest.raises(ValueError, match="shared"):
+        TaskInfo(5, 9, 3, 4)
+
+
+@pytest.mark.parametrize("d_model", [32, 128])
+def test_learned_positions_start_on_the_scale_of_the_tokens(d_model, tiny_model):
+    """Tokens enter the stack at std ~1 (embedding std d_model**-0.5 times sqrt(d_model)); a learned position
+    table must start comparable, not 50x quieter (std 0.02), or training hardly uses position at all."""
+    model = tiny_model("transformer", INFO, d_model=d_model, n_heads=4, pos_encoding="learned")
+    for stack in (model.encoder, model.decoder):
+        tokens = model.src_embed.weight[4:] * stack.scale
+        positions = stack.pos.emb.weight
+        ratio = positions.norm(dim=-1).mean().item() / tokens.norm(dim=-1).mean().item()
+        assert 0.5 < ratio < 2, f"position/token norm ratio {ratio:.3f}"
+
+
+# ---------------------------------------------------------------- attention_style: luong / bahdanau, by hand
+def _mv(W, v):  # matrix (list of rows) times vector, in plain Python
+    return [sum(w * x for w, x in zip(row, v)) for row in W]
+
+
+def _add(*vs):
+    return [sum(xs) for xs in zip(*vs)]
+
+
+def _tanh(v):
+    return [math.tanh(x) for x in v]
+
+
+def _dot_attend(q, mem):
+    """Luong's dot score over the memory rows, softmax, weighted sum: (context, weights)."""
+    scores = [sum(a * b for a, b in zip(q, m)) for m in mem]
+    e = [math.exp(s - max(scores)) for s in scores]
+    w = [x / sum(e) for x in e]
+    return [sum(wj * m[i] for wj, m in zip(w, mem)) for i in range(len(q))], w
+
+
+def _hand_decoder(style: str, feeding: bool = False):
+    """A 1-layer Elman-RNN decoder with dot attention, d_model 2, every weight set by hand."""
+    from ablate.models.decoders import RNNDecoder
+
+    dec = RNNDecoder("rnn", 2, 1, 0.0, attention="dot", attention_style=style, input_feeding=feeding)
+    wide = style == "bahdanau" or feeding
+    W_ih = [[0.5, -0.3, 0.2, 0.1], [0.1, 0.4, -0.2, 0.3]] if wide else [[0.5, -0.3], [0.1, 0.4]]
+    W_hh, b_ih, b_hh = [[0.2, 0.1], [-0.1, 0.3]], [0.05, -0.05], [0.01, 0.02]
+    W_c = [[0.3, -0.2, 0.4, 0.1, -0.3, 0.2], [0.2, 0.5, -0.1, 0.3, 0.1, -0.4]]
+    W_c = [row[: 6 if style == "bahdanau" else 4] for row in W_c]
+    b_c = [0.1, -0.1]
+    with torch.no_grad():
+        dec.rnn.weight_ih_l0.copy_(torch.tensor(W_ih))
+        dec.rnn.weight_hh_l0.copy_(torch.tensor(W_hh))
+        dec.rnn.bias_ih_l0.copy_(torch.tensor(b_ih))
+        dec.rnn.bias_hh_l0.copy_(torch.tensor(b_hh))
+        dec.combine.weight.copy_(torch.tensor(W_c))
+        dec.combine.bias.copy_(torch.tensor(b_c))
+    return dec.eval(), dict(W_ih=W_ih, W_hh=W_hh, b=_add(b_ih, b_hh), W_c=W_c, b_c=b_c)
+
+
+X = [[1.0, -0.5], [0.3, 0.8]]  # embedded target tokens y_0, y_1
+MEM = [[0.6, -0.2], [-0.4, 0.9], [0.2, 0.2]]  # encoder states
+S0 = [0.1, -0.3]  # initial decoder state
+
+
+def _run_module(dec):
+    from ablate.models.encoders import EncoderOutput
+
+    enc = EncoderOutput(torch.tensor([MEM]), torch.zeros(1, 3, dtype=torch.bool), state=torch.tensor([[S0]]))
+    out = dec(torch.tensor([X]), enc, need_weights=True)
+    return out.y[0].tolist(), out.attn["decoder.cross"][0, 0].tolist()
+
+
+@pytest.mark.parametrize("feeding", [False, True])
+def test_luong_attention_step_by_hand(feeding):
+    dec, p = _hand_decoder("luong", feeding)
+    s, feed, ys, ws = S0, [0.0, 0.0], [], []
+    for x in X:
+        inp = x + feed if feeding else x  # input feeding: the previous attentional output joins the input
+        s = _tanh(_add(_mv(p["W_ih"], inp), _mv(p["W_hh"], s), p["b"]))  # h_t from the RNN alone
+        ctx, w = _dot_attend(s, MEM)  # scored from the current output
+        out = _tanh(_add(_mv(p["W_c"], s + ctx), p["b_c"]))
+        feed = out
+        ys.append(out)
+        ws.append(w)
+    got_y, got_w = _run_module(dec)
+    torch.testing.assert_close(torch.tensor(got_y), torch.tensor(ys), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(got_w), torch.tensor(ws), atol=1e-6, rtol=0)
+
+
+def test_bahdanau_attention_step_by_hand():
+    dec, p = _hand_decoder("bahdanau")
+    s, ys, ws = S0, [], []
+    for x in X:
+        ctx, w = _dot_attend(s, MEM)  # scored from the previous state s_{t-1}
+        s = _tanh(_add(_mv(p["W_ih"], x + ctx), _mv(p["W_hh"], s), p["b"]))  # context enters the RNN input
+        out = _tanh(_add(_mv(p["W_c"], s + ctx + x), p["b_c"]))  # deep output from s_t, c_t and y_{t-1}
+        ys.append(out)
+        ws.append(w)
+    got_y, got_w = _run_module(dec)
+    torch.testing.assert_close(torch.tensor(got_y), torch.tensor(ys), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(got_w), torch.tensor(ws), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("toggles", [
+    {"attention_style": "bahdanau"},
+    {"attention_style": "bahdanau", "cell": "lstm", "n_layers": 2, "attention": "multihead", "n_heads": 2},
+    {"attention_style": "luong", "input_feeding": True, "cell": "gru", "attention": "dot"},
+    {"attention_style": "luong", "input_feeding": True, "cell": "lstm", "n_layers": 2},
+])
+def test_attention_styles_step_and_decode_like_the_full_forward(toggles, tiny_model, assert_greedy):
+    model = tiny_model("seq2seq_attention", INFO, **toggles)
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3, 1])
+    tgt_in = torch.cat([torch.full((4, 1), BOS), random_src(INFO.vocab_size, [6] * 4, seed=3)[0]], 1)
+    with torch.no_grad():
+        full = model(src, src_len, tgt_in)
+        ctx, state = model.prepare(src, src_len), None
+        for t in range(tgt_in.size(1)):
+            logits, state = model.step(ctx, tgt_in[:, t : t + 1], state)
+            torch.testing.assert_close(logits[:, -1], full[:, t], atol=1e-5, rtol=1e-4)
+    assert_greedy(model, src, src_len, model.generate(src, src_len, 10))
+    past, future = _future_changes(model, src, src_len, tgt_in, INFO.vocab_size)
+    assert max(past) < 1e-5 and min(future) > 1e-4
+
+
+def test_input_feeding_applies_only_to_luong():
+    cfg, notes = model_config(dict(arch="seq2seq_attention", attention_style="bahdanau", input_feeding=True))
+    assert cfg.input_feeding is None and any("input_feeding" in n for n in notes)
+    cfg, notes = model_config(dict(arch="seq2seq_attention"))
+    assert (cfg.attention_style, cfg.input_feeding) == ("luong", False)
+    with pytest.raises(ConfigErrors, match="attention_style"):
+        model_config(dict(arch="seq2seq_attention", attention_style="bahdanu"))
+
+
+# ---------------------------------------------------------------- every parameter runs
+@pytest.mark.parametrize("arch,toggles", [
+    *((a, {}) for a in ALL_ARCHS),
+    ("seq2seq", {"bidirectional": True, "n_layers": 2}),
+    ("seq2seq_attention", {"bidirectional": True, "attention": "multihead", "n_heads": 2}),
+    ("seq2seq_attention", {"attention_style": "bahdanau", "attention": "dot"}),
+    ("seq2seq_attention", {"input_feeding": True}),
+    ("transformer", {"tie_embeddings": False, "norm": "pre", "pos_encoding": "learned"}),
+    ("lstm", {"tie_embeddings": True}),
+])
+@pytest.mark.parametrize("shared", [True, False])
+def test_every_parameter_receives_a_gradient(arch, toggles, shared, tiny_model):
+    """A parameter that never runs inflates the count match_params matches (the cnn once built a cross-attention
+    block and a LayerNorm it never used)."""
+    info = INFO if shared else SEPARATE
+    model = tiny_model(arch, info, **toggles).train()
+    src, src_len = random_src(info.src_vocab_size, [5, 8, 3, 7])
+    T = info.max_tgt_len  # every target position, so learned tables are reached in full
+    tgt = torch.randint(4, info.tgt_vocab_size, (4, T))
+    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt[:, :-1]], 1)
+    logits = model(src, src_len, tgt_in)
+    F.cross_entropy(logits.flatten(0, 1), tgt.flatten()).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"{arch} {toggles}: parameters without a gradient: {dead}"
+
+
+# ---------------------------------------------------------------- the step contract and generate's one path
+@pytest.mark.parametrize("arch,toggles", [*((a, {}) for a in ALL_ARCHS),
+                                          ("seq2seq_attention", {"attention_style": "bahdanau"})])
+def test_generate_honours_per_example_caps(arch, toggles, tiny_model):
+    model = tiny_model(arch, INFO, **toggles)
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3, 6])
+    full = model.generate(src, src_len, 9)
+    caps = torch.tensor([2, 9, 0, 5])
+    capped = model.generate(src, src_len, caps)
+    assert capped.shape == (4, 9)
+    for i, cap in enumerate(caps.tolist()):
+        assert capped[i, :cap].tolist() == full[i, :cap].tolist()
+        assert (capped[i, cap:] == PAD).all(), f"row {i} runs past its cap {cap}"
+    assert model.generate(src, src_len, torch.tensor([3, 1, 2, 3])).shape == (4, 3)
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_every_preset_declares_the_step_contract(arch, tiny_model):
+    """prepare once, then step: with supports_state one token and the carried state, else the whole prefix."""
+    from ablate.models.seq_models import SeqModel
+
+    model = tiny_model(arch, INFO)
+    assert isinstance(model, SeqModel)
+    for name in ("prepare", "step"):
+        assert getattr(type(model), name) is not getattr(SeqModel, name), f"{arch} does not implement {name}"
+    src, src_len = random_src(INFO.vocab_size, [5, 8])
+    ys = torch.tensor([[BOS, 6, 7], [BOS, 8, 9]])
+    with torch.no_grad():
+        ctx, state = model.prepare(src, src_len), None
+        if model.supports_state:
+            for t in range(3):
+                logits, state = model.step(ctx, ys[:, t : t + 1], state)
+        else:
+            logits, state = model.step(ctx, ys, None)
+            assert state is None
+        assert logits.shape[0] == 2 and logits.shape[-1] == INFO.vocab_size
+        torch.testing.assert_close(logits[:, -1], model(src, src_len, ys)[:, -1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+def test_transformer_takes_its_attention_kind_from_the_registry(attention, tiny_model, assert_greedy):
+    from ablate.models.attention import AdditiveAttention, DotAttention
+
+    model = tiny_model("transformer", INFO, attention=attention, pos_encoding="rotary")
+    kind = {"dot": DotAttention, "additive": AdditiveAttention}[attention]
+    assert isinstance(model.encoder.layers[0].attn, kind) and isinstance(model.decoder.layers[0].self_attn, kind)
+    assert model.encoder.layers[0].attn.positional is model.encoder.pos  # hooks of the stack's encoding
+    src, src_len = random_src(INFO.vocab_size, [5, 8, 3])
+    assert_greedy(model, src, src_len, model.generate(src, src_len, 6))
+    past, future = _future_changes(model, src, src_len, torch.tensor([[BOS, 5, 6, 7]] * 3), INFO.vocab_size)
+    assert max(past) < 1e-5
+
+
+def test_model_config_shorthand_builds_the_arch_config():
+    from ablate.models import ModelConfig
+    from ablate.models.config import RecurrentConfig, TransformerConfig
+
+    cfg = ModelConfig(arch="transformer", d_model=32, n_heads=2, d_k=4)
+    assert isinstance(cfg, TransformerConfig) and (cfg.d_k, cfg.d_v, cfg.d_ff) == (4, 16, 128)
+    assert isinstance(ModelConfig(arch="gru"), RecurrentConfig)
+    with pytest.raises(ConfigErrors, match="model.norm"):
+        ModelConfig(arch="transformer", norm="mid")

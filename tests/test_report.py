@@ -18,6 +18,11 @@ from ablate.report.tables import latex_escape, stars, summarize, to_latex, to_ma
 
 
 # ------------------------------------------------------------------ aggregation on a hand-made frame
+def header(md: str) -> str:
+    """The header row of a markdown table (after the line that states constant columns)."""
+    return next(line for line in md.splitlines() if line.startswith("|"))
+
+
 def frame() -> pd.DataFrame:
     rows = []
     for seed, (a, b) in enumerate([(0.50, 0.90), (0.60, 0.92), (0.70, 0.94)]):
@@ -57,7 +62,7 @@ def test_aggregation_mean_std_n_best_delta_and_significance():
     assert "**0.920 ± 0.020**" in md and "0.600 ± 0.100" in md
     assert "+0.320" + "\\*" * len(stars(expected)) in md and stars(expected)  # significant at 3 seeds
     assert "1 (+1 failed)" in md and "Welch" in md
-    assert "d_model" in md.splitlines()[0]  # model.d_model -> a readable column name
+    assert "d_model" in header(md)  # model.d_model -> a readable column name
 
 
 def test_baseline_variant_compares_at_the_same_grid_point_and_missing_baseline_is_said():
@@ -69,7 +74,7 @@ def test_baseline_variant_compares_at_the_same_grid_point_and_missing_baseline_i
     f = s.frame.set_index("label")
     assert f.at["no_pe, model.n_heads=1", "baseline"] == "base, model.n_heads=1"
     assert f.at["no_pe, model.n_heads=2", "delta/test/seq_acc"] == pytest.approx(-0.3)
-    assert "heads" in to_markdown(s).splitlines()[0]
+    assert "heads" in header(to_markdown(s))
     s = summarize(pd.DataFrame(rows), baseline="nope")
     assert not s.has_delta and any("nope" in n for n in s.notes)
 

@@ -62,7 +62,7 @@ def plan(exp: Experiment) -> Plan:
     where = str(exp.path) if exp.path else exp.name
     variants = exp.variants or {"": {}}
     errors: list[ConfigError] = []
-    notes: dict[str, None] = {}
+    notes: dict[str, list[str]] = {note: [] for note in exp.notes}  # note -> the grid points/variants it arose in
     runs: dict[str, PlannedRun] = {}
     toggles: dict[str, tuple[Any, set[str], bool]] = {}  # model key -> (a value, archs, applied anywhere)
     for vname, v_over in variants.items():
@@ -76,8 +76,10 @@ def plan(exp: Experiment) -> Plan:
                     errors += e.errors
                     break  # the same problem would repeat for every seed
                 for n in run_notes:
-                    notes[f"{ctx}: {n}" if ctx else n] = None
-                _track_toggles(toggles, tree.get("model") or {}, cfg)
+                    notes.setdefault(n, [])
+                    if ctx not in notes[n]:
+                        notes[n].append(ctx)
+                _track_toggles(toggles, _model_keys({**(v_over or {}), **point}), cfg)
                 if cfg.model.match_params:
                     cfg = match_params(cfg, where)
                 rid = run_id(cfg)
@@ -89,21 +91,85 @@ def plan(exp: Experiment) -> Plan:
         if not applied:  # ignored by every run: an error, never silently dropped
             errors.append(ConfigError(f"model.{key}", value, f"does not apply to arch {', '.join(sorted(archs))} "
                                       f"(see `ablate list` for each arch's toggles)", where))
+    if not errors:
+        errors += check_report(exp, list(runs.values()), where)
     if errors:
-        raise ConfigErrors(collapse(errors))
+        from ablate.overrides import blame
+
+        raise ConfigErrors(blame(collapse(errors), exp.overrides))
+    n_rows = len(variants) * len(grid_points(exp.grid))
+    out = [_where_note(n, ctxs, n_rows) for n, ctxs in notes.items()]
     dupes = [r for r in runs.values() if r.aliases]
     for r in dupes:
-        notes[f"{r.label} (seed {r.seed}) is the same run as {', '.join(sorted(set(r.aliases)))}: trained once"] = None
-    return Plan(exp, list(runs.values()), list(notes))
+        out.append(f"{r.label} (seed {r.seed}) is the same run as {', '.join(sorted(set(r.aliases)))}: trained once")
+    return Plan(exp, list(runs.values()), out)
+
+
+def _where_note(note: str, ctxs: list[str], n_rows: int) -> str:
+    """A note once: bare when it holds for every row, else prefixed with where it arose."""
+    ctxs = [c for c in ctxs if c]
+    if not ctxs or len(ctxs) == n_rows:
+        return note
+    return f"{ctxs[0]}{f' and {len(ctxs) - 1} more' if len(ctxs) > 1 else ''}: {note}"
+
+
+def _model_keys(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model options a variant or grid point sets: 'model.x' keys and the keys of a 'model' mapping."""
+    out = {}
+    for key, value in overrides.items():
+        if key == "model" and isinstance(value, dict):
+            out.update(value)
+        elif key.startswith("model."):
+            out[key.removeprefix("model.")] = value
+    return out
+
+
+SUMMARY_STATS = ["params", "train_time_s", "tokens_per_s", "eval_time_s", "steps_to_target"]
+
+
+def known_metrics(runs: list[PlannedRun]) -> list[str]:
+    """The metrics the runs will record, as report.metric names them (test/... and val/...)."""
+    from ablate.tasks import TASKS
+
+    names = ["loss", "token_acc", "seq_acc"]
+    for r in runs:
+        if TASKS.meta(r.config.task.name).get("kind") == "classification":
+            names.append("acc")
+        if r.config.task.name in ("translate", "tsv"):
+            names += ["bleu", "chrf"]
+    names = list(dict.fromkeys(names))
+    return [f"{stage}/{n}" for stage in ("test", "val") for n in names] + SUMMARY_STATS
+
+
+def check_report(exp: Experiment, runs: list[PlannedRun], where: str) -> list[ConfigError]:
+    """report.metric(s) and report.baseline against what these runs record and the rows they make."""
+    from ablate.registry import suggest
+
+    errors = []
+    valid = known_metrics(runs)
+    for key, metric in [("report.metric", exp.report.metric),
+                        *(("report.metrics", m) for m in exp.report.metrics or [])]:
+        if metric not in valid:
+            errors.append(ConfigError(key, metric, f"not a metric these runs record{suggest(metric, valid)} "
+                                      f"(valid: {', '.join(valid)})", where))
+    b = exp.report.baseline
+    if b is not None:
+        rows = list(dict.fromkeys([*(r.variant for r in runs if r.variant), *(r.label for r in runs)]))
+        if str(b) not in rows:
+            errors.append(ConfigError("report.baseline", b, f"names no row of this experiment{suggest(b, rows)} "
+                                      f"(valid: a variant name or a row label: {', '.join(rows[:12])}"
+                                      f"{' ...' if len(rows) > 12 else ''})", where))
+    return errors
 
 
 def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str, Any], cfg: RunConfig) -> None:
+    """Keys a grid or a variant sets: an error if no run at all has them (the base section's only get a note)."""
     for key, value in given.items():
         if key in ("arch", "match_params") or value is None:
             continue
         old_value, archs, applied = seen.get(key, (value, set(), False))
         archs.add(cfg.model.arch)
-        seen[key] = (old_value, archs, applied or getattr(cfg.model, key, None) is not None)
+        seen[key] = (old_value, archs, applied or hasattr(cfg.model, key))
 
 
 def collapse(errors: list[ConfigError]) -> list[ConfigError]:
@@ -129,12 +195,12 @@ def match_params(cfg: RunConfig, where: str) -> RunConfig:
 
     target = cfg.model.match_params
     info = task_info(cfg.task)
-    step = cfg.model.n_heads or 1
-    if cfg.model.pos_encoding == "rotary" and cfg.model.n_heads:
-        step *= 2
-    model, n = _closest(lambda k: _with_width(cfg, k * step), lambda m: count_params(m, info), target, 4096 // step)
-    if cfg.model.d_ff is not None:
-        model, n = _closest(lambda k: replace(model, d_ff=k), lambda m: count_params(m, info), target, 65536)
+    step = cfg.model.width_step()
+    model, n = _closest(lambda k: cfg.model.with_width(k * step), lambda m: count_params(m, info), target,
+                        4096 // step)
+    fine = type(cfg.model).fine_width
+    if fine is not None:
+        model, n = _closest(lambda k: replace(model, **{fine: k}), lambda m: count_params(m, info), target, 65536)
     if abs(n - target) > 0.05 * target:
         raise ConfigErrors([ConfigError("model.match_params", target,
                                         f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
@@ -157,12 +223,3 @@ def _closest(make, count, target: int, hi: int):
         else:
             hi = mid - 1
     return best
-
-
-def _with_width(cfg: RunConfig, d_model: int):
-    m = replace(cfg.model, d_model=d_model)
-    if m.n_heads:
-        m = replace(m, d_head=d_model // m.n_heads)
-    if cfg.model.d_ff and cfg.model.arch != "mlp":
-        m = replace(m, d_ff=4 * d_model)
-    return m

@@ -25,7 +25,7 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
-                  "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature"):
+                  "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature"):
             if k in res:
                 row[k] = res[k]
         if res.get("error"):
@@ -38,5 +38,11 @@ def results_frame(root: str | Path) -> pd.DataFrame:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """The results table of runs/<name> (rebuilt from its run directories)."""
-    return results_frame(path)
+    """The results table of runs/<name> (rebuilt from its run directories).
+
+    Raises ConfigErrors when path is not an experiment's runs (missing, empty, a parent of experiments or one
+    run's directory), listing the experiments found there.
+    """
+    from ablate.experiment.locate import check_experiment_dir
+
+    return results_frame(check_experiment_dir(path, "path", need_runs=True))

@@ -89,8 +89,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     try:
         ex.run(specs, store.root, on_done, on_start)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {progress.done} runs finished and kept; run the same command again to resume",
-              file=out)
+        again = "the same command again without --fresh" if fresh else "the same command again"
+        print(f"\ninterrupted: {progress.done} runs finished and kept; run {again} to resume", file=out)
         raise
     finally:
         store.rebuild_results()

@@ -7,12 +7,11 @@ classes load on first use, so `ablate plan` can validate without torch.
 from importlib import import_module
 from typing import Any
 
-from ablate.models.config import TOGGLES, ModelConfig
-from ablate.models.presets import ARCHS, build_model, describe, resolve
+from ablate.models.components import ATTENTION, POSITIONAL
+from ablate.models.config import ARCHS, ArchConfig, ModelConfig, model_config, resolve
+from ablate.models.presets import build_model
 
 _LAZY = {
-    "ATTENTION": "ablate.models.attention",
-    "POSITIONAL": "ablate.models.positional",
     "ENCODERS": "ablate.models.encoders",
     "DECODERS": "ablate.models.decoders",
     "SeqModel": "ablate.models.seq_models",
@@ -26,4 +25,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ablate.models' has no attribute {name!r}")
 
 
-__all__ = ["ARCHS", "TOGGLES", "ModelConfig", "build_model", "describe", "resolve", *_LAZY]
+__all__ = ["ARCHS", "ATTENTION", "POSITIONAL", "ArchConfig", "ModelConfig", "build_model", "model_config", "resolve",
+           *_LAZY]

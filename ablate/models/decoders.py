@@ -31,12 +31,24 @@ class DecoderOutput:
 
 
 # ---------------------------------------------------------------- RNN / GRU / LSTM
+@dataclass
+class FedState:
+    """A recurrent decoder's state when its previous output is fed back in (Luong's input feeding)."""
+
+    rnn: object  # the cell's own state: (n_layers, B, D), or an (h, c) pair
+    feed: torch.Tensor  # (B, D) the previous attentional output (zeros before the first step)
+
+
 class RNNDecoder(nn.Module):
     """A recurrent stack; with attention, each output attends over the encoder states.
 
-    Attention is applied to the recurrent output (Luong et al. 2015's wiring), so
-    the fused kernel still runs the whole teacher-forced sequence in one call;
-    the score itself is additive (Bahdanau), dot (Luong) or multi-head.
+    attention_style picks where attention sits (the score itself is additive, dot or multi-head):
+      luong     scores from the current RNN output h_t; output tanh(W [h_t; c_t]) (Luong et al. 2015). The RNN
+                never sees the context, so the fused kernel runs the whole teacher-forced sequence in one call;
+                input_feeding=True feeds the previous output into the RNN's input (a per-step loop).
+      bahdanau  scores from the previous decoder state s_{t-1}; the context c_t enters the RNN's input with the
+                previous token, s_t = RNN([y_{t-1}; c_t], s_{t-1}); output tanh(W [s_t; c_t; y_{t-1}]), the
+                deep output of Bahdanau et al. 2015. A per-step loop: slower to train.
     Without attention the decoder sees the source only through its initial
     state: the fixed-vector bottleneck of Sutskever et al. 2014.
     """
@@ -44,15 +56,21 @@ class RNNDecoder(nn.Module):
     supports_state = True
 
     def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, attention: str = "none",
-                 n_heads: int = 1, d_head: Optional[int] = None):
+                 n_heads: int = 1, d_k: Optional[int] = None, d_v: Optional[int] = None,
+                 attention_style: str = "luong", input_feeding: bool = False):
         super().__init__()
+        if attention_style not in ("luong", "bahdanau"):
+            raise ValueError(f"attention_style must be luong or bahdanau, got {attention_style!r}")
         self.cell, self.n_layers = cell, n_layers
-        self.rnn = RNN_CELLS[cell](d_model, d_model, n_layers, batch_first=True,
-                                   dropout=dropout if n_layers > 1 else 0.0)
         self.attn = None
+        self.style = attention_style if attention != "none" else "none"
+        self.feeding = self.style == "luong" and input_feeding
+        wide_input = self.style == "bahdanau" or self.feeding  # the RNN reads [token; context or feed]
+        self.rnn = RNN_CELLS[cell](2 * d_model if wide_input else d_model, d_model, n_layers, batch_first=True,
+                                   dropout=dropout if n_layers > 1 else 0.0)
         if attention != "none":
-            self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_head=d_head, dropout=dropout)
-            self.combine = nn.Linear(2 * d_model, d_model)
+            self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_k=d_k, d_v=d_v, dropout=dropout)
+            self.combine = nn.Linear((3 if self.style == "bahdanau" else 2) * d_model, d_model)
         self.drop = nn.Dropout(dropout)
 
     def init_state(self, enc: Optional[EncoderOutput]):
@@ -70,12 +88,19 @@ class RNNDecoder(nn.Module):
         if h.size(0) < self.n_layers:  # fewer encoder layers: repeat the top one
             h = torch.cat([h[-1:].expand(self.n_layers - h.size(0), -1, -1), h]).contiguous()
             c = torch.cat([c[-1:].expand(self.n_layers - c.size(0), -1, -1), c]).contiguous()
-        return (h.contiguous(), c.contiguous()) if self.cell == "lstm" else h.contiguous()
+        state = (h.contiguous(), c.contiguous()) if self.cell == "lstm" else h.contiguous()
+        if self.feeding:
+            state = FedState(state, h.new_zeros(h.size(1), h.size(2)))
+        return state
 
     def forward(self, x: torch.Tensor, memory: Optional[EncoderOutput] = None, state=None,
                 lengths: Optional[torch.Tensor] = None, need_weights: bool = False) -> DecoderOutput:
         if state is None:
             state = self.init_state(memory)
+        if self.style == "bahdanau" or self.feeding:
+            if lengths is not None:
+                raise ValueError("an attentional decoder reads whole target prefixes; lengths are not supported")
+            return self._loop(x, memory, state, need_weights)
         if lengths is not None:  # variable-length prefixes: the state must stop at each one's end
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, state = self.rnn(packed, state)
@@ -90,6 +115,26 @@ class RNNDecoder(nn.Module):
                 attn["decoder.cross"] = w
         return DecoderOutput(self.drop(h), state, attn)
 
+    def _loop(self, x, memory: EncoderOutput, state, need_weights: bool) -> DecoderOutput:
+        """One step per target position: the RNN's input depends on attention computed at that step."""
+        outs, weights = [], []
+        for t in range(x.size(1)):
+            x_t = x[:, t : t + 1]  # (B, 1, D)
+            if self.feeding:
+                h, rnn_state = self.rnn(torch.cat([x_t, state.feed[:, None]], -1), state.rnn)
+                ctx, w = self.attn(h, memory.memory, memory.pad, need_weights=need_weights)
+                out = torch.tanh(self.combine(torch.cat([h, ctx], -1)))
+                state = FedState(rnn_state, out[:, 0])
+            else:  # bahdanau: attend from the state before this step
+                top = (state[0] if isinstance(state, tuple) else state)[-1][:, None]  # (B, 1, D)
+                ctx, w = self.attn(top, memory.memory, memory.pad, need_weights=need_weights)
+                h, state = self.rnn(torch.cat([x_t, ctx], -1), state)
+                out = torch.tanh(self.combine(torch.cat([h, ctx, x_t], -1)))
+            outs.append(out)
+            weights.append(w)
+        attn = {"decoder.cross": torch.cat(weights, dim=2)} if need_weights and weights[0] is not None else {}
+        return DecoderOutput(self.drop(torch.cat(outs, 1)), state, attn)
+
 
 for _cell in RNN_CELLS:
     DECODERS.register(_cell, help=f"nn.{RNN_CELLS[_cell].__name__} with attention none|additive|dot|multihead")(
@@ -100,18 +145,24 @@ for _cell in RNN_CELLS:
 # ---------------------------------------------------------------- causal CNN
 @DECODERS.register("cnn", help="causal dilated convolutions (+ multi-head attention over the source, if any)")
 class CNNDecoder(nn.Module):
+    """cross_attention builds the attention over an encoder's memory; a prefix LM (memory=None) has none to
+    attend to, so it builds none (parameters that never run would inflate the count match_params matches)."""
+
     supports_state = False
 
-    def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1):
+    def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1,
+                 cross_attention: bool = False):
         super().__init__()
         self.stack = ConvStack(d_model, n_layers, kernel_size, dropout, causal=True)
-        self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.norm = nn.LayerNorm(d_model)
+        self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout) if cross_attention else None
+        self.norm = nn.LayerNorm(d_model) if cross_attention else None
 
     def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
         h = self.stack(x)
         attn = {}
         if memory is not None:
+            if self.cross is None:
+                raise ValueError("this CNN decoder was built without cross_attention: it cannot read a memory")
             a, w = self.cross(h, memory.memory, memory.pad, need_weights=need_weights)
             h = self.norm(h + a)
             if w is not None:
@@ -121,10 +172,12 @@ class CNNDecoder(nn.Module):
 
 # ---------------------------------------------------------------- Transformer
 class TransformerDecoderLayer(nn.Module):
-    def __init__(self, d_model, n_heads, d_head, d_ff, dropout, norm="post", rotary=False, causal=True):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post", positional=None, causal=True,
+                 attention="multihead"):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout, rotary)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_head, dropout)
+        kind = ATTENTION.get(attention)
+        self.self_attn = kind(d_model, n_heads, d_k, d_v, dropout, positional=positional)
+        self.cross_attn = kind(d_model, n_heads, d_k, d_v, dropout)  # source and target positions differ
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
         self.drop = nn.Dropout(dropout)
@@ -152,11 +205,11 @@ class TransformerDecoderLayer(nn.Module):
 class TransformerDecoder(TransformerStackBase):
     supports_state = False
 
-    def __init__(self, d_model, n_layers, n_heads, d_head, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
-                 max_len=512, causal_mask=True):
+    def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
+                 max_len=512, causal_mask=True, attention="multihead"):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(d_model, n_heads, d_head, d_ff, dropout, norm, self.pos.rotary, causal_mask)
+            TransformerDecoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos, causal_mask, attention)
             for _ in range(n_layers)
         )
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ablate.models.attention import MultiHeadAttention
-from ablate.models.positional import POSITIONAL
+from ablate.models.attention import ATTENTION
+from ablate.models.positional import POSITIONAL, PositionalEncoding
 from ablate.registry import Registry
 
 ENCODERS = Registry("encoder")
@@ -106,16 +106,21 @@ class CNNEncoder(nn.Module):
 
 # ---------------------------------------------------------------- RNN / GRU / LSTM
 class RNNEncoder(nn.Module):
-    """Fused nn.RNN/GRU/LSTM over packed sequences; bidirectional outputs are projected back to D."""
+    """Fused nn.RNN/GRU/LSTM over packed sequences; bidirectional outputs are projected back to D.
 
-    def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, bidirectional: bool = False):
+    project_memory=False (a decoder that reads only the final state, as seq2seq without attention) builds no
+    output projection: the memory is then the mean of the two directions, which nothing trains on.
+    """
+
+    def __init__(self, cell: str, d_model: int, n_layers: int, dropout: float, bidirectional: bool = False,
+                 project_memory: bool = True):
         super().__init__()
         self.cell, self.dirs = cell, 2 if bidirectional else 1
         self.rnn = RNN_CELLS[cell](
             d_model, d_model, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0,
             bidirectional=bidirectional,
         )
-        self.proj = nn.Linear(2 * d_model, d_model) if bidirectional else None
+        self.proj = nn.Linear(2 * d_model, d_model) if bidirectional and project_memory else None
         self.state_proj = nn.Linear(2 * d_model, d_model) if bidirectional else None
 
     def _merge(self, s: torch.Tensor) -> torch.Tensor:  # (layers*dirs, B, D) -> (layers, B, D)
@@ -132,6 +137,8 @@ class RNNEncoder(nn.Module):
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         if self.proj is not None:
             y = self.proj(y)
+        elif self.dirs == 2:
+            y = y.view(*y.shape[:2], 2, -1).mean(2)
         state = tuple(self._merge(s) for s in state) if isinstance(state, tuple) else self._merge(state)
         return EncoderOutput(y, pad, state)
 
@@ -151,9 +158,10 @@ class FeedForward(nn.Sequential):
 class TransformerEncoderLayer(nn.Module):
     """Self-attention + feed-forward, each residual; norm after (post, as the paper) or before (pre)."""
 
-    def __init__(self, d_model, n_heads, d_head, d_ff, dropout, norm="post", rotary=False):
+    def __init__(self, d_model, n_heads, d_k, d_v, d_ff, dropout, norm="post",
+                 positional: Optional[PositionalEncoding] = None, attention: str = "multihead"):
         super().__init__()
-        self.attn = MultiHeadAttention(d_model, n_heads, d_head, dropout, rotary)
+        self.attn = ATTENTION.get(attention)(d_model, n_heads, d_k, d_v, dropout, positional=positional)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
@@ -170,7 +178,11 @@ class TransformerEncoderLayer(nn.Module):
 
 
 class TransformerStackBase(nn.Module):
-    """Scaled embeddings + positional encoding in; final norm out for pre-norm stacks."""
+    """Scaled embeddings + positional encoding in; final norm out for pre-norm stacks.
+
+    The stack owns its positional encoding (self.pos): embed() adds what it adds to the embeddings, and
+    its self-attention layers get it for their rotate / score_bias hooks.
+    """
 
     def __init__(self, d_model: int, dropout: float, norm: str, pos_encoding: str, max_len: int):
         super().__init__()
@@ -180,16 +192,16 @@ class TransformerStackBase(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pos(x * self.scale))
+        return self.drop(self.pos(x * self.scale))  # forward = embed (so forward hooks see it)
 
 
 @ENCODERS.register("transformer", help="self-attention encoder of Vaswani et al. 2017 (norm post|pre)")
 class TransformerEncoder(TransformerStackBase):
-    def __init__(self, d_model, n_layers, n_heads, d_head, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
-                 max_len=512):
+    def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
+                 max_len=512, attention="multihead"):
         super().__init__(d_model, dropout, norm, pos_encoding, max_len)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, n_heads, d_head, d_ff, dropout, norm, self.pos.rotary)
+            TransformerEncoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos, attention)
             for _ in range(n_layers)
         )
 

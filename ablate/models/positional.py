@@ -1,27 +1,48 @@
 """Positional encodings: how (and whether) a model is told where each token is.
 
-Additive ones (sinusoidal, learned) are added to the embeddings; rotary rotates
-queries and keys inside attention (see attention.py); none leaves a bag of tokens.
+A PositionalEncoding has three hooks, each a no-op unless the encoding needs it:
+    embed(x)                      add to the (scaled) token embeddings        sinusoidal, learned
+    rotate(q, k)                  rotate queries and keys in self-attention   rotary
+    score_bias(Lq, Lk, H, device) a (H|1, Lq, Lk) bias added to the scores    (e.g. ALiBi)
+Attention layers call rotate and score_bias; stacks call embed. A new encoding is one subclass
+registered in POSITIONAL (ablate.models.components); nothing else needs to know it.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
 
-from ablate.registry import Registry
-
-POSITIONAL = Registry("positional encoding")
+from ablate.models.components import POSITIONAL
 
 
-@POSITIONAL.register("sinusoidal", help="fixed sin/cos of position, as Vaswani et al. 2017")
-class Sinusoidal(nn.Module):
-    rotary = False
+class PositionalEncoding(nn.Module):
+    """No position information; subclasses override the hooks they use."""
 
     def __init__(self, d_model: int, max_len: int = 4096):
         super().__init__()
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+        return x
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H, Lq, d_k), (B, H, Lk, d_k); the queries are the last Lq positions of the Lk keys."""
+        return q, k
+
+    def score_bias(self, Lq: int, Lk: int, n_heads: int, device: torch.device) -> Optional[torch.Tensor]:
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)
+
+
+@POSITIONAL.register("sinusoidal")
+class Sinusoidal(PositionalEncoding):
+    def __init__(self, d_model: int, max_len: int = 4096):
+        super().__init__(d_model, max_len)
         pos = torch.arange(max_len).unsqueeze(1)
         div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
         pe = torch.zeros(max_len, d_model)
@@ -29,22 +50,22 @@ class Sinusoidal(nn.Module):
         pe[:, 1::2] = torch.cos(pos * div)[:, : d_model // 2]
         self.register_buffer("pe", pe, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(1) > self.pe.size(0):
             self.pe = Sinusoidal(x.size(-1), 2 * x.size(1)).pe.to(x.device)
         return x + self.pe[: x.size(1)]
 
 
-@POSITIONAL.register("learned", help="a trained embedding per position (none for lengths beyond max_len)")
-class Learned(nn.Module):
-    rotary = False
-
+@POSITIONAL.register("learned")
+class Learned(PositionalEncoding):
     def __init__(self, d_model: int, max_len: int = 512):
-        super().__init__()
+        super().__init__(d_model, max_len)
         self.emb = nn.Embedding(max_len, d_model)
-        nn.init.normal_(self.emb.weight, std=1.0)  # the tokens' scale once multiplied by sqrt(d_model)
+        # Std 1, the size tokens have once scaled by sqrt(d_model) (and that of the sinusoidal table): a
+        # small init (0.02) leaves positions ~50x quieter than tokens, and `reverse` then barely learns.
+        nn.init.normal_(self.emb.weight, std=1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         L = x.size(1)
         if L > self.emb.num_embeddings:
             raise ValueError(
@@ -54,36 +75,41 @@ class Learned(nn.Module):
         return x + self.emb.weight[:L]
 
 
-@POSITIONAL.register("rotary", help="rotary position embedding (RoPE) applied to queries and keys")
-class RotaryMarker(nn.Module):
-    """Leaves embeddings alone; attention layers see .rotary and rotate q and k."""
+@POSITIONAL.register("rotary")
+class RotaryPosition(PositionalEncoding):
+    """Leaves embeddings alone; rotates queries and keys so scores depend on relative position only."""
 
-    rotary = True
-
-    def __init__(self, d_model: int, max_len: int = 0):
-        super().__init__()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+    def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        Lq, Lk = q.size(-2), k.size(-2)
+        return rope(q, start=Lk - Lq), rope(k)
 
 
-@POSITIONAL.register("none", help="no position information: self-attention is then permutation-equivariant")
-class NoPosition(RotaryMarker):
-    rotary = False
+@POSITIONAL.register("none")
+class NoPosition(PositionalEncoding):
+    pass
+
+
+def rope(x: torch.Tensor, start: int = 0, base: float = 10000.0) -> torch.Tensor:
+    """RoPE (Su et al. 2021) of (..., L, d) at positions start..start+L-1: each channel pair rotated by an angle."""
+    d = x.size(-1)
+    if d % 2:
+        raise ValueError(f"rotary positional encoding needs an even query/key head size, got d_k={d}")
+    inv_freq = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+    pos = torch.arange(start, start + x.size(-2), device=x.device, dtype=torch.float32)
+    ang = pos[:, None] * inv_freq  # (L, d/2)
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
 
 
 class Rotary(nn.Module):
-    """RoPE (Su et al. 2021): rotate each pair of channels by a position-dependent angle."""
+    """RoPE as a module over (B, H, L, d_k), positions from 0."""
 
-    def __init__(self, d_head: int, base: float = 10000.0):
+    def __init__(self, d_k: int, base: float = 10000.0):
         super().__init__()
-        if d_head % 2:
-            raise ValueError(f"rotary positional encoding needs an even head size, got d_head={d_head}")
-        self.register_buffer("inv_freq", base ** (-torch.arange(0, d_head, 2).float() / d_head), persistent=False)
+        if d_k % 2:
+            raise ValueError(f"rotary positional encoding needs an even query/key head size, got d_k={d_k}")
+        self.base = base
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L, dh) -> same
-        L = x.size(-2)
-        ang = torch.arange(L, device=x.device, dtype=self.inv_freq.dtype)[:, None] * self.inv_freq  # (L, dh/2)
-        cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
-        x1, x2 = x[..., 0::2], x[..., 1::2]
-        return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rope(x, base=self.base)

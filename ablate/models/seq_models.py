@@ -2,14 +2,15 @@
 
 All share one interface, which is all the training harness knows:
     forward(src (B, S), src_len (B,), tgt_in (B, T)) -> logits (B, T, V)   teacher-forced
-    generate(src, src_len, max_len) -> (B, max(max_len)) ids                free-running greedy; max_len is an
-                                                                            int or per-example caps (B,)
+    generate(src, src_len, max_len) -> (B, max(max_len)) ids                free-running greedy
     forward(..., need_weights=True) also fills .last_attn with name -> (B, H, Lq, Lk)
+and generate runs on the step contract every model implements (see SeqModel).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Union
 
 import torch
 from torch import nn
@@ -23,11 +24,26 @@ PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
 
 @dataclass
 class TaskInfo:
-    """What a model needs to know of a task: sizes only."""
+    """What a model needs to know of a task: sizes only.
 
-    vocab_size: int
+    shared_vocab: source and target ids index one vocabulary, so one embedding table serves both sides.
+    """
+
+    src_vocab_size: int
+    tgt_vocab_size: int
     max_src_len: int
     max_tgt_len: int
+    shared_vocab: bool = True
+
+    def __post_init__(self) -> None:
+        if self.shared_vocab and self.src_vocab_size != self.tgt_vocab_size:
+            raise ValueError(f"a shared vocabulary has one size, got source {self.src_vocab_size} and "
+                             f"target {self.tgt_vocab_size}")
+
+    @property
+    def vocab_size(self) -> int:
+        """The size of what the model predicts: the target vocabulary."""
+        return self.tgt_vocab_size
 
 
 def finish(tokens: torch.Tensor) -> torch.Tensor:
@@ -36,71 +52,88 @@ def finish(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.masked_fill(after > 0, PAD)
 
 
-def caps_of(max_len: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    """max_len as (B,) per-example caps: an int applies to every row."""
-    if isinstance(max_len, torch.Tensor):
-        return max_len.to(device=device, dtype=torch.long).reshape(batch)
-    return torch.full((batch,), int(max_len), dtype=torch.long, device=device)
-
-
-def cap_rows(tokens: torch.Tensor, caps: torch.Tensor) -> torch.Tensor:
-    """(B, L) finished tokens, each row padded from its own cap on, then padded/cut to (B, max(caps))."""
-    width = int(caps.max()) if caps.numel() else 0
-    tokens = tokens[:, :width]
-    tokens = torch.nn.functional.pad(tokens, (0, width - tokens.size(1)), value=PAD)
-    beyond = torch.arange(width, device=tokens.device)[None] >= caps[:, None]
-    return tokens.masked_fill(beyond, PAD)
-
-
 class SeqModel(nn.Module):
+    """src_embed reads source ids, tgt_embed target ids (one module when the vocabulary is shared), head predicts
+    over the target vocabulary. tie_embeddings makes the head's weight tgt_embed's (Vaswani et al. 2017, §3.4);
+    with a shared vocabulary that one matrix is then also the source embedding.
+
+    The step contract, all that generate relies on (every preset implements it):
+        prepare(src (B, S), src_len (B,)) -> ctx
+            whatever the steps need of the source, computed once: an EncoderOutput (memory (B, S, D), padding
+            (B, S) True = pad, final state), or the source itself for a prefix LM. Source lengths are handled
+            here and only here: padding past src_len is never read.
+        step(ctx, ys, state) -> (logits (B, n, V), state)
+            logits for the next target token are logits[:, -1]. With supports_state, ys is (B, 1), the newest
+            token only, and state is what the previous step returned (None before the first step: the model
+            starts from ctx); the state is the model's own (a recurrent (n_layers, B, D) tensor or (h, c) pair,
+            a FedState, a position counter) and generate never looks inside it. Without supports_state, ys is
+            the whole prefix (B, t), <bos> first, re-run every step, and state is None.
+        Every row takes a step each time, finished or not: a row's tokens after its <eos> (or beyond its cap)
+        are replaced by <pad> at the end, so the prefix length is the same for all rows.
+    """
+
     supports_state = False
 
-    def __init__(self, vocab_size: int, d_model: int):
+    def __init__(self, info: TaskInfo, d_model: int, tie_embeddings: bool = False, reads_target: bool = True):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.tgt_embed = nn.Embedding(info.tgt_vocab_size, d_model, padding_idx=PAD) if reads_target else None
+        if info.shared_vocab and reads_target:
+            self.src_embed = self.tgt_embed
+        else:
+            self.src_embed = nn.Embedding(info.src_vocab_size, d_model, padding_idx=PAD)
+        self.head = nn.Linear(d_model, info.tgt_vocab_size)
+        if tie_embeddings:
+            if self.tgt_embed is None:
+                raise ValueError("tie_embeddings needs a model that embeds target tokens")
+            self.head.weight = self.tgt_embed.weight
         self.last_attn: dict[str, torch.Tensor] = {}
 
-    @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int | torch.Tensor) -> torch.Tensor:
-        """Greedy decoding from <bos>, feeding back the model's own outputs; (B, max(max_len)).
+    def prepare(self, src: torch.Tensor, src_len: torch.Tensor) -> Any:
+        raise NotImplementedError
 
-        max_len: one cap for every row, or (B,) caps; each row stops at its own cap or its <eos>, so a row's
-        output does not depend on the other rows of its batch.
+    def step(self, ctx: Any, ys: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor]) -> torch.Tensor:
+        """Greedy decoding from <bos>, feeding back the model's own outputs.
+
+        max_len: one cap for every row, or a LongTensor (B,) of per-row caps; each row stops at its cap or its
+        <eos>. Returns (B, max(max_len)), <pad> after each row's end.
         """
         B = src.size(0)
-        caps = caps_of(max_len, B, src.device)
+        caps = torch.as_tensor(max_len, dtype=torch.long, device=src.device).expand(B)
+        longest = int(caps.max()) if B else 0
         ys = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
-        state = None
         done = caps <= 0
-        ctx = self.prepare(src, src_len)
-        for t in range(int(caps.max()) if B else 0):
-            if self.supports_state:  # one step on the carried state
-                logits, state = self.step(ctx, ys[:, -1:], state)
-            else:  # re-run the whole prefix (attention and convolutions have no carried state)
-                logits, _ = self.step(ctx, ys, None)
+        ctx, state = self.prepare(src, src_len), None
+        for t in range(longest):
+            if done.all():
+                break
+            logits, state = self.step(ctx, ys[:, -1:] if self.supports_state else ys, state)
             nxt = logits[:, -1].argmax(-1)
             ys = torch.cat([ys, nxt[:, None]], dim=1)
             done |= (nxt == EOS) | (caps <= t + 1)
-            if done.all():
-                break
-        return cap_rows(finish(ys[:, 1:]), caps)
+        out = finish(ys[:, 1:])
+        out = torch.nn.functional.pad(out, (0, longest - out.size(1)), value=PAD)
+        return out.masked_fill(torch.arange(longest, device=src.device)[None] >= caps[:, None], PAD)
 
 
 class EncoderDecoder(SeqModel):
     """Encoder reads the source once; the decoder writes the target attending to (or starting from) it."""
 
-    def __init__(self, vocab_size: int, d_model: int, encoder: nn.Module, decoder: nn.Module):
-        super().__init__(vocab_size, d_model)
+    def __init__(self, info: TaskInfo, d_model: int, encoder: nn.Module, decoder: nn.Module,
+                 tie_embeddings: bool = False):
+        super().__init__(info, d_model, tie_embeddings)
         self.encoder, self.decoder = encoder, decoder
         self.supports_state = getattr(decoder, "supports_state", False)
 
     def prepare(self, src, src_len, need_weights=False):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.encoder(self.embed(src), pad, need_weights=need_weights)
+        return self.encoder(self.src_embed(src), pad, need_weights=need_weights)
 
     def step(self, enc, ys, state, need_weights=False):
-        out: DecoderOutput = self.decoder(self.embed(ys), enc, state=state, need_weights=need_weights)
+        out: DecoderOutput = self.decoder(self.tgt_embed(ys), enc, state=state, need_weights=need_weights)
         if need_weights:
             self.last_attn = {**enc.attn, **out.attn}
         return self.head(out.y), out.state
@@ -116,23 +149,26 @@ class PrefixLM(SeqModel):
     source, so a causal stack never sees padding before a real token.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, body: nn.Module):
-        super().__init__(vocab_size, d_model)
+    def __init__(self, info: TaskInfo, d_model: int, body: nn.Module, tie_embeddings: bool = False):
+        super().__init__(info, d_model, tie_embeddings)
         self.body = body
         self.supports_state = getattr(body, "supports_state", False)
 
-    @staticmethod
-    def _layout(src, src_len, tgt_in):
-        """(B, S+T) ids with tgt_in written at src_len..src_len+T-1, and those positions (B, T)."""
-        B, S = src.shape
+    def _layout(self, src, src_len, tgt_in):
+        """(B, S+T, D) embedded sequence with the embedded tgt_in at src_len..src_len+T-1, and those positions.
+
+        Source tokens go through the source table, target tokens through the target table.
+        """
+        x = self.src_embed(src)
+        B, S, D = x.shape
         T = tgt_in.size(1)
-        seq = torch.cat([src, torch.full((B, T), PAD, dtype=src.dtype, device=src.device)], 1)
+        x = torch.cat([x, x.new_zeros(B, T, D)], 1)
         pos = src_len[:, None] + torch.arange(T, device=src.device)[None]
-        return seq.scatter(1, pos, tgt_in), pos
+        return x.scatter(1, pos[..., None].expand(-1, -1, D), self.tgt_embed(tgt_in)), pos
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
-        seq, pos = self._layout(src, src_len, tgt_in)
-        y = self.body(self.embed(seq)).y  # (B, S+T, D)
+        x, pos = self._layout(src, src_len, tgt_in)
+        y = self.body(x).y  # (B, S+T, D)
         y = y.gather(1, pos[..., None].expand(-1, -1, y.size(-1)))
         return self.head(y)
 
@@ -142,31 +178,43 @@ class PrefixLM(SeqModel):
     def step(self, ctx, ys, state):
         src, src_len = ctx
         if state is None and self.supports_state:  # first step: read source + <bos>, keep the state
-            seq, pos = self._layout(src, src_len, ys)
-            out = self.body(self.embed(seq[:, : src.size(1) + 1]), lengths=src_len + 1)
+            x, _ = self._layout(src, src_len, ys)
+            out = self.body(x[:, : src.size(1) + 1], lengths=src_len + 1)
             y = out.y.gather(1, src_len[:, None, None].expand(-1, 1, out.y.size(-1)))
             return self.head(y), out.state
         if self.supports_state:
-            out = self.body(self.embed(ys), state=state)
+            out = self.body(self.tgt_embed(ys), state=state)
             return self.head(out.y), out.state
         return self.forward(src, src_len, ys), None
 
 
 class MLPModel(SeqModel):
-    """Predicts every target position at once from the flattened input: no order, no recurrence."""
+    """Predicts every target position at once from the flattened input: no order, no recurrence.
+
+    On the step contract: prepare computes all positions' logits; the state is the next position's index.
+    """
+
+    supports_state = True
 
     def __init__(self, info: TaskInfo, d_model: int, d_ff: int, n_layers: int, dropout: float):
-        super().__init__(info.vocab_size, d_model)
+        super().__init__(info, d_model, reads_target=False)  # it never reads target tokens
         self.mlp = MLPEncoder(d_model, d_ff, n_layers, dropout, info.max_src_len, info.max_tgt_len)
 
     def _all(self, src, src_len):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
-        return self.head(self.mlp(self.embed(src), pad).memory)  # (B, max_tgt_len, V)
+        return self.head(self.mlp(self.src_embed(src), pad).memory)  # (B, max_tgt_len, V)
 
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
         return self._all(src, src_len)[:, : tgt_in.size(1)]
 
-    @torch.no_grad()
-    def generate(self, src, src_len, max_len):
-        caps = caps_of(max_len, src.size(0), src.device)
-        return cap_rows(finish(self._all(src, src_len).argmax(-1)), caps)
+    def prepare(self, src, src_len):
+        return self._all(src, src_len)
+
+    def step(self, ctx, ys, state):
+        t = 0 if state is None else state
+        if t < ctx.size(1):
+            return ctx[:, t : t + 1], t + 1
+        # past the positions it was built for, the MLP has nothing to say: <pad>
+        beyond = torch.full_like(ctx[:, :1], float("-inf"))
+        beyond[..., PAD] = 0.0
+        return beyond, t + 1

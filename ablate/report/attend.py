@@ -54,8 +54,14 @@ def has_attention(model_cfg: Any) -> bool:
 
 def attention_archs() -> list[str]:
     from ablate.models import ARCHS
+    from ablate.structured import default_of
 
-    return [a for a in ARCHS.names() if ARCHS.meta(a)["defaults"].get("attention") not in (None, "none")]
+    out = []
+    for a in ARCHS.names():
+        cls = ARCHS.meta(a)["config"]
+        if "attention" in cls.__dataclass_fields__ and default_of(cls, "attention") not in (None, "none"):
+            out.append(a)
+    return out
 
 
 def load_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -65,11 +71,21 @@ def load_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     from ablate.config import build_run
 
     path = run_dir / "config.yaml"
+    if not run_dir.exists():
+        raise AttendError(f"run {run_dir} does not exist: {run_first(run_dir)}")
     if not path.is_file():
         raise AttendError(f"{run_dir} is not a run directory (no config.yaml); expected runs/<name>/<run_id>")
     tree = yaml.safe_load(path.read_text()) or {}
     cfg, _ = build_run(tree, tree.get("seed", 0), str(path))
     return cfg, tree
+
+
+def run_first(run_dir: Path) -> str:
+    """Which experiment makes this run: 'train it first with `ablate run experiments/<name>.yaml`'."""
+    name = run_dir.parent.name or "<name>"
+    exp = Path("experiments") / f"{name}.yaml"
+    return (f"train it first with `ablate run {exp}`" + ("" if exp.is_file() else " (the experiment that made it)")
+            + f", then use runs/{name}/{run_dir.name}")
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -85,7 +101,8 @@ def checkpoint_path(run_dir: Path) -> Path:
             return run_dir / "checkpoints" / name
     found = sorted((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").is_dir() else []
     if not found:
-        raise AttendError(f"run {run_dir} has no checkpoint (checkpoints/best.ckpt): did it finish training?")
+        raise AttendError(f"run {run_dir} has no checkpoint (checkpoints/best.ckpt): did it finish training? "
+                          f"A report's copy of a run holds no weights; {run_first(run_dir)}")
     return found[0]
 
 

@@ -26,7 +26,6 @@ from ablate.report.tables import (
     grid,
     key_name,
     metric_name,
-    row_names,
     summarize,
     to_html,
     to_markdown,
@@ -50,6 +49,8 @@ figcaption{font-size:.88em;color:#444;max-width:900px}
 .skip{color:#8a5a00;background:#fff8e6;padding:.4em .8em;border-left:4px solid #e0b050}
 .err{color:#a00;font-size:.85em;white-space:pre-wrap;max-width:600px}
 nav a{margin-right:1em}code{background:#f2f2f2;padding:0 .25em}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
+figure.wide{overflow-x:auto}figure.wide img{max-width:none}
 """
 
 
@@ -137,9 +138,10 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     chosen_columns(s, df, raw)
     s.notes += tune_notes
     tables = write_tables(s, out, caption=f"{name}.")
+    from ablate.report.facets import short_names
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 
-    ctx["names"] = row_names(s)
+    ctx["names"] = short_names(df, s)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
     return write_pages(ctx, s, figures, tables)
 
@@ -222,17 +224,13 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
                                 f"<td class='l'>{_links_html(r)}</td><td class='l'><div class='err'>{e(err)}</div>"
                                 "</td></tr>")
             body.append("</tbody></table>")
+    lead = [f for f in figures if f.name == "forest"]  # the ablation's answer opens the results
+    figures = [f for f in figures if f.name != "forest"]
+    if lead:
+        body.insert(body.index('<h2 id="results">Results</h2>') + 1, _figure_html(lead[0], out))
     body.append('<h2 id="figures">Figures</h2>')
     for f in figures:
-        body.append(f"<figure><h3>{e(f.title)}</h3>")
-        if f.skipped:
-            body.append(f'<p class="skip">Not drawn: {e(f.skipped)}.</p>')
-        else:
-            png, *more = f.files
-            body.append(f'<img src="{rel(png, out)}" alt="{e(f.title)}"{_width(png)}>')
-            extra = " ".join(f'(<a href="{rel(p, out)}">{p.suffix[1:].upper()}</a>)' for p in more)
-            body.append(f"<figcaption>{_code(e(f.caption))} {extra}</figcaption>")
-        body.append("</figure>")
+        body.append(_figure_html(f, out))
     body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
                 '<th class="l">run</th></tr></thead><tbody>')
@@ -243,6 +241,21 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body.append("</tbody></table>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
             f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _figure_html(f: Any, out: Path) -> str:
+    e = html.escape
+    cls = ' class="wide"' if f.wide else ""  # wide heatmaps scroll sideways instead of shrinking illegibly
+    body = [f"<figure{cls}><h3>{e(f.title)}</h3>"]
+    if f.skipped:
+        body.append(f'<p class="skip">Not drawn: {e(f.skipped)}.</p>')
+    else:
+        png, *more = f.files
+        body.append(f'<img src="{rel(png, out)}" alt="{e(f.title)}"{_width(png)}>')
+        extra = " ".join(f'(<a href="{rel(p, out)}">{p.suffix[1:].upper()}</a>)' for p in more)
+        body.append(f"<figcaption>{_code(e(f.caption))} {extra}</figcaption>")
+    body.append("</figure>")
+    return "\n".join(body)
 
 
 def _width(png: Path) -> str:

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name, row_names  # noqa: E402
+from ablate.report.facets import MAX_LEGEND, baseline_hue, label_runs, ordered, short_names  # noqa: E402
+from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name  # noqa: E402
 
 DPI = 100  # PNG resolution (the page shows figures at 96 px per inch); keeps sample reports small
 BAND = ("pi", 100)  # the band around a mean over seeds: from the lowest seed to the highest
@@ -34,6 +35,9 @@ class Figure:
     files: list[Path] = field(default_factory=list)  # PNG first, then PDF
     caption: str = ""
     skipped: str = ""  # why there is no figure (empty when there is one)
+    legend_entries: int = 0  # entries in all its legends (kept <= MAX_LEGEND)
+    panels: list[str] = field(default_factory=list)  # titles of its panels (axes with data)
+    wide: bool = False  # shown at full size in the page (scrolls sideways) rather than shrunk to the page
 
 
 def pretty_label(label: str) -> str:
@@ -45,7 +49,17 @@ def pretty_label(label: str) -> str:
     return ", ".join(parts)
 
 
-def save(fig: Any, out: Path, name: str) -> list[Path]:
+def describe_figure(fig: Any) -> tuple[int, list[str]]:
+    """(legend entries, titles of the panels that hold data) of a matplotlib figure."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    panels = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"
+              and ax.has_data()]
+    return sum(len(leg.get_texts()) for leg in legends), panels
+
+
+def save(fig: Any, out: Path, name: str, figure: Optional[Figure] = None) -> list[Path]:
+    if figure is not None:
+        figure.legend_entries, figure.panels = describe_figure(fig)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=DPI, bbox_inches="tight")
@@ -68,106 +82,170 @@ def _palette(n: int) -> list:
     return sns.color_palette("tab10" if n <= 10 else "husl", n)
 
 
-def _legend_outside(ax: Any, title: str = "") -> None:
-    if ax.get_legend() is not None:
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title=title or None)
-
-
 def _acc_axis(ax: Any, metric: str) -> None:
-    """Accuracies start at 0 (not centred on it when every value is 0)."""
-    if "acc" in metric:
-        ax.set_ylim(bottom=-0.02, top=max(ax.get_ylim()[1], 0.05))
+    """Accuracies on their whole range, [0, 1]: comparable across panels, never below 0."""
+    if "acc" in metric.split("/")[-1]:
+        ax.set_ylim(0, 1)
+        for artist in [*ax.lines, *ax.collections]:  # a point at exactly 0 or 1 is drawn whole, not cut in half
+            artist.set_clip_on(False)
 
 
 def _finished(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "finished"]
 
 
-def _read_csvs(df: pd.DataFrame, root: Path, name: str, names: dict[str, str]) -> pd.DataFrame:
-    """The per-run CSV `name` of every finished run, concatenated, with label and seed columns."""
+# ------------------------------------------------------------------ lines: one panel per task, one colour per row
+def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
+           ylabel: Any, baseline: Optional[str], shade: Optional[float] = None) -> list[str]:
+    """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
+    MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey)."""
+    facets = ordered(data["facet"], data["order"])
+    hues = ordered(data["hue"], data["order"])
+    colors = dict(zip(hues, _palette(len(hues)), strict=True))
+    if len(hues) <= MAX_LEGEND and len(facets) == 1:  # one task: its metrics side by side
+        panels = [(m, facets[0], None) for m in metrics]
+        ncol, nrow = len(metrics), 1
+    elif len(hues) <= MAX_LEGEND:  # at most 3 tasks across, so that a panel keeps its size on a 1280 px page
+        ncol = across(len(facets))
+        per_metric = math.ceil(len(facets) / ncol)
+        panels = [(m, f, None) for m in metrics for f in facets + [None] * (per_metric * ncol - len(facets))]
+        nrow = len(metrics) * per_metric
+    else:
+        metrics = metrics[:1]
+        panels = [(metrics[0], f, h) for f in facets for h in hues if ((data["facet"] == f) & (data["hue"] == h)).any()]
+        ncol = min(4, len(panels))
+        nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol + (2.4 if len(hues) <= MAX_LEGEND else 0), 3.2 * nrow),
+                             squeeze=False)
+    for ax, (m, f, only) in zip(axes.ravel(), panels, strict=False):
+        if f is None:  # the empty end of a row of tasks
+            ax.set_visible(False)
+            continue
+        d = data[(data["facet"] == f) & data[m].notna()]
+        if only is not None:  # the other rows as grey context, the baseline dashed, this row in colour
+            for h, part in d.groupby("hue", sort=False):
+                if h != only:
+                    mean = part.groupby(x)[m].mean()
+                    ax.plot(mean.index, mean.values, color="0.2" if h == baseline else "0.8",
+                            ls="--" if h == baseline else "-", lw=1.2 if h == baseline else 0.8, zorder=1)
+            d = d[d["hue"] == only]
+        present = [h for h in hues if h in set(d["hue"])]
+        sns.lineplot(data=d, x=x, y=m, hue="hue", hue_order=present, palette=colors, errorbar=BAND, marker="o",
+                     markersize=5, ax=ax, legend=False)
+        if shade is not None and len(d) and d[x].max() > shade:
+            ax.axvspan(shade + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel(m))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps and lengths are whole
+        if m == "tokens_per_s":
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
+        _acc_axis(ax, m)
+        title = only if only is not None else (f or ylabel(m))
+        if only is not None and f:
+            title = f"{f}: {only}"
+        ax.set_title(title, fontsize=11)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    if len(hues) <= MAX_LEGEND and len(hues) > 1:
+        handles = [plt.Line2D([], [], color=colors[h], marker="o", label=h) for h in hues]
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.97), frameon=False, title="row")
+    fig.tight_layout()
+    fig_.files = save(fig, out, fig_.name, fig_)
+    if len(hues) > MAX_LEGEND:
+        fig_.caption = (f"One panel per row ({len(hues)} rows: too many for one legend): the row in colour, "
+                        + ("the baseline dashed, " if baseline else "") + "the other rows in grey. ")
+    return metrics
+
+
+def across(n: int) -> int:
+    """Panels per row for n tasks: at most 3 (legible on a 1280 px page), 2 x 2 for four."""
+    return 2 if n == 4 else min(n, 3)
+
+
+def _runs_data(df: pd.DataFrame, root: Path, name: str, s: Summary) -> pd.DataFrame:
+    """The per-run CSV `name` of every finished run, with facet, hue, order and seed columns."""
+    runs = label_runs(_finished(df), s)
     parts = []
-    for _, r in _finished(df).iterrows():
-        path = root / r["run_id"] / name
+    for _, r in runs.iterrows():
+        path = root / str(r["run_id"]) / name
         if path.is_file():
             try:
                 part = pd.read_csv(path)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError):
                 continue
-            parts.append(part.assign(row=names.get(r["label"]) or pretty_label(r["label"]), seed=r["seed"]))
+            parts.append(part.assign(facet=r["facet"], hue=r["hue"], order=r["order"], seed=r["seed"],
+                                     run_id=r["run_id"]))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-# ------------------------------------------------------------------ learning curves
-def learning_curves(df: pd.DataFrame, root: Path, out: Path, metric: str, names: dict[str, str]) -> Figure:
-    """Validation metric (and loss) vs training step: mean over seeds with a min–max band, one colour per row."""
+def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
+    """Validation metric (and loss) vs training step: one panel per task, one colour per row."""
     fig_ = Figure("learning_curves", "How fast does each row learn?")
-    curves = _read_csvs(df, root, "metrics.csv", names)
+    curves = _runs_data(df, root, "metrics.csv", s)
     if curves.empty or "step" not in curves:
         fig_.skipped = "no run has a metrics.csv (no finished runs with logged validation)"
         return fig_
+    metric = s.primary
     wanted = ["val/" + metric.split("/", 1)[-1], "val/seq_acc", "val/acc", "val/token_acc"]
     first = next((m for m in wanted if m in curves and curves[m].notna().any()), None)
     panels = [m for m in dict.fromkeys([first, "val/loss"]) if m and m in curves and curves[m].notna().any()]
     if not panels:
         fig_.skipped = "the runs' metrics.csv have no validation metrics (val/...)"
         return fig_
-    hue_order = list(dict.fromkeys([*(h for h in names.values() if h in set(curves["row"])), *curves["row"]]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4), squeeze=False)
-    for i, (ax, m) in enumerate(zip(axes[0], panels, strict=True)):
-        data = curves[curves[m].notna()]
-        sns.lineplot(data=data, x="step", y=m, hue="row", hue_order=hue_order, style="row", style_order=hue_order,
-                     markers=True, dashes=True, markersize=6, errorbar=BAND, palette=_palette(len(hue_order)),
-                     ax=ax, legend=i == len(panels) - 1)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(f"validation {metric_name(m)}")
-        _acc_axis(ax, m)
-        ax.set_title(f"validation {metric_name(m)} ({'higher' if better(m) == 'max' else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-    _legend_outside(axes[0][-1], "row")
-    fig.tight_layout()
-    n_seeds = int(curves.groupby("row")["seed"].nunique().max())
-    fig_.files = save(fig, out, fig_.name)
-    fig_.caption = (f"Validation {', '.join(metric_name(m) for m in panels)} after each validation epoch; line = "
-                    f"mean over seeds, band = min–max over seeds (up to {n_seeds} seed{'s' * (n_seeds != 1)} a row).")
+    points = curves[curves[panels[0]].notna()].groupby("run_id")["step"].nunique()
+    if points.max() < 2:
+        fig_.skipped = ("every run was validated once only, so there is no curve to draw (validate more often: "
+                        "train.val_every, or more train.max_epochs); the final numbers are in the table")
+        return fig_
+    runs = label_runs(_finished(df), s)
+    panels = _lines(fig_, curves, "step", panels, out, "training step",
+           lambda m: f"validation {metric_name(m)} ({'higher' if better(m) == 'max' else 'lower'} is better)",
+           baseline_hue(runs, s))
+    n_seeds = int(curves.groupby("hue")["seed"].nunique().max())
+    fig_.caption += (f"Validation {', '.join(metric_name(m) for m in panels)} after each validation; line = mean "
+                    f"over seeds, band = min–max over seeds (up to {n_seeds} seed{'s' * (n_seeds != 1)} a row)"
+                    + ("; one panel per task." if curves["facet"].nunique() > 1 else "."))
     return fig_
 
 
 # ------------------------------------------------------------------ by length
-def by_length(df: pd.DataFrame, root: Path, out: Path, metric: str, names: dict[str, str]) -> Figure:
+def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
     """Test accuracy per input length, one line per row (as Bahdanau et al. 2015, Fig. 2)."""
     fig_ = Figure("by_length", "How does accuracy fall with input length?")
-    data = _read_csvs(df, root, "by_length.csv", names)
+    data = _runs_data(df, root, "by_length.csv", s)
     if data.empty or "length" not in data:
         fig_.skipped = "no run has a by_length.csv (test metrics per input length)"
         return fig_
-    first = metric.split("/", 1)[-1]
+    first = s.primary.split("/", 1)[-1]
     panels = [m for m in dict.fromkeys([first, "seq_acc", "token_acc"]) if m in data and data[m].notna().any()]
     if not panels:
         fig_.skipped = "by_length.csv has neither seq_acc nor token_acc"
         return fig_
-    hue_order = list(dict.fromkeys([*(h for h in names.values() if h in set(data["row"])), *data["row"]]))
+    if data.groupby("facet")["length"].nunique().max() < 2:
+        fig_.skipped = (f"every test input has the same length ({_lengths(data)}), so accuracy cannot vary "
+                        "with it")
+        return fig_
+    runs = label_runs(_finished(df), s)
     train_max = _constant(_finished(df), "task.max_len")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4), squeeze=False)
-    for i, (ax, m) in enumerate(zip(axes[0], panels, strict=True)):
-        sns.lineplot(data=data, x="length", y=m, hue="row", hue_order=hue_order, style="row", style_order=hue_order,
-                     markers=True, dashes=True, markersize=7, errorbar=BAND, palette=_palette(len(hue_order)),
-                     ax=ax, legend=i == len(panels) - 1)
-        if train_max is not None and data["length"].max() > train_max:
-            ax.axvspan(train_max + 0.5, data["length"].max() + 0.5, color="0.9", zorder=0)
-            ax.text(train_max + 0.6, ax.get_ylim()[1], "longer than\nany training input", va="top", fontsize=8,
-                    color="0.35")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("input length (tokens)")
-        ax.set_ylabel(f"test {metric_name(m)}")
-        _acc_axis(ax, m)
-        ax.set_title(f"test {metric_name(m)} by input length")
-        ax.grid(alpha=0.3)
-    _legend_outside(axes[0][-1], "row")
-    fig.tight_layout()
-    fig_.files = save(fig, out, fig_.name)
-    fig_.caption = (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
-                    "length; line = mean over seeds, band = min–max over seeds.")
+    if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):
+        panels = panels[:1]  # e.g. a one-token target: seq acc is token acc
+    panels = _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
+           baseline_hue(runs, s), shade=train_max)
+    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
+                    "length; line = mean over seeds, band = min–max over seeds"
+                    + ("; grey = longer than any training input" if train_max is not None
+                       and data["length"].max() > train_max else "") + ".")
     return fig_
+
+
+def _lengths(data: pd.DataFrame) -> str:
+    return ", ".join(str(int(v)) for v in sorted(data["length"].dropna().unique()))
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    x, y = a.to_numpy(float), b.to_numpy(float)
+    return bool(np.allclose(x, y, equal_nan=True))
 
 
 def _constant(df: pd.DataFrame, key: str) -> Optional[float]:
@@ -178,106 +256,95 @@ def _constant(df: pd.DataFrame, key: str) -> Optional[float]:
 
 
 # ------------------------------------------------------------------ throughput
-def throughput(df: pd.DataFrame, out: Path, keys: list[str]) -> Figure:
-    """Training tokens/s against the sequence length the experiment varies, one line per architecture."""
+def throughput(df: pd.DataFrame, out: Path, s: Summary) -> Figure:
+    """Training tokens/s against the sequence length the experiment varies within a task, one line per row."""
     fig_ = Figure("throughput", "How does training speed scale with sequence length?")
+    keys = s.keys
     length = next((k for k in LENGTH_KEYS if k in keys), None) or next(
         (k for k in keys if k.startswith("task.") and "len" in k), None)
+    no_axis = ("the experiment does not vary a sequence length within a task (e.g. grid: {task.max_len: [...]}), "
+               "so there is no throughput-by-length curve; tokens/s per row is in the table")
     if length is None:
-        fig_.skipped = ("the experiment does not vary a sequence length (e.g. grid: {task.max_len: [...]}), "
-                        "so there is no throughput-by-length curve; tokens/s per row is in the table")
+        fig_.skipped = no_axis
         return fig_
     data = _finished(df)
     data = data[pd.to_numeric(data.get("tokens_per_s"), errors="coerce").notna()] if "tokens_per_s" in data else data
     if data.empty or "tokens_per_s" not in data:
         fig_.skipped = "no finished run recorded tokens_per_s"
         return fig_
-    others = [k for k in keys if not (k.startswith("task.") and "len" in k)]
-    show_variant = data["variant"].astype(str).nunique() > 1 if "variant" in data else False
-    line = [_line(r, others, show_variant) for _, r in data.iterrows()]
-    data = data.assign(x=pd.to_numeric(data[length], errors="coerce"), y=data["tokens_per_s"].astype(float), line=line)
-    lines = list(dict.fromkeys(data["line"]))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.lineplot(data=data, x="x", y="y", hue="line", hue_order=lines, style="line", style_order=lines,
-                 markers=True, dashes=True, errorbar=BAND, palette=_palette(len(lines)), ax=ax,
-                 legend=len(lines) > 1)
-    if data["y"].max() > 10 * max(data["y"].min(), 1e-9):
-        ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
-    xs = sorted(data["x"].dropna().unique())
-    if xs and xs[0] > 0 and xs[-1] >= 8 * xs[0]:  # lengths that double: a log-2 axis, ticks at the lengths
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    else:
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(f"{key_name(length)} ({length}, tokens)")
-    ax.set_ylabel("training throughput (tokens/s)")
-    ax.set_title("training throughput by sequence length")
-    ax.grid(alpha=0.3)
-    _legend_outside(ax, ", ".join((["variant"] if show_variant else []) + [key_name(k) for k in others]) or "row")
-    fig.tight_layout()
-    fig_.files = save(fig, out, fig_.name)
-    fig_.caption = (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
+    runs = label_runs(data, s, exclude=tuple(k for k in keys if k.startswith("task.") and "len" in k))
+    runs = runs.assign(length=pd.to_numeric(runs[length], errors="coerce"),
+                       tokens_per_s=runs["tokens_per_s"].astype(float))
+    if runs.groupby("facet")["length"].nunique().max() < 2:
+        fig_.skipped = no_axis
+        return fig_
+    _lines(fig_, runs, "length", ["tokens_per_s"], out, f"{key_name(length)} ({length}, tokens)",
+           lambda m: "training throughput (tokens/s)", baseline_hue(runs, s))
+    fig_.caption += (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
                     "band = min–max. Runs that shared a machine have noisy timings.")
     return fig_
 
 
-def _line(r: pd.Series, others: list[str], show_variant: bool) -> str:
-    """A throughput line's name: the row's settings other than length (the arch by its name alone)."""
-    parts = [str(r["variant"])] if show_variant else []
-    parts += [str(r[k]) if k == "model.arch" else f"{key_name(k)}={r[k]}" for k in others]
-    return ", ".join(parts) or str(r.get("model.arch", "all runs"))
-
-
 # ------------------------------------------------------------------ params vs metric
-def params_vs_metric(s: Summary, out: Path) -> Figure:
-    """Each row's mean metric (± std over seeds) against its parameter count."""
+def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
+    """Each row's mean metric (± std over seeds) at its true parameter count, one panel per task."""
     fig_ = Figure("params_vs_metric", f"Does a better {metric_name(s.primary)} just cost more parameters?")
     f = s.frame.dropna(subset=[f"{s.primary}/mean", "params/mean"]) if f"{s.primary}/mean" in s.frame else None
     if f is None or f.empty:
         fig_.skipped = f"no finished row has both params and {s.primary}"
         return fig_
+    runs = label_runs(_finished(df), s).drop_duplicates("label").set_index("label")
+    f = f.assign(facet=f["label"].map(runs["facet"]).fillna(""), hue=f["label"].map(runs["hue"]).fillna(f["label"]))
+    if f.groupby("facet")["label"].nunique().max() < 2:
+        fig_.skipped = "each panel would hold a single row, so there is nothing to compare"
+        return fig_
     if f["params/mean"].nunique() < 2:
         fig_.skipped = (f"every row has the same parameter count ({fmt_count(f['params/mean'].iloc[0])}), "
                         "so there is nothing to plot against it")
         return fig_
-    colors, markers, names = _palette(len(f)), "osD^vPX*<>ph", row_names(s)
-    log = f["params/mean"].max() > 10 * f["params/mean"].min()
-    x = _dodge(f["params/mean"].to_numpy(float), log)
-    fig, ax = plt.subplots(figsize=(5.5 + 0.08 * max(len(n) for n in names.values()), 4.5))
-    for k, (_, r) in enumerate(f.iterrows()):
-        std = r[f"{s.primary}/std"]
-        ax.errorbar(x[k], r[f"{s.primary}/mean"], yerr=None if math.isnan(std) else std, fmt=markers[k % 12],
-                    capsize=3, color=colors[k], label=names.get(r["label"], r["label"]), markersize=7, alpha=0.9)
-    if log:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: fmt_count(x)))
-    ax.set_xlabel("parameters")
-    ax.set_ylabel(f"test {metric_name(s.primary)}")
-    _acc_axis(ax, s.primary)
-    ax.set_title(f"test {metric_name(s.primary)} vs parameter count")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="row")
+    facets, hues = ordered(f["facet"]), ordered(f["hue"])
+    shared = int(f.groupby(["facet", "params/mean"]).size().max())
+    if len(hues) > MAX_LEGEND and shared > 2:  # labels of many points at one x would cover each other
+        fig_.skipped = (f"{shared} of {len(f)} rows share one parameter count "
+                        f"({fmt_count(f['params/mean'].mode().iloc[0])}), so their points would sit on top of each "
+                        "other; the table's params column compares them")
+        return fig_
+    colors = dict(zip(hues, _palette(len(hues)), strict=True))
+    markers = dict(zip(hues, "osD^vPX*<>ph" * 4, strict=False))
+    direct = len(hues) > MAX_LEGEND  # too many for a legend: each point is labelled where it is
+    ncol = across(len(facets))
+    fig, axes = plt.subplots(math.ceil(len(facets) / ncol), ncol, figsize=(4.2 * ncol + (0 if direct else 2.4),
+                                                                           3.6 * math.ceil(len(facets) / ncol)),
+                             squeeze=False)
+    for ax in axes.ravel()[len(facets):]:
+        ax.set_visible(False)
+    for ax, facet in zip(axes.ravel(), facets, strict=False):
+        part = f[f["facet"] == facet]
+        for _, r in part.iterrows():
+            std = r[f"{s.primary}/std"]
+            ax.errorbar(r["params/mean"], r[f"{s.primary}/mean"], yerr=None if math.isnan(std) else std,
+                        fmt=markers[r["hue"]], capsize=3, color=colors[r["hue"]], markersize=7, alpha=0.85)
+            if direct:
+                ax.annotate(r["hue"], (r["params/mean"], r[f"{s.primary}/mean"]), fontsize=7,
+                            xytext=(4, 3), textcoords="offset points")
+        if part["params/mean"].max() > 10 * part["params/mean"].min():
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: fmt_count(x)))
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(f"test {metric_name(s.primary)}")
+        _acc_axis(ax, s.primary)
+        ax.set_title(facet or f"test {metric_name(s.primary)} vs parameter count", fontsize=11)
+        ax.grid(alpha=0.3)
+    if not direct:
+        handles = [plt.Line2D([], [], color=colors[h], marker=markers[h], ls="", label=h) for h in hues]
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="row")
     fig.tight_layout()
-    fig_.files = save(fig, out, fig_.name)
-    fig_.caption = (f"One point per row: mean test {metric_name(s.primary)} over seeds, error bar = ±1 std. Rows "
-                    "with the same parameter count are drawn slightly apart so that none hides another.")
+    fig_.files = save(fig, out, fig_.name, fig_)
+    fig_.caption = (f"One point per row at its parameter count: mean test {metric_name(s.primary)} over seeds, "
+                    "error bar = ±1 std. Rows with the same parameter count share an x value (markers differ).")
     return fig_
-
-
-def _dodge(x: np.ndarray, log: bool) -> np.ndarray:
-    """Spread points that share an x value by a few percent of the axis, so none hides behind another."""
-    t = np.log10(x) if log else x.copy()
-    span = (t.max() - t.min()) or 1.0
-    out = t.copy()
-    for v in np.unique(t):
-        idx = np.flatnonzero(t == v)
-        if len(idx) > 1:
-            out[idx] = v + (np.arange(len(idx)) - (len(idx) - 1) / 2) * 0.02 * span
-    return 10**out if log else out
 
 
 # ------------------------------------------------------------------ attention
@@ -324,32 +391,48 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     if not names:
         fig_.skipped = f"run {best['run_id']} has no encoder self- or decoder cross-attention"
         return
+    # The last encoder self- and decoder cross-attention layer, every head: large enough to read the tokens
+    # (every layer is one `ablate attend` away).
+    last = {}
+    for n in names:
+        last[n.split(".")[0] + ("cross" if "cross" in n else "self")] = n
+    names = list(last.values())
     heads = max(att.maps[n].shape[0] for n in names)
-    size = {n: [0.3 * len(t) + 1.5 for t in att.axes(n)] for n in names}  # inches: (height, width)
-    width = max(w for _, w in size.values())
-    across = heads == 1  # one head: the modules side by side, else one row of heads per module
-    shape = (1, len(names)) if across else (len(names), heads)
-    heights = [max(h for h, _ in size.values())] if across else [size[n][0] for n in names]
-    fig, axes = plt.subplots(*shape, figsize=(width * shape[1] + 1.2, sum(heights) + 0.4), squeeze=False,
-                             layout="constrained", gridspec_kw={"height_ratios": heights})
-    for i, name in enumerate(names):
+    per_row = min(heads, 4)
+    cell = 0.36  # inches per token: 9-point labels stay legible at the page's 96 px per inch
+    panels = [(n, h) for n in names for h in range(att.maps[n].shape[0])]
+    rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
+    width = max(cell * len(att.axes(n)[1]) + 1.6 for n in names)
+    heights = [cell * len(att.axes(n)[0]) + 1.4 for n in names for _ in range(rows_of[n])]
+    fig, axes = plt.subplots(len(heights), per_row, figsize=(width * per_row + 1.2, sum(heights) + 0.4),
+                             squeeze=False, layout="constrained", gridspec_kw={"height_ratios": heights})
+    used = set()
+    r0 = 0
+    for name in names:
         rows, cols = att.axes(name)
         ylab, xlab = axis_names(name)
-        for h in range(heads):
-            ax = axes[0][i] if across else axes[i][h]
-            if h >= att.maps[name].shape[0]:
-                ax.axis("off")
-                continue
+        for h in range(att.maps[name].shape[0]):
+            ax = axes[r0 + h // per_row][h % per_row]
+            used.add(id(ax))
             draw(ax, att.maps[name][h], rows, cols, f"{module_title(name)}\nhead {h + 1}", colorbar=False)
-            ax.set_xlabel(xlab, fontsize=8)
-            ax.set_ylabel(ylab if h == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=9)
+            ax.set_xlabel(xlab, fontsize=9)
+            ax.set_ylabel(ylab if h % per_row == 0 else "", fontsize=9)
+        r0 += rows_of[name]
+    for ax in axes.ravel():
+        if id(ax) not in used:
+            ax.axis("off")
+    del panels
+    fig_.wide = True
     fig.colorbar(axes[0][0].collections[0], ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
-    fig_.files = save(fig, out, fig_.name)
+    fig_.files = save(fig, out, fig_.name, fig_)
     score = best.get(metric)
     fig_.caption = (f"Run {best['run_id']} ({row}, seed {best['seed']}), the best "
                     f"{arch} run by {metric}" + (f" ({score:.3f})" if _num(score) else "")
                     + f". Input: “{' '.join(att.src)}”; its own output: “{' '.join(att.out)}”. Rows: queries, "
-                    "columns: keys; each row sums to 1. Another input: "
+                    "columns: keys; each row sums to 1; the last layer of each kind (every layer and head: "
+                    "`ablate attend`). "
+                    f"Another input, once the runs exist (`ablate run experiments/{root.name}.yaml`): "
                     f"`ablate attend {root / best['run_id']} \"{' '.join(att.src)}\"`.")
 
 
@@ -378,11 +461,15 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
               samples: Optional[list[str]] = None) -> list[Figure]:
     """Every figure of the report, in page order (rows named and ordered as in the table)."""
     sns.set_theme(style="whitegrid", context="notebook")
-    names = row_names(s)
+    from ablate.report.forest import forest
+
+    names = short_names(df, s)  # short row names (task, keys varying within it) for captions
     return [
-        *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s.primary, names),
-        *_safely(by_length, "by_length", "How does accuracy fall with input length?", df, root, out, s.primary, names),
-        *_safely(throughput, "throughput", "How does training speed scale with sequence length?", df, out, s.keys),
-        *_safely(params_vs_metric, "params_vs_metric", "Does a better score cost more parameters?", s, out),
+        *([] if not s.baseline else _safely(forest, "forest", "What does each change do against the baseline?",
+                                            df, s, out)),
+        *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s),
+        *_safely(by_length, "by_length", "How does accuracy fall with input length?", df, root, out, s),
+        *_safely(throughput, "throughput", "How does training speed scale with sequence length?", df, out, s),
+        *_safely(params_vs_metric, "params_vs_metric", "Does a better score cost more parameters?", df, s, out),
         *_safely(attention, "attention", "Where does the model look?", df, root, out, s.primary, names, samples),
     ]

@@ -22,9 +22,11 @@ from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
+OPTIONAL_STATS = [("eval_time_s", "eval s")]  # shown when recorded (steps to target: ablate.report.target)
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
-    "d_head": "d_head", "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
+    "d_k": "d_k", "d_v": "d_v", "tie_embeddings": "tied emb.",
+    "pos_encoding": "pos. enc.", "causal_mask": "causal mask", "bidirectional": "bidir.",
     "kernel_size": "kernel", "match_params": "params target", "max_len": "max len", "min_len": "min len",
     "test_max_len": "test max len", "test_min_len": "test min len", "vocab_size": "vocab", "n_train": "train size",
     "batch_size": "batch", "max_epochs": "epochs", "lr": "lr", "label_smoothing": "label smoothing",
@@ -146,7 +148,7 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
         for k in keys:
             row[k] = runs[k].iloc[0]
         row["n"], row["n_failed"] = len(good), int((runs["status"] != "finished").sum())
-        for m in [*metrics, *(s for s, _ in STATS)]:
+        for m in [*metrics, *(s for s, _ in STATS + OPTIONAL_STATS)]:
             vals = pd.to_numeric(good[m], errors="coerce").dropna() if m in good else pd.Series(dtype=float)
             row[f"{m}/mean"] = vals.mean() if len(vals) else math.nan
             row[f"{m}/std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
@@ -250,26 +252,43 @@ class Grid:
     head: list[str]
     body: list[list[Cell]]
     n_lead: int  # leading label columns (left-aligned); the rest are numbers
+    constant: list[tuple[str, str]] = field(default_factory=list)  # (column, value) equal in every row, dropped
+    repeats: dict[str, str] = field(default_factory=dict)  # dropped metric column -> the column it repeats
+
+    def above(self) -> str:
+        """The sentence stated once above the table for the columns it leaves out."""
+        parts = []
+        if self.constant:
+            parts.append("Same in every row: " + "; ".join(f"{h} {v}" for h, v in self.constant) + ".")
+        if self.repeats:
+            parts.append(" ".join(f"{a} equals {b} in every row (not repeated)." for a, b in self.repeats.items()))
+        return " ".join(parts)
 
 
 def grid(s: Summary) -> Grid:
-    """Header and cells of the rendered table (plain text; renderers escape and style)."""
+    """Header and cells of the rendered table (plain text; renderers escape and style), without the columns
+    that are equal in every row or repeat another metric (Grid.above states them)."""
+    from ablate.report.columns import constant_columns, duplicate_metrics
+
     f = s.frame
     show_variant = f["variant"].astype(str).nunique() > 1 or (not s.keys and (f["variant"] != "").all())
     lead = (["variant"] if show_variant else []) + [key_name(k) for k in s.keys] or ["run"]
+    repeats = duplicate_metrics(f, s.metrics, s.primary) if len(f) else {}
+    metrics = [m for m in s.metrics if m not in repeats]
+    stats = STATS + [(m, t) for m, t in OPTIONAL_STATS if f"{m}/mean" in f and f[f"{m}/mean"].notna().any()]
     arrows = {"max": " ↑", "min": " ↓"}
-    head = lead + [metric_name(m) + arrows[better(m)] for m in s.metrics]
+    head = lead + [metric_name(m) + arrows[better(m)] for m in metrics]
     steps_col = f"{target.COL}/median" in f
     head += [target.TITLE] if steps_col else []
     if s.has_delta:
         head.append(f"Δ {metric_name(s.primary)}")
-    head += ["n", *(title for _, title in STATS)]
-    best = {m: s.best(m) for m in s.metrics}
+    head += ["n", *(title for _, title in stats)]
+    best = {m: s.best(m) for m in metrics}
     body = []
     for _, r in f.iterrows():
         cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
         cells = cells or [Cell(r["label"])]
-        for m in s.metrics:
+        for m in metrics:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
         if steps_col:
             cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
@@ -282,11 +301,24 @@ def grid(s: Summary) -> Grid:
             else:
                 cells.append(Cell(f"{d:+.3f}" if abs(d) < 100 else f"{d:+.1f}", mark=stars(p)))
         cells.append(Cell(f"{r['n']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")))
-        cells.append(Cell(fmt_count(r["params/mean"])))
-        cells.append(Cell(_pm(r["train_time_s/mean"], r["train_time_s/std"], fmt_time)))
-        cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
+        for m, _ in stats:
+            if m == "params":
+                cells.append(Cell(fmt_count(r["params/mean"])))
+            elif m == "tokens_per_s":
+                cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
+            else:
+                cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_time)))
         body.append(cells)
-    return Grid(head, body, len(lead))
+    n_lead = len(lead)
+    # The first label column and the primary metric stay: a table needs a row name and the answer.
+    keep = {0, n_lead + metrics.index(s.primary) if s.primary in metrics else 0}
+    drop = constant_columns(head, body, keep)
+    constant = [(head[i].replace(" ↑", "").replace(" ↓", ""), body[0][i].text) for i in drop
+                if body[0][i].text != "–"]  # a column empty in every row just goes
+    cols = [i for i in range(len(head)) if i not in drop]
+    return Grid([head[i] for i in cols], [[row[i] for i in cols] for row in body],
+                n_lead - sum(i < n_lead for i in drop), constant,
+                {metric_name(a): metric_name(b) for a, b in repeats.items()})
 
 
 def row_names(s: Summary) -> dict[str, str]:
@@ -331,7 +363,8 @@ def to_markdown(s: Summary) -> str:
         t = f"**{t}**" if c.bold else t
         return t + "".join("\\*" for _ in c.mark)
 
-    lines = ["| " + " | ".join(g.head) + " |",
+    lines = [g.above(), ""] if g.above() else []
+    lines += ["| " + " | ".join(g.head) + " |",
              "|" + "|".join(":---" if i < g.n_lead else "---:" for i in range(len(g.head))) + "|"]
     lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in g.body]
     lines += [""] + [f"{note}  " for note in footnotes(s)]
@@ -363,7 +396,7 @@ def to_latex(s: Summary, caption: str = "", label: str = "tab:results") -> str:
            " & ".join(latex_escape(h) for h in g.head) + r" \\", r"\midrule"]
     out += [" & ".join(tex(c) for c in row) + r" \\" for row in g.body]
     out += [r"\bottomrule", r"\end{tabular}"]
-    cap = " ".join([caption, *footnotes(s)]).strip()
+    cap = " ".join([caption, g.above(), *footnotes(s)]).strip()
     out += [rf"\caption{{{latex_escape(cap)}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(out) + "\n"
 
@@ -383,8 +416,10 @@ def to_html(s: Summary) -> str:
     rows = "".join("<tr>" + "".join(f'<td class="{align(i)}">{cell(c)}</td>' for i, c in enumerate(row))
                    + "</tr>\n" for row in g.body)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in footnotes(s))
-    return (f'<table class="results"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}</tbody></table>\n'
-            f'<ul class="notes">{notes}</ul>\n')
+    above = f'<p class="meta">{html.escape(g.above())}</p>\n' if g.above() else ""
+    # Long tables scroll sideways inside the page rather than overflowing it.
+    return (f'{above}<div class="scroll"><table class="results"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}'
+            f'</tbody></table></div>\n<ul class="notes">{notes}</ul>\n')
 
 
 def to_csv(s: Summary) -> str:

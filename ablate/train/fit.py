@@ -29,7 +29,6 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from ablate.config import RunConfig
@@ -42,6 +41,7 @@ from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
 from ablate.train.sizing import info_of
+from ablate.train.tracking import finish, make_loggers
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -72,20 +72,6 @@ def git_commit() -> Optional[str]:
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def make_loggers(cfg: RunConfig, run_dir: Path, meta: dict[str, Any]) -> list:
-    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
-    wb = cfg.logger.wandb
-    if wb.mode != "disabled":
-        from pytorch_lightning.loggers import WandbLogger
-
-        loggers.append(WandbLogger(
-            project=wb.project, entity=wb.entity, mode=wb.mode, save_dir=str(run_dir),
-            group=meta.get("experiment"), name=meta.get("run_id"), id=meta.get("run_id"),
-            tags=[t for t in (meta.get("variant"), meta.get("label")) if t][:2], config=cfg.to_dict(),
-            reinit=True))
-    return loggers
 
 
 def fit(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -134,8 +120,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     use_best = t.test_on == "best" and ckpt.best_model_path
     test_ckpt = ckpt.best_model_path if use_best else None
     tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
-    for lg in loggers[1:]:
-        lg.experiment.finish()
+    finish(loggers)
     if trainer.global_rank != 0:
         return {}
     rows = module.by_length()

@@ -8,12 +8,16 @@ from typing import Any
 
 import torch
 
-from ablate.models import ModelConfig, TaskInfo, build_model
+from ablate.models import ArchConfig, TaskInfo, build_model
 from ablate.tasks import TaskData, build_task
 
 
 def info_of(data: TaskData) -> TaskInfo:
-    return TaskInfo(len(data.vocab), data.max_src_len, data.max_tgt_len)
+    """Sizes from a task; source and target vocabularies where the task has both, else its one `vocab`."""
+    src, tgt = getattr(data, "src_vocab", None), getattr(data, "tgt_vocab", None)
+    src = data.vocab if src is None else src
+    tgt = data.vocab if tgt is None else tgt
+    return TaskInfo(len(src), len(tgt), data.max_src_len, data.max_tgt_len, shared_vocab=src is tgt)
 
 
 _INFO: dict[str, TaskInfo] = {}
@@ -27,6 +31,6 @@ def task_info(task: Any) -> TaskInfo:
     return _INFO[key]
 
 
-def count_params(model: ModelConfig, info: TaskInfo) -> int:
+def count_params(model: ArchConfig, info: TaskInfo) -> int:
     with torch.device("meta"):  # shapes only: no memory, no init
         return sum(p.numel() for p in build_model(model, info).parameters())

@@ -1,0 +1,100 @@
+"""The ablation figure: each row's difference from the baseline with its 95% confidence interval across seeds
+(a forest plot), significant changes in colour and the rest grey. It opens the page of an experiment with a
+report.baseline, because it is the answer an ablation asks for."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablate.report.tables import Summary, better, metric_name, row_names
+
+LEVEL = 0.95
+
+
+def delta_ci(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), low, high): Welch's interval (unequal variances, Welch–Satterthwaite degrees of
+    freedom), the interval of the same test as the table's p-value. NaN bounds with fewer than 2 seeds a side;
+    with no spread on either side the interval is the point itself."""
+    from scipy.stats import t
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if not len(a) or not len(b):
+        return math.nan, math.nan, math.nan
+    d = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return d, math.nan, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return d, d, d
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(t.ppf(0.5 + level / 2, dof)) * se
+    return d, d - half, d + half
+
+
+def forest_rows(df: pd.DataFrame, s: Summary) -> pd.DataFrame:
+    """One row per table row compared with a baseline: name, delta, low, high, significant, n, n_base."""
+    cols = ["label", "name", "baseline", "delta", "low", "high", "significant", "n", "n_base"]
+    if "baseline" not in s.frame:
+        return pd.DataFrame(columns=cols)
+    ok = df[df["status"] == "finished"].copy()
+    ok["label"] = ok["label"].fillna("").replace("", "base") if "label" in ok else "base"
+    names = row_names(s)
+    rows = []
+    for _, r in s.frame.iterrows():
+        base = r.get("baseline")
+        if not isinstance(base, str) or base == r["label"]:
+            continue
+        a = pd.to_numeric(ok.loc[ok["label"] == r["label"], s.primary], errors="coerce").to_numpy(float)
+        b = pd.to_numeric(ok.loc[ok["label"] == base, s.primary], errors="coerce").to_numpy(float)
+        d, lo, hi = delta_ci(a, b)
+        sig = bool(not math.isnan(lo) and (lo > 0 or hi < 0))
+        rows.append([r["label"], names.get(r["label"], r["label"]), base, d, lo, hi, sig,
+                     int(np.isfinite(a).sum()), int(np.isfinite(b).sum())])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def forest(df: pd.DataFrame, s: Summary, out: Path):
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import Figure, save
+
+    fig_ = Figure("forest", f"What does each change do to {metric_name(s.primary)}, against the baseline?")
+    rows = forest_rows(df, s)
+    rows = rows[rows["delta"].notna()] if not rows.empty else rows
+    if rows.empty:
+        fig_.skipped = (f"no row could be compared with the baseline {s.baseline!r} "
+                        "(it matches no row, or no run of it finished)")
+        return fig_
+    up = better(s.primary) == "max"
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
+        good = (r["delta"] > 0) == up
+        color = ("tab:blue" if good else "tab:red") if r["significant"] else "0.6"
+        if not math.isnan(r["low"]):
+            ax.plot([r["low"], r["high"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
+        ax.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7)
+    ax.axvline(0, color="0.2", lw=1)
+    labels = [f"{n}  (n={k})" if k < 2 else n for n, k in zip(rows["name"], rows["n"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=9)
+    for tick, sig in zip(ax.get_yticklabels(), rows["significant"], strict=True):
+        tick.set_color("0.1" if sig else "0.5")
+    ax.set_xlabel(f"Δ test {metric_name(s.primary)} vs {row_names(s).get(rows['baseline'].iloc[0], s.baseline)}"
+                  f" ({'higher' if up else 'lower'} is better)")
+    ax.set_title(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    fig.tight_layout()
+    fig_.files = save(fig, out, fig_.name, fig_)
+    n_sig = int(rows["significant"].sum())
+    fig_.caption = (f"Each row's mean test {metric_name(s.primary)} minus the baseline's ({s.baseline}), with a "
+                    f"{int(LEVEL * 100)}% Welch confidence interval across seeds (the interval of the table's "
+                    f"t-test). Coloured: the interval excludes 0 ({n_sig} of {len(rows)} rows; blue = better, "
+                    "red = worse); grey: not significant, or fewer than 2 seeds a side (x, no interval).")
+    return fig_

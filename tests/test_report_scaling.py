@@ -1,0 +1,152 @@
+"""Reports that scale: a 2-task x 3-arch x 2-seed grid gets one panel per task and at most 10 legend entries in
+every figure; the forest plot's intervals match a hand computation; tables drop constant and repeated columns."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ablate.report.tables import summarize, to_html, to_markdown
+
+GRID = {
+    "name": "scaling",
+    "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 32, "n_val": 8,
+             "n_test": 16},
+    "model": {"arch": "lstm", "d_model": 8, "n_layers": 1, "n_heads": 2},
+    "train": {"max_epochs": 2, "batch_size": 32, "eval_batch_size": 64},
+    "seeds": [0, 1],
+    "grid": {"task": [{"name": "reverse"}, {"name": "copy", "vocab_size": 6}],
+             "model.arch": ["lstm", "cnn", "transformer"]},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    import torch
+
+    from ablate.api import build_report, load
+    from ablate.experiment.runner import run_experiment
+
+    tmp = tmp_path_factory.mktemp("scaling")
+    (tmp / "scaling.yaml").write_text(yaml.safe_dump(GRID, sort_keys=False))
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
+        code = run_experiment(load(tmp / "scaling.yaml"), tmp / "runs", report=False, out=io.StringIO())
+    torch.set_num_threads(threads)
+    assert code == 0
+    captured = {}
+    import ablate.report.page as page
+
+    real = page.write_pages
+
+    def keep(ctx, s, figures, tables):
+        captured["figures"] = figures
+        return real(ctx, s, figures, tables)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(page, "write_pages", keep)
+        index = build_report(tmp / "runs" / "scaling", tmp / "report")
+    return index, captured["figures"]
+
+
+def test_every_figure_has_one_panel_per_task_and_a_short_legend(report):
+    index, figures = report
+    drawn = {f.name: f for f in figures if not f.skipped}
+    assert {"learning_curves", "by_length", "params_vs_metric"} <= set(drawn)
+    for f in figures:
+        assert f.legend_entries <= 10, (f.name, f.legend_entries)
+    for name in ("learning_curves", "by_length", "params_vs_metric"):
+        titles = drawn[name].panels
+        assert sum("reverse" in t for t in titles) == sum("copy" in t for t in titles) >= 1, (name, titles)
+        assert drawn[name].legend_entries == 3  # lstm, cnn, transformer: the keys that vary within a panel
+    text = index.read_text()
+    assert "vocab=" not in text.split('id="figures"')[1].split('id="runs"')[0]  # no constant-within-panel keys
+
+
+def test_accuracy_axes_span_zero_to_one_and_params_are_true_values(report, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import ablate.report.plots as plots
+    from ablate.experiment.results import results_frame
+
+    index, _ = report
+    root = index.parent.parent / "runs" / "scaling"
+    df = results_frame(root)
+    s = summarize(df, "test/seq_acc")
+    seen = []
+    real_save = plots.save
+
+    def spy(fig, out, name, figure=None):
+        seen.append([(ax.get_ylim(), [x for line in ax.get_lines() for x in line.get_xdata()])
+                     for ax in fig.axes if ax.has_data()])
+        return real_save(fig, out, name, figure)
+
+    monkeypatch.setattr(plots, "save", spy)
+    plots.params_vs_metric(df, s, index.parent / "p2")
+    plt.close("all")
+    (axes,) = seen
+    true = set(df.loc[df["status"] == "finished", "params"].astype(float))
+    for ylim, xs in axes:
+        assert ylim == (0.0, 1.0)
+        assert {float(x) for x in xs} <= true  # no jitter: every point at its true parameter count
+
+
+def test_forest_intervals_match_a_hand_computation():
+    from ablate.report.forest import delta_ci, forest_rows
+
+    base, wide = [0.5, 0.6, 0.7], [0.90, 0.92, 0.94]
+    # By hand: Δ = 0.92 - 0.60; s² = 0.0004 (wide), 0.01 (base); se² = 0.0004/3 + 0.01/3;
+    # Welch df = se⁴ / ((0.0004/3)²/2 + (0.01/3)²/2); t = t_{0.975, df}.
+    from scipy.stats import t
+
+    se2 = 0.0004 / 3 + 0.01 / 3
+    dof = se2**2 / ((0.0004 / 3) ** 2 / 2 + (0.01 / 3) ** 2 / 2)
+    half = t.ppf(0.975, dof) * math.sqrt(se2)
+    d, lo, hi = delta_ci(np.array(wide), np.array(base))
+    assert d == pytest.approx(0.32)
+    assert (lo, hi) == pytest.approx((0.32 - half, 0.32 + half))
+    assert dof == pytest.approx(2.1597, abs=1e-3) and half == pytest.approx(0.2362, abs=1e-3)
+    assert delta_ci(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == (0.0, 0.0, 0.0)
+    assert math.isnan(delta_ci(np.array([0.5]), np.array(base))[1])  # one seed: no interval
+
+    rows = [dict(run_id=f"{v}{i}", variant=v, label=v, seed=i, status="finished", **{"test/seq_acc": x})
+            for v, xs in (("base", base), ("wide", wide), ("same", [0.55, 0.65, 0.6])) for i, x in enumerate(xs)]
+    df = pd.DataFrame(rows)
+    f = forest_rows(df, summarize(df, "test/seq_acc", baseline="base", keys=[])).set_index("label")
+    assert list(f.index) == ["wide", "same"]
+    assert (f.at["wide", "low"], f.at["wide", "high"]) == pytest.approx((0.32 - half, 0.32 + half))
+    assert f.at["wide", "significant"] and not f.at["same", "significant"]  # greyed: the CI spans 0
+
+
+def test_forest_plot_comes_first_on_the_page(tmp_path):
+    from ablate.report.forest import forest
+    from ablate.report.plots import Figure
+
+    rows = [dict(run_id=f"{v}{i}", variant=v, label=v, seed=i, status="finished", **{"test/seq_acc": x})
+            for v, xs in (("base", [0.5, 0.6, 0.7]), ("wide", [0.9, 0.92, 0.94])) for i, x in enumerate(xs)]
+    df = pd.DataFrame(rows)
+    fig = forest(df, summarize(df, "test/seq_acc", baseline="base", keys=[]), tmp_path)
+    assert isinstance(fig, Figure) and not fig.skipped and fig.files[0].is_file()
+    assert "1 of 1 rows" in fig.caption
+
+
+def test_tables_state_constant_columns_once_and_drop_repeated_metrics():
+    rows = [dict(run_id=f"{a}{i}", variant="", label=f"model.arch={a}", seed=i, status="finished",
+                 **{"model.arch": a, "test/seq_acc": x, "test/acc": x, "test/loss": 1 - x, "params": 1000,
+                    "train_time_s": 2.0, "tokens_per_s": 100.0, "eval_time_s": 0.5 + (a == "lstm"),
+                    "train.target.value": 0.5, "steps": 100, "steps_to_target": (40 if a == "lstm" else 80) + i})
+            for a, xs in (("lstm", [0.5, 0.6]), ("transformer", [0.9, 0.8])) for i, x in enumerate(xs)]
+    s = summarize(pd.DataFrame(rows), "test/acc", keys=["model.arch"])
+    md = to_markdown(s)
+    head = next(line for line in md.splitlines() if line.startswith("|"))
+    assert "acc ↑" in head and "seq acc" not in head  # seq acc repeats acc: shown once
+    assert "params" not in head and "| n |" not in head  # the same in every row...
+    assert "Same in every row:" in md and "params 1k" in md  # ...so stated once above
+    assert "steps to target" in head and "eval s" in head  # the columns other branches record, when present
+    assert '<div class="scroll">' in to_html(s)

@@ -136,14 +136,6 @@ def test_decode_cap_covers_the_longest_test_target_of_a_shifted_split():
         assert data.decode.max_len >= int(data.test.tgt_len.max()) == 7, name  # 6 symbols + <eos>
 
 
-def test_describe_lists_the_set_toggles_only():
-    from ablate.models import describe
-
-    cfg, _ = resolve(ModelConfig(arch="gru", d_model=16))
-    assert describe(cfg) == {k: v for k, v in vars(cfg).items() if v is not None}
-    assert describe(cfg)["d_model"] == 16 and "n_heads" not in describe(cfg)
-
-
 def test_fit_a_classification_task_reports_accuracy(tmp_path):
     from ablate.train.fit import fit
 

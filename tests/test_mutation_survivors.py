@@ -146,3 +146,15 @@ def test_fit_a_classification_task_reports_accuracy(tmp_path):
     cfg, _ = build_run(tree, seed=0, where="test")
     result = fit(cfg, tmp_path)
     assert result["metrics"]["test/acc"] == result["metrics"]["test/seq_acc"]
+
+
+def test_decoding_caps_are_the_tasks_own_limit_not_the_longest_reference():
+    from dataclasses import replace
+
+    from ablate.tasks import DecodeLimit
+    from ablate.train.decoding import decode_caps
+
+    data = build_task(task_config_class("reverse")(vocab_size=5, min_len=2, max_len=6, n_train=8, n_val=4, n_test=4))
+    data = replace(data, decode=DecodeLimit(ratio=1.0, margin=1))  # an open-ended task: caps from source lengths
+    src_len = torch.tensor([2, 5])
+    assert decode_caps(data, most=100)(src_len).tolist() == [3, 6]

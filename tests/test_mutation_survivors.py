@@ -158,3 +158,21 @@ def test_decoding_caps_are_the_tasks_own_limit_not_the_longest_reference():
     data = replace(data, decode=DecodeLimit(ratio=1.0, margin=1))  # an open-ended task: caps from source lengths
     src_len = torch.tensor([2, 5])
     assert decode_caps(data, most=100)(src_len).tolist() == [3, 6]
+
+
+def test_best_checkpoint_of_an_accuracy_monitor_is_the_highest(tmp_path):
+    """The monitor's direction picks 'best': the highest validation accuracy, not the lowest."""
+    import csv
+
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 32, "n_val": 16,
+                     "n_test": 4},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 4, "batch_size": 8, "lr": 0.01, "monitor": "val/token_acc"}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    result = fit(cfg, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        seen = [float(r["val/token_acc"]) for r in csv.DictReader(f) if r.get("val/token_acc")]
+    assert len(seen) == 4 and max(seen) > min(seen)
+    assert result["best_val"]["val/token_acc"] == pytest.approx(max(seen))

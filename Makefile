@@ -38,7 +38,7 @@ bench: $(STAMP)
 
 # Mutation testing of the code whose mistakes change numbers: kill rate per module and the survivors (docs/testing.md).
 # Not in CI; under an hour on 2 cores. MUTATE_PER_MODULE=N sets the seeded sample drawn from each module.
-MUTATE_PER_MODULE ?= 20
+MUTATE_PER_MODULE ?= 15
 mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py --per-module $(MUTATE_PER_MODULE)
 

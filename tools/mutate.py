@@ -78,7 +78,7 @@ def summarise(result: dict[str, dict[str, str]], totals: dict[str, int]) -> list
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-module", type=int, default=20,
+    ap.add_argument("--per-module", type=int, default=15,
                     help="mutants drawn per module (all of them where a module has fewer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="mutants tested at once")

@@ -49,6 +49,12 @@ def add_run(sub: Any) -> None:
     r.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs go to DIR/<name>/ (default runs)")
     r.add_argument("--fresh", action="store_true", help="forget this experiment's earlier runs first")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--no-wait", action="store_true",
+                   help="do not wait for runs another live driver is training; name them and exit")
+    r.add_argument("--stale-after", type=float, default=120.0, metavar="SECONDS",
+                   help="a claim from another host with no heartbeat for this long is taken over (default 120)")
+    r.add_argument("--max-retries", type=int, default=2, metavar="N",
+                   help="ray: retries of a task lost with its node; slurm: requeues after a timeout (default 2)")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub", help=PLUGIN_HELP)
 
 
@@ -141,12 +147,15 @@ def main(argv: Optional[list[str]] = None) -> int:
 def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.api import load, run_code
 
-    if args.workers < 1:
-        raise ConfigErrors([ConfigError("--workers", args.workers, "must be >= 1")])
+    for flag, value, least in (("--workers", args.workers, 1), ("--stale-after", args.stale_after, 1),
+                               ("--max-retries", args.max_retries, 0)):
+        if value < least:
+            raise ConfigErrors([ConfigError(flag, value, f"must be >= {least}")])
     exp = load(args.experiment, args.overrides)
     options = {"address": args.address} if args.address else {}
     return run_code(exp, args.runs_dir, workers=args.workers, executor=args.executor, fresh=args.fresh,
-                    report=not args.no_report, executor_options=options, plugins=plugins)
+                    report=not args.no_report, executor_options={**options, "max_retries": args.max_retries},
+                    plugins=plugins, wait=not args.no_wait, stale_after=args.stale_after)
 
 
 def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:

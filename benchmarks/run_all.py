@@ -19,7 +19,7 @@ from pathlib import Path
 from common import Row, print_rows
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["harness_overhead", "transformer_layer", "lstm_encoder", "attention_style", "grid_scaling"]
+BENCHMARKS = ["harness_overhead", "transformer_layer", "lstm_encoder", "attention_style", "grid_scaling", "ssm"]
 
 
 def main() -> int:

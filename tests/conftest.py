@@ -31,6 +31,7 @@ TINY_MODEL_KW: dict[str, dict] = {
     "seq2seq": {"d_model": 32, "n_layers": 1},
     "seq2seq_attention": {"d_model": 32, "n_layers": 1},
     "transformer": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+    "ssm": {"d_model": 32, "n_layers": 1, "d_state": 8},
 }
 
 

@@ -18,8 +18,8 @@ from ablate.tasks import TASKS
 from ablate.tasks.vocab import Vocab
 
 PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
-ALL_ARCHS = ["mlp", "cnn", "rnn", "gru", "lstm", "seq2seq", "seq2seq_attention", "transformer"]
-PREFIX_LM = ["cnn", "rnn", "gru", "lstm"]
+ALL_ARCHS = ["mlp", "cnn", "rnn", "gru", "lstm", "seq2seq", "seq2seq_attention", "transformer", "ssm"]
+PREFIX_LM = ["cnn", "rnn", "gru", "lstm", "ssm"]
 RECURRENT = ["rnn", "gru", "lstm", "seq2seq", "seq2seq_attention"]
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -65,7 +65,7 @@ INFO = TaskInfo(13, 13, max_src_len=8, max_tgt_len=9)
 
 
 # ---------------------------------------------------------------- 1. every preset x every task
-def test_presets_are_the_eight_of_the_design():
+def test_presets_are_the_design_s_eight_and_the_ssm():
     assert sorted(ARCHS.names()) == sorted(ALL_ARCHS)
 
 
@@ -182,7 +182,7 @@ def test_transformer_encoder_without_positions_is_permutation_equivariant(norm, 
                                    atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("pos", ["sinusoidal", "learned", "rotary"])
+@pytest.mark.parametrize("pos", ["sinusoidal", "learned", "rotary", "alibi", "alibi_symmetric"])
 def test_transformer_encoder_with_positions_is_not_permutation_equivariant(pos, tiny_model):
     model = tiny_model("transformer", INFO, pos_encoding=pos, n_layers=2)
     src, _ = random_src(INFO.vocab_size, [8, 8, 8])
@@ -364,6 +364,8 @@ def test_need_weights_fills_last_attn_without_changing_logits(arch, toggles, nam
     ("seq2seq_attention", {"cell": "gru", "attention": "dot", "n_layers": 2}),
     ("seq2seq_attention", {"attention": "multihead", "n_heads": 2, "bidirectional": True}),
     ("rnn", {"n_layers": 2}),
+    ("ssm", {}),
+    ("ssm", {"n_layers": 2, "d_conv": 1, "expand": 1}),
 ])
 def test_stateful_steps_equal_the_full_forward(arch, toggles, tiny_model, assert_greedy):
     model = tiny_model(arch, INFO, **toggles)
@@ -704,6 +706,8 @@ def test_input_feeding_applies_only_to_luong():
     ("seq2seq_attention", {"input_feeding": True}),
     ("transformer", {"tie_embeddings": False, "norm": "pre", "pos_encoding": "learned"}),
     ("lstm", {"tie_embeddings": True}),
+    ("ssm", {"n_layers": 2, "tie_embeddings": True}),
+    ("transformer", {"pos_encoding": "alibi", "n_heads": 4}),
 ])
 @pytest.mark.parametrize("shared", [True, False])
 def test_every_parameter_receives_a_gradient(arch, toggles, shared, tiny_model):

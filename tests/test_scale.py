@@ -190,6 +190,80 @@ def test_submitit_local_matches_local(work, local_runs):
     assert len(list(logs.glob("*/*_log.out"))) == 2  # one job (and log) per run
 
 
+LONG = ("train.max_epochs=12", "train.batch_size=16")  # a run long enough to be interrupted after a checkpoint
+
+
+def pids(match) -> list[int]:
+    """Processes on this machine whose (pid, ppid, command line) satisfy match."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and match(int(proc.name), int(stat[1]), cmd):
+            out.append(int(proc.name))
+    return out
+
+
+def interrupt_once_checkpointed(work, runs: str, *args: str, kill) -> tuple[subprocess.CompletedProcess, dict]:
+    """Start `ablate run one.yaml`, call kill(run root) once the run has saved a checkpoint, wait for the end."""
+    d, env = work
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    cmd = [sys.executable, "-m", "ablate", "--plugin", "scale_plugin", "run", str(d / "one.yaml"), *overrides,
+           "--runs-dir", str(d / runs), "--no-report", *[a for a in args if a not in overrides]]
+    proc = subprocess.Popen(cmd, env=env, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = d / runs / "scale"
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(root.glob("*/checkpoints/last.ckpt")):
+        time.sleep(0.1)
+    assert not list(root.glob("*/result.json")), "the run should still be training"
+    kill(root)
+    out, err = proc.communicate(timeout=300)
+    (got,) = results(root).values()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), got
+
+
+def test_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(work):
+    """submitit's local executor, as on SLURM: SIGUSR2 (preemption) -> checkpoint() -> requeue -> resume."""
+    require("submitit", "slurm")
+    want = ablate_run(work, "one.yaml", "slurm_ref", *LONG)
+    assert want.returncode == 0, want.stderr
+    (ref,) = results(work[0] / "slurm_ref" / "scale").values()
+
+    def preempt(root: Path) -> None:
+        (job,) = [int(j.name) for j in (root / "slurm").iterdir() if j.name.isdigit()]
+        (task,) = pids(lambda pid, ppid, cmd: ppid == job)  # the job's task process under submitit's controller
+        os.kill(task, signal.SIGUSR2)
+
+    p, got = interrupt_once_checkpointed(work, "slurm_pre", *LONG, "--executor", "slurm", "slurm.cluster=local",
+                                         "slurm.cpus_per_task=1", kill=preempt)
+    assert p.returncode == 0, p.stderr
+    logs = "".join(f.read_text() for f in (work[0] / "slurm_pre" / "scale" / "slurm").glob("*/*_log.*"))
+    assert "preempted" in logs and "Requeued job" in logs
+    assert got["resumed_at_step"] > 0 and got["metrics"] == ref["metrics"] and got["steps"] == ref["steps"]
+
+
+def test_ray_task_lost_with_its_worker_is_retried_and_resumes_in_place(work):
+    """A shared runs directory (ABLATE_RAY_IN_PLACE=1): the retried task resumes from the run's checkpoint."""
+    require("ray", "ray")
+    want = ablate_run(work, "one.yaml", "ray_ref", *LONG)
+    assert want.returncode == 0, want.stderr
+    (ref,) = results(work[0] / "ray_ref" / "scale").values()
+    d, env = work
+    work_in_place = (d, {**env, "ABLATE_RAY_IN_PLACE": "1"})
+
+    def lose_worker(root: Path) -> None:
+        (task,) = pids(lambda pid, ppid, cmd: cmd.startswith("ray::ablate:"))
+        os.kill(task, signal.SIGKILL)  # as if its node went away
+
+    p, got = interrupt_once_checkpointed(work_in_place, "ray_retry", *LONG, "--executor", "ray",
+                                         "--max-retries", "1", kill=lose_worker)
+    assert p.returncode == 0, p.stderr
+    assert got["resumed_at_step"] > 0 and got["metrics"] == ref["metrics"] and got["steps"] == ref["steps"]
+
+
 def test_ddp_two_cpu_processes_reduce_over_the_whole_test_set(work):
     """train.devices=2 on CPU (gloo): one `ablate run`, two rank processes, rank 0 writes the run.
 

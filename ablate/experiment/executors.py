@@ -1,7 +1,9 @@
 """Executors run a list of RunSpecs and hand each result back to the driver as it finishes.
 
-The driver (runner.py) owns the store: it writes config.yaml before a run
-starts and result.json after it ends, whichever executor ran it.
+The driver (runner.py) owns the store: it claims a run and writes its
+config.yaml in on_start (which returns False for a run not to start: finished
+or claimed elsewhere meanwhile, or the store failed) and result.json after it
+ends, whichever executor ran it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import ConfigError, ConfigErrors
-from ablate.experiment.worker import RunSpec, execute, set_threads
+from ablate.experiment.worker import RunSpec, execute, pool_worker
 from ablate.registry import Registry
 
 EXECUTORS = Registry("executor")
@@ -43,12 +45,12 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self.threads = threads_per_run(self.workers)
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if self.workers == 1:  # in this process: no start-up cost per run
             for spec in specs:
-                on_start(spec)
-                on_done(spec, execute(spec, root / spec.run_id, self.threads))
+                if on_start(spec):
+                    on_done(spec, execute(spec, root / spec.run_id, self.threads))
             return
         broken = self._pool(specs, self.workers, root, on_done, on_start)
         if len(broken) > 1:  # a dead worker breaks the whole pool: retry one by one to find the culprit
@@ -61,18 +63,32 @@ class LocalExecutor:
               on_start: Callable) -> list[RunSpec]:
         """Run specs in a process pool; returns those lost to a broken pool (a worker process died)."""
         ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=set_threads, initargs=(self.threads,))
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=pool_worker, initargs=(self.threads,))
         broken = []
         try:
-            futures = {}
-            for spec in specs:
-                on_start(spec)
-                futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
-            for fut in cf.as_completed(futures):
-                try:
-                    on_done(futures[fut], fut.result())
-                except cf.process.BrokenProcessPool:
-                    broken.append(futures[fut])
+            # At most `workers` in flight: a run is claimed (on_start) only when a worker is free to train it,
+            # so a second driver on the same experiment gets the runs this one has not started.
+            futures: dict[cf.Future, RunSpec] = {}
+            todo = list(specs)
+            while todo or futures:
+                while todo and len(futures) < workers:
+                    spec = todo.pop(0)
+                    if on_start(spec):
+                        futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
+                if not futures:
+                    break
+                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    spec = futures.pop(fut)
+                    try:
+                        on_done(spec, fut.result())
+                    except cf.process.BrokenProcessPool:
+                        broken.append(spec)
+                if broken:  # a dead worker breaks the pool: the runs in flight are lost, the rest get a new pool
+                    broken += futures.values()
+                    futures.clear()
+                    pool.shutdown(wait=True)
+                    return broken + (self._pool(todo, workers, root, on_done, on_start) if todo else [])
         except BaseException:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()  # Ctrl-C: stop the runs in flight now; they stay unfinished

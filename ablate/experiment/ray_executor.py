@@ -16,10 +16,13 @@ runs/<name>/<run_id>, which must then be the same path on every node.
 A local Ray is single-node: it listens on 127.0.0.1 only (Ray's
 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 mode) and starts no dashboard.
 
-A run that fails is recorded failed with its reason; a task whose worker or
-node dies is recorded failed too (max_retries=0 by default: rerunning the
-experiment redoes it). Ctrl-C cancels the tasks still queued or running and
-keeps the finished runs.
+A run that fails is recorded failed with its reason. A task whose worker or
+node dies is retried by Ray up to max_retries times (`--max-retries`); in
+place (a shared runs directory) the retry resumes from the run's last
+checkpoint, otherwise it starts over in a new temporary directory. A task
+still lost after that is recorded failed (rerunning the experiment redoes it).
+Ctrl-C cancels the tasks still queued or running and keeps the finished runs.
+The driver holds each run's claim (claims.py) while its task runs.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ablate.errors import ConfigError, ConfigErrors
-from ablate.experiment.store import FAILED
+from ablate.experiment.store import FAILED, KEEP, clear
 from ablate.experiment.worker import RunSpec, execute
 
 OnDone = Callable[[RunSpec, dict[str, Any]], None]
@@ -143,7 +146,7 @@ class RayExecutor:
                 print(f"warning: runs needing {need['CPU']:g} CPUs and {need['GPU']:g} GPUs fit on no node of this "
                       "Ray cluster now; they wait until one joins (Ctrl-C to stop)", file=self.out, flush=True)
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if not specs:
             return
@@ -156,7 +159,8 @@ class RayExecutor:
         try:
             self.warn_unschedulable(requests.values())
             for spec in specs:
-                on_start(spec)
+                if not on_start(spec):  # finished or claimed elsewhere meanwhile, or the store failed
+                    continue
                 req = requests[spec.run_id]
                 where = str((root / spec.run_id).resolve()) if self.in_place else None
                 ref = remote.options(**req, max_retries=self.max_retries, name=f"ablate:{spec.run_id}").remote(
@@ -183,6 +187,8 @@ class RayExecutor:
         except ray.exceptions.RayError as e:
             return {**spec.meta, "status": FAILED, "error": _reason(e)}
         try:
+            if files:  # trained elsewhere: the copy replaces whatever an earlier attempt left (the claim stays)
+                clear(run_dir, keep=(*KEEP, "config.yaml"))
             write_files(run_dir, files)
         except (OSError, ValueError) as e:
             return {**result, "status": FAILED, "error": f"could not store the run's files: {type(e).__name__}: {e}"}

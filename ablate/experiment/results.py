@@ -8,7 +8,7 @@ import pandas as pd
 import yaml
 
 from ablate.config import flatten
-from ablate.experiment.store import read_result
+from ablate.experiment.store import atomic_write, read_result
 
 FIRST = ["run_id", "variant", "label", "seed", "status"]
 
@@ -25,9 +25,12 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
-                  "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature"):
+                  "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
+                  "resumed_at_step"):
             if k in res:
                 row[k] = res[k]
+        if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)
+            row["claim_host"], row["claim_pid"] = res["claim"].get("host"), res["claim"].get("pid")
         if res.get("error"):
             row["error"] = res["error"]
         rows.append(row)
@@ -46,3 +49,11 @@ def load_results(path: str | Path) -> pd.DataFrame:
     from ablate.experiment.locate import check_experiment_dir
 
     return results_frame(check_experiment_dir(path, "path", need_runs=True))
+
+
+def rebuild_results(root: str | Path) -> Path:
+    """results.csv rebuilt from every run directory, atomically: it is derived, so a corrupt one is replaced,
+    and two drivers finishing at once each write a whole file."""
+    path = Path(root) / "results.csv"
+    atomic_write(path, results_frame(root).to_csv(index=False))
+    return path

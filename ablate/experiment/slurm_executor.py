@@ -9,6 +9,10 @@ which must be on a file system the nodes share (as it is on any SLURM
 cluster); the driver waits for the jobs, then records each result. submitit
 keeps each job's script, stdout and stderr under runs/<name>/slurm/<job id>/.
 
+Jobs are submitit checkpointables (ResumableRun): on preemption or near the
+time limit submitit requeues them and the run resumes from its last.ckpt
+(`max_retries` requeues after a timeout). The driver holds each run's claim.
+
 slurm.cluster: auto (SLURM where its commands exist, else this machine) |
 slurm | local (submitit's local executor: the same path without a cluster,
 array_parallelism jobs at once, for tests and laptops).
@@ -34,8 +38,18 @@ OnDone = Callable[[RunSpec, dict[str, Any]], None]
 CLUSTERS = ("auto", "slurm", "local")
 
 
+class ResumableRun(submitit.helpers.Checkpointable):
+    """One run as a job, in submitit's checkpointing protocol: on preemption or timeout submitit calls
+    checkpoint() (inherited: the same call again) and requeues the job, which then resumes from the run's
+    checkpoints/last.ckpt in its directory on the shared file system."""
+
+    def __call__(self, spec: RunSpec, run_dir: str, threads: int) -> dict[str, Any]:
+        return execute(spec, run_dir, threads)
+
+
 class SlurmExecutor:
-    def __init__(self, workers: int = 1, experiment: Optional[Experiment] = None, out: Any = None, **_: Any):
+    def __init__(self, workers: int = 1, experiment: Optional[Experiment] = None, out: Any = None,
+                 max_retries: int = 3, **_: Any):
         self.cfg: SlurmConfig = experiment.slurm if experiment is not None else SlurmConfig()
         self.name = experiment.name if experiment is not None else "ablate"
         self.out = out or sys.stderr
@@ -43,6 +57,7 @@ class SlurmExecutor:
         if cluster not in CLUSTERS:
             raise ConfigErrors([ConfigError("slurm.cluster", cluster, f"must be one of {', '.join(CLUSTERS)}")])
         self.cluster = cluster
+        self.max_retries = max_retries  # requeues after a timeout (preemptions requeue without limit)
 
     def check(self, specs: list[RunSpec]) -> None:
         """Runs that ask for more GPUs than a job gets would fail on the node: say so before submitting."""
@@ -62,7 +77,8 @@ class SlurmExecutor:
         c = self.cfg
         try:
             ex = submitit.AutoExecutor(folder=str(root / "slurm" / "%j"),
-                                       cluster=None if self.cluster == "auto" else self.cluster)
+                                       cluster=None if self.cluster == "auto" else self.cluster,
+                                       slurm_max_num_timeout=self.max_retries)
         except RuntimeError as e:  # slurm.cluster=slurm where SLURM's commands are missing
             raise ConfigErrors([ConfigError("slurm.cluster", self.cluster, f"{e} (run from a SLURM login node, "
                                             "or use slurm.cluster=local to run the jobs on this machine)")]) from None
@@ -76,7 +92,7 @@ class SlurmExecutor:
         ex.update_parameters(**params)
         return ex
 
-    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: None) -> None:
+    def run(self, specs: Iterable[RunSpec], root: Path, on_done: OnDone, on_start: Callable = lambda s: True) -> None:
         specs = list(specs)
         if not specs:
             return
@@ -90,15 +106,17 @@ class SlurmExecutor:
         print(f"submitit ({ex.cluster}): logs in {root / 'slurm'}", file=self.out, flush=True)
 
         def submit(batch: list[RunSpec]) -> None:
-            for spec in batch:
-                on_start(spec)
-            jobs = ex.map_array(execute, batch, [str(root / s.run_id) for s in batch],
+            batch = [spec for spec in batch if on_start(spec)]  # claimed by this driver, or not ours to run
+            if not batch:
+                return
+            jobs = ex.map_array(ResumableRun(), batch, [str(root / s.run_id) for s in batch],
                                 [self.cfg.cpus_per_task] * len(batch))
             running.extend(zip(jobs, batch, strict=True))
 
         try:
-            submit(todo[:limit])
-            del todo[:limit]
+            while todo and not running:  # the first batch (skipping the runs that are not ours)
+                submit(todo[:limit])
+                del todo[:limit]
             while running:
                 finished = [(job, spec) for job, spec in running if job.done()]
                 for job, spec in finished:

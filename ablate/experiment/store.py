@@ -3,7 +3,11 @@
     runs/<name>/experiment.yaml        the experiment as given, plus overrides
     runs/<name>/<run_id>/config.yaml   fully resolved config of the run
     runs/<name>/<run_id>/result.json   status, metrics, timing, reproduction info (written last, atomically)
-    runs/<name>/results.csv            one row per run, rebuilt from the run directories
+    runs/<name>/<run_id>/claim.json    the owning driver (host, pid, heartbeat) while the run trains (claims.py)
+    runs/<name>/<run_id>/checkpoints/last.ckpt   full training state to resume from; gone once the run ends
+    runs/<name>/results.csv            one row per run, rebuilt from the run directories (results.py)
+
+File I/O only: what a run directory holds and how it is written.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import yaml
 
 RESULT = "result.json"
 FINISHED, FAILED = "finished", "failed"
+RESUME_CKPT = "checkpoints/last.ckpt"
+KEEP = ("claim.json", "claim.json.takeover")  # the owner's claim survives a reset of its run directory
 
 
 def atomic_write(path: str | Path, text: str) -> None:
@@ -57,8 +63,42 @@ def read_result(run_dir: str | Path) -> dict[str, Any] | None:
 
 def status(run_dir: str | Path) -> str:
     """finished | failed | new (never run, or killed before it wrote its result)."""
-    r = read_result(run_dir)
-    return r["status"] if r and r.get("status") in (FINISHED, FAILED) else "new"
+    return inspect(run_dir)[0]
+
+
+def inspect(run_dir: str | Path) -> tuple[str, str]:
+    """(status, note): the note says why a run that left a result.json must be redone (corrupt, no status)."""
+    p = Path(run_dir) / RESULT
+    if not p.is_file():
+        return "new", ""
+    try:
+        r = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        return "new", f"its result.json is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:120]}): redone"
+    if not isinstance(r, dict) or r.get("status") not in (FINISHED, FAILED):
+        return "new", "its result.json has no status: redone"
+    return r["status"], ""
+
+
+def clear(run_dir: str | Path, keep: tuple[str, ...] = KEEP) -> None:
+    """Empty a run directory, keeping the claim (the driver that clears it owns it)."""
+    d = Path(run_dir)
+    for p in list(d.iterdir()) if d.is_dir() else []:
+        if p.name in keep:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def check_writable(root: str | Path) -> None:
+    """Create root and write a file in it; raises OSError (with errno and filename) when it cannot."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".write-test.")
+    os.close(fd)
+    os.unlink(tmp)
 
 
 class Store:
@@ -76,19 +116,14 @@ class Store:
         if self.root.exists():
             shutil.rmtree(self.root)
 
-    def prepare_run(self, run_id: str) -> Path:
-        """An empty directory for a (re)started run; leftovers of a killed or failed attempt go."""
+    def prepare_run(self, run_id: str) -> tuple[Path, bool]:
+        """The directory of a (re)started run and whether it resumes: an unfinished run that left a resume
+        checkpoint keeps its files; otherwise leftovers of a failed or killed attempt go (the claim stays)."""
         d = self.run_dir(run_id)
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        return d
-
-    def rebuild_results(self) -> Path:
-        """results.csv from every run directory (finished and failed)."""
-        from ablate.experiment.results import results_frame
-
-        df = results_frame(self.root)
-        path = self.root / "results.csv"
-        atomic_write(path, df.to_csv(index=False))
-        return path
+        resume = (d / RESUME_CKPT).is_file() and inspect(d)[0] != FAILED
+        if resume:
+            (d / RESULT).unlink(missing_ok=True)  # a corrupt one
+        else:
+            clear(d)
+        d.mkdir(parents=True, exist_ok=True)
+        return d, resume

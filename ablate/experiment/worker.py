@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -37,6 +39,20 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def pool_worker(n: int | None) -> None:
+    """Initializer of a local worker process: its threads, and exit with the driver (a killed driver's
+    claims are taken over by the next one, which must not find this process still writing the run)."""
+    set_threads(n)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
     for name in modules:
         importlib.import_module(name)
@@ -55,9 +71,12 @@ def execute(spec: RunSpec, run_dir: str | Path, threads: int | None = None) -> d
         return {**base, **out, "status": FINISHED, "wall_s": time.time() - t0}
     except KeyboardInterrupt:
         raise
-    except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1): still an interrupt, not a failed run
+    except SystemExit as e:  # Lightning turns Ctrl-C into sys.exit(1): still an interrupt, not a failed run
+        if e.code not in (None, 0, 1):
+            raise  # another exit, e.g. submitit's after checkpointing a preempted job: its code requeues it
         raise KeyboardInterrupt from None
     except Exception as e:  # a failing run must never take the grid down
         (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
         reason = f"{type(e).__name__}: {e}".strip()
-        return {**base, "status": FAILED, "error": reason[:2000], "wall_s": time.time() - t0}
+        errno = {"errno": e.errno} if isinstance(e, OSError) else {}  # ENOSPC: the driver stops dispatching
+        return {**base, "status": FAILED, "error": reason[:2000], "wall_s": time.time() - t0, **errno}

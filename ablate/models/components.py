@@ -23,6 +23,10 @@ for _name, _help, _meta in (
     ("none", "no position information: self-attention is then permutation-equivariant", {}),
 ):
     POSITIONAL.declare(_name, "ablate.models.positional", help=_help, **_meta)
+POSITIONAL.declare("alibi", "ablate.models.alibi", help="ALiBi (Press et al. 2022): no embeddings; each head "
+                   "penalises attention scores linearly in distance (encoder: a mirror slope to the right)")
+POSITIONAL.declare("alibi_symmetric", "ablate.models.alibi", help="ALiBi with -m|i-j| in the encoder (data2vec "
+                   "2.0): blind to a source's direction, so an encoder-decoder cannot learn reverse")
 
 for _name, _help in (
     ("multihead", "multi-head scaled dot-product attention (Vaswani et al. 2017)"),

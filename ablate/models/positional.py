@@ -3,7 +3,7 @@
 A PositionalEncoding has three hooks, each a no-op unless the encoding needs it:
     embed(x)                      add to the (scaled) token embeddings        sinusoidal, learned
     rotate(q, k)                  rotate queries and keys in self-attention   rotary
-    score_bias(Lq, Lk, H, device) a (H|1, Lq, Lk) bias added to the scores    (e.g. ALiBi)
+    score_bias(Lq, Lk, H, device) a (H|1, Lq, Lk) bias added to the scores    alibi
 Attention layers call rotate and score_bias; stacks call embed. A new encoding is one subclass
 registered in POSITIONAL (ablate.models.components); nothing else needs to know it.
 """
@@ -33,6 +33,9 @@ class PositionalEncoding(nn.Module):
         return q, k
 
     def score_bias(self, Lq: int, Lk: int, n_heads: int, device: torch.device) -> Optional[torch.Tensor]:
+        """(H|1, Lq, Lk) added to the scores, or None. As for rotate, the queries are the last Lq positions of
+        the Lk keys (a KV cache's new block); an encoding may also accept LongTensors of absolute query and key
+        positions in place of the counts (alibi does)."""
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

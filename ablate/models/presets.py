@@ -114,3 +114,6 @@ def build_transformer(cfg: TransformerConfig, info: TaskInfo) -> SeqModel:
             torch.nn.init.normal_(table.weight, std=cfg.d_model**-0.5)
             table.weight[table.padding_idx].zero_()
     return model
+
+# Archs in files of their own register on import (each file is torch-free at load, as this one).
+import ablate.models.ssm  # noqa: E402,F401

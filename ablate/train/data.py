@@ -8,6 +8,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from ablate.tasks import Split, TaskData
 from ablate.tasks.vocab import Vocab
+from ablate.train.checkpointing import ResumableBatchSampler
 
 
 class SplitDataset(Dataset):
@@ -42,13 +43,19 @@ class TaskDataModule(pl.LightningDataModule):
     def __init__(self, data: TaskData, batch_size: int, eval_batch_size: int = 256, seed: int = 0):
         super().__init__()
         self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
+        self.train_sampler: ResumableBatchSampler | None = None
+        self.resume_sampler: dict | None = None  # set by ResumeCheckpoint when the run resumes
 
     def _loader(self, split: Split, batch_size: int, shuffle: bool) -> DataLoader:
         ds = SplitDataset(split)
-        if shuffle:  # a seeded generator: the same seed gives the same batch order
-            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
-        else:
-            sampler = SequentialSampler(ds)
+        if shuffle:  # a seeded generator: the same seed gives the same batch order, resumable mid-epoch
+            self.train_sampler = ResumableBatchSampler(
+                RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)), batch_size)
+            if self.resume_sampler is not None:
+                self.train_sampler.load_state_dict(self.resume_sampler)
+                self.resume_sampler = None
+            return DataLoader(ds, batch_sampler=self.train_sampler, collate_fn=_identity)
+        sampler = SequentialSampler(ds)
         return DataLoader(ds, batch_sampler=BatchSampler(sampler, batch_size, drop_last=False), collate_fn=_identity)
 
     def train_dataloader(self) -> DataLoader:

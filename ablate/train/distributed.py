@@ -25,7 +25,8 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ablate.config import RunConfig
-from ablate.train.data import TaskDataModule
+from ablate.train.checkpointing import ResumableBatchSampler
+from ablate.train.data import SplitDataset, TaskDataModule, _identity
 
 DDP_ARGS = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters  # torch >= 2.12 renamed one
 
@@ -52,8 +53,14 @@ class DistributedData(TaskDataModule):
         return DataLoader(loader.dataset, sampler=sampler, batch_size=batch_size, collate_fn=loader.collate_fn)
 
     def train_dataloader(self) -> DataLoader:  # reshuffled each epoch (Lightning calls set_epoch)
-        return self._shard(super().train_dataloader(), DistributedSampler, self.batch_size, shuffle=True,
-                           seed=self.seed)
+        t, ds = self.trainer, self.data.train
+        sampler = DistributedSampler(SplitDataset(ds), num_replicas=t.world_size, rank=t.global_rank, shuffle=True,
+                                     seed=self.seed)
+        self.train_sampler = ResumableBatchSampler(sampler, self.batch_size)  # its place survives a resume
+        if self.resume_sampler is not None:
+            self.train_sampler.load_state_dict(self.resume_sampler)
+            self.resume_sampler = None
+        return DataLoader(SplitDataset(ds), batch_sampler=self.train_sampler, collate_fn=_identity)
 
     def val_dataloader(self) -> DataLoader:
         return self._shard(super().val_dataloader(), EvalShard, self.eval_batch_size, shuffle=False)

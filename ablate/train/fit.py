@@ -36,6 +36,7 @@ from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.textmetrics import signatures
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
+from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
@@ -97,29 +98,31 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
-                           save_top_k=1, save_last=t.test_on == "last", enable_version_counter=False,
-                           save_weights_only=True)  # testing and `attend` need the weights only; saves faster
+                           save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
+                           save_weights_only=True)  # weights only: all testing and `attend` need; saves faster
     timer = TrainTimer()
+    resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
     stoppers = stop_callbacks(t)
     loggers = make_loggers(cfg, run_dir, meta)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
-        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[ckpt, resume, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run_dir))
     fit_time = time.perf_counter() - t0
     if trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
         raise KeyboardInterrupt
     use_best = t.test_on == "best" and ckpt.best_model_path
     test_ckpt = ckpt.best_model_path if use_best else None
     tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    finish_resume(run_dir, trainer, keep_last_weights=t.test_on == "last")
     finish(loggers)
     if trainer.global_rank != 0:
         return {}
@@ -147,6 +150,7 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "peak_mem_mb": peak,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        "resumed_at_step": resume.resumed_at_step,
         **stop_fields(stoppers),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},

@@ -29,7 +29,7 @@ test: $(STAMP)
 
 # Re-run every shipped experiment and rewrite its sample report under reports/ (about 2 hours on 2 cores).
 reports: $(STAMP)
-	for e in quickstart positional coreference transformer_ablation bottleneck architectures; do \
+	for e in quickstart positional coreference transformer_ablation bottleneck architectures my_corpus; do \
 		$(BIN)/ablate run experiments/$$e.yaml --workers 2 || exit $$?; done
 	$(BIN)/ablate run experiments/throughput.yaml --workers 1
 

@@ -23,7 +23,8 @@ from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
 
-MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc"]  # the validation metrics a run logs
+# The validation metrics a run logs (val/bleu and val/chrf where the task defines them).
+MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"]
 
 
 @dataclass
@@ -33,6 +34,10 @@ class TrainConfig:
                             "first); -1: no limit")
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
+    batching: str = option("random", "training batches: random, or bucket (similar lengths batched together, "
+                           "batches shuffled)", choices=["random", "bucket"])
+    max_tokens: int = option(0, "> 0: token-budget training batches of at most this many padded source+target "
+                             "tokens (batch_size then unused for training)", minimum=0)
     lr: float = option(1.0e-3, "learning rate", above=0)
     optimizer: str = option("adamw", "optimizer", choices=["adam", "adamw"])
     weight_decay: float = option(0.0, "weight decay", minimum=0)
@@ -41,18 +46,33 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the training loss", minimum=0, below=1)
     grad_clip: float = option(1.0, "max gradient norm; 0 = off", minimum=0)
     test_on: str = option("best", "test the best validation checkpoint or the last", choices=["best", "last"])
-    monitor: str = option("val/loss", "the validation metric that picks 'best'", choices=lambda: MONITORS)
+    monitor: str = option("val/loss", "the validation metric that picks 'best' (val/bleu, val/chrf: tasks with "
+                          "BLEU; higher is better)", choices=lambda: MONITORS)
     val_every: int = option(1, "validate every N epochs", minimum=1)
     val_every_n_steps: int = option(0, "> 0: validate every N optimizer steps instead (counted across epochs)")
+    val_subset: int = option(0, "> 0: validate on a fixed seeded subset of this many validation examples (test "
+                             "always uses the whole test split)", minimum=0)
     early_stopping: Optional[EarlyStoppingConfig] = option(None, "{patience, min_delta} on monitor")
     target: Optional[TargetConfig] = option(None, "{metric, value}: stop once reached; the result records "
                                             "steps_to_target")
     accelerator: str = option("cpu", "Lightning accelerator")
     devices: Any = option(1, "Lightning devices")
     strategy: str = option("auto", "Lightning strategy")
-    precision: str = option("32-true", "Lightning precision")
+    precision: str = option("32-true", "Lightning precision (e.g. bf16-mixed)")
+    compile: bool = option(False, "torch.compile the model")
     deterministic: bool = option(True, "deterministic algorithms")
     cpus_per_run: int = option(1, "CPUs per run (ray executor)", minimum=1)
+
+
+@dataclass
+class EvalConfig:
+    """How validation and test decode; never what is trained (a run differing only here reuses the trained
+    checkpoint of the finished one and only re-tests: ablate.train.reuse)."""
+
+    beam_size: int = option(1, "hypotheses kept per example when decoding; 1 = greedy (seq_acc's default)",
+                            minimum=1)
+    length_penalty: float = option(1.0, "beam search ranks finished hypotheses by score / length ** this "
+                                   "(0: raw log-probability)", minimum=0)
 
 
 @dataclass
@@ -90,9 +110,9 @@ class SlurmConfig:
 
 
 CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
-TOP_KEYS = ["name", "description", "task", "model", "train", "logger", "seeds", "grid", "variants", "tune", "report",
-            "slurm"]
-SECTIONS = {"train": TrainConfig, "logger": LoggerConfig, "report": ReportConfig,
+TOP_KEYS = ["name", "description", "task", "model", "train", "eval", "logger", "seeds", "grid", "variants", "tune",
+            "report", "slurm"]
+SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
 
@@ -105,13 +125,23 @@ class RunConfig:
     train: TrainConfig
     seed: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def identity(self) -> dict[str, Any]:
+    def training_identity(self) -> dict[str, Any]:
+        """What decides the trained weights: everything but eval (and the logger)."""
         return {"task": asdict(self.task), "model": asdict(self.model), "train": asdict(self.train),
                 "seed": self.seed}
 
+    def identity(self) -> dict[str, Any]:
+        """What decides the run's numbers; eval enters only when not the default, so runs planned before
+        the eval section existed keep their ids."""
+        ident = self.training_identity()
+        if self.eval != EvalConfig():
+            ident["eval"] = asdict(self.eval)
+        return ident
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.identity(), "logger": asdict(self.logger)}
+        return {**self.identity(), "eval": asdict(self.eval), "logger": asdict(self.logger)}
 
 
 @dataclass
@@ -179,7 +209,8 @@ def parse_overrides(items: list[str], where: str = "command line") -> dict[str, 
 
 def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
     """Each section's values against its dataclass's declared choices and bounds, plus the checks between keys."""
-    errors = field_errors(cfg.train, "train", where) + field_errors(cfg.logger, "logger", where)
+    errors = (field_errors(cfg.train, "train", where) + field_errors(cfg.eval, "eval", where)
+              + field_errors(cfg.logger, "logger", where))
     if isinstance(cfg.task.seed, int) and cfg.task.seed < 0:  # tasks check their own options
         errors.append(ConfigError("task.seed", cfg.task.seed, "must be >= 0", where))
     check = TASKS.meta(cfg.task.name).get("check")
@@ -188,6 +219,12 @@ def _check_values(cfg: RunConfig, where: str) -> list[ConfigError]:
             check(cfg.task)
         except ValueError as e:
             errors.append(ConfigError("task", cfg.task.name, str(e), where))
+    task_metrics = TASKS.meta(cfg.task.name).get("metrics", ())  # corpus metrics a task defines (BLEU, chrF)
+    wanted = cfg.train.monitor.removeprefix("val/")
+    if wanted in ("bleu", "chrf") and wanted not in task_metrics:
+        having = ", ".join(n for n in TASKS if wanted in TASKS.meta(n).get("metrics", ()))
+        errors.append(ConfigError("train.monitor", cfg.train.monitor, f"task {cfg.task.name!r} has no {wanted} "
+                                  f"(tasks with it: {having})", where))
     errors += check_stopping(cfg.train, MONITORS, where)
     return errors
 
@@ -228,14 +265,15 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
         parts["model"], notes = model_config(tree.get("model"), where)
     except ConfigErrors as e:
         errors += e.errors
-    for section in ("train", "logger"):
+    for section in ("train", "eval", "logger"):
         try:
             parts[section] = _structured(section, SECTIONS[section], tree.get(section), where)
         except ConfigErrors as e:
             errors += e.errors
     if errors:
         raise ConfigErrors(errors)
-    cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"])
+    cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"],
+                    eval=parts["eval"])
     errors = _check_values(cfg, where)
     if errors:
         raise ConfigErrors(errors)
@@ -313,7 +351,7 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
             errors += e.errors
     if errors:
         raise ConfigErrors(errors)
-    base = {k: raw.get(k) or {} for k in ("task", "model", "train", "logger")}
+    base = {k: raw.get(k) or {} for k in ("task", "model", "train", "eval", "logger")}
     return Experiment(name=name, path=path, base=base, seeds=list(seeds), grid={k: list(v) for k, v in grid.items()},
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
                       slurm=sections["slurm"], description=raw.get("description") or header_comment(text),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields, is_dataclass
 
 from ablate.models import ARCHS
 from ablate.registry import Registry
@@ -49,7 +49,18 @@ def listing() -> str:
     for name in TASKS.names():
         meta = TASKS.meta(name)
         lines.append(f"  {name:<20} [{meta.get('kind', 'seq2seq')}] {meta.get('help', '')}")
-        opts = [f"{f.name}={f.default if f.default is not MISSING else '?'}" for f in fields(meta["config"])
-                if f.name != "name"]
+        opts = [f"{f.name}={_default(f)}" for f in fields(meta["config"]) if f.name != "name"]
         lines.append(f"  {'':<20}   {', '.join(opts)}")
     return "\n".join(lines)
+
+
+def _default(f) -> str:
+    """A field's default as the YAML a user would write (nested options as {key: value, ...})."""
+    if f.default is not MISSING:
+        return str(f.default)
+    if f.default_factory is not MISSING:
+        value = f.default_factory()
+        if is_dataclass(value):
+            return "{" + ", ".join(f"{k}: {v}" for k, v in asdict(value).items()) + "}"
+        return str(value)
+    return "?"

@@ -19,7 +19,8 @@ from pathlib import Path
 from common import Row, print_rows
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["harness_overhead", "transformer_layer", "lstm_encoder", "attention_style", "grid_scaling", "ssm"]
+BENCHMARKS = ["harness_overhead", "transformer_layer", "lstm_encoder", "attention_style", "grid_scaling", "ssm",
+              "corpus", "decode", "batching"]
 
 
 def main() -> int:

@@ -146,3 +146,18 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- subword cache
+@pytest.fixture(autouse=True, scope="session")
+def _subword_cache(tmp_path_factory):
+    """Sentencepiece models trained by tests go to a temporary cache, never the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("ABLATE_CACHE_DIR")
+    os.environ["ABLATE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("ABLATE_CACHE_DIR", None)
+    else:
+        os.environ["ABLATE_CACHE_DIR"] = old

@@ -283,7 +283,9 @@ def test_ddp_two_cpu_processes_reduce_over_the_whole_test_set(work):
     run = d / "ddp" / "scale" / r["run_id"]
     assert r["steps"] == 256 // 2 // 32  # each rank takes half of every epoch, in batches of 32
     assert sorted(f.name for f in run.iterdir()) == ["by_length.csv", "checkpoints", "config.yaml", "metrics.csv",
-                                                     "result.json", "vocab.json"]
+                                                     "result.json", "test_samples.jsonl", "vocab.json"]
+    samples = [json.loads(line) for line in (run / "test_samples.jsonl").read_text().splitlines()]
+    assert sorted(s["index"] for s in samples) == list(range(N_TEST))  # every rank's share, each example once
     rows = list(csv.DictReader((run / "by_length.csv").open()))
     assert sum(int(row["n"]) for row in rows) == N_TEST  # all ranks' examples, each once
 

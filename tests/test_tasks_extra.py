@@ -30,7 +30,7 @@ from ablate.tasks.translate import (
     source_words,
     target_words,
 )
-from ablate.tasks.tsv import TsvConfig
+from ablate.tasks.tsv import TsvConfig, VocabConfig
 
 NEW_TASKS = {"scan": "seq2seq", "coref": "classification", "listops": "classification",
              "translate": "seq2seq", "tsv": "seq2seq"}
@@ -42,17 +42,19 @@ NEW_TASKS = {"scan": "seq2seq", "coref": "classification", "listops": "classific
 def rows(data: TaskData, split: str) -> list[tuple[list[str], list[str]]]:
     """Decoded (source, target) tokens of every example of a split."""
     s = data.splits[split]
-    return [(data.vocab.decode(s.src[i, : s.src_len[i]].tolist(), strip=False),
+    return [(data.src_vocab.decode(s.src[i, : s.src_len[i]].tolist(), strip=False),
              data.vocab.decode(s.tgt[i, : s.tgt_len[i]].tolist()))
             for i in range(len(s))]
 
 
 def sources(data: TaskData, split: str) -> set[tuple[str, ...]]:
+    if data.splits[split].src_text is not None:  # tsv: the raw text (words outside train's vocabulary are <unk>)
+        return {tuple(src.split()) for src in data.splits[split].src_text}
     return {tuple(src) for src, _ in rows(data, split)}
 
 
 def same_data(a: TaskData, b: TaskData) -> bool:
-    if a.vocab.itos != b.vocab.itos:
+    if a.vocab.itos != b.vocab.itos or a.src_vocab.itos != b.src_vocab.itos:
         return False
     for name in ("train", "val", "test"):
         x, y = a.splits[name], b.splits[name]
@@ -112,7 +114,7 @@ def test_deterministic_sizes_disjoint_roundtrip(case, good_tsv):
     tr, va, te = (sources(data, s) for s in ("train", "val", "test"))
     assert len(tr) == cfg.n_train and not (tr & va) and not (tr & te) and not (va & te)
 
-    vocab = data.vocab
+    vocab = data.src_vocab
     for split in data.splits.values():
         for i in range(len(split)):
             ids = split.src[i, : split.src_len[i]].tolist()
@@ -122,7 +124,7 @@ def test_deterministic_sizes_disjoint_roundtrip(case, good_tsv):
         assert (data.train.tgt_len == 1).all() and data.train.tgt.size(1) == 1
     else:
         ends = data.train.tgt[torch.arange(len(data.train)), data.train.tgt_len - 1]
-        assert (ends == vocab.eos).all()
+        assert (ends == data.vocab.eos).all()
 
 
 def test_vocab_save_load(tmp_path):
@@ -138,7 +140,12 @@ def test_vocab_save_load(tmp_path):
     (ListOpsConfig(min_len=500), ["min_len", "500"]),
     (TranslateConfig(min_len=3), ["min_len", "3"]),
     (TranslateConfig(min_len=20, max_len=10), ["max_len", "10"]),
-    (TsvConfig(path="x.tsv", tokens="bpe"), ["tokens", "bpe", "word", "char"]),
+    (TsvConfig(path="x.tsv", tokens="wordpiece"), ["tokens", "wordpiece", "word", "char", "bpe", "unigram"]),
+    (TsvConfig(path="x.tsv", tokens="bpe", vocab=VocabConfig(min_freq=2)), ["min_freq", "vocab_size"]),
+    (TsvConfig(path="x.tsv", vocab_size=100), ["vocab_size", "bpe"]),
+    (TsvConfig(path="x.tsv", vocab=VocabConfig(max_size=-1)), ["max_size", "-1"]),
+    (TsvConfig(path="x.tsv", train="t.tsv"), ["path", "train"]),
+    (TsvConfig(val="v.tsv"), ["train"]),
     (TsvConfig(path="x.tsv", val_frac=0.5, test_frac=0.5), ["val_frac", "test_frac"]),
     (TsvConfig(), ["path"]),
 ])
@@ -420,17 +427,22 @@ def test_translate_bleu():
 def test_tsv_word_file_loads_everything(good_tsv):
     data = build_task(TsvConfig(path=good_tsv))
     assert (len(data.train), len(data.val), len(data.test)) == (48, 6, 6)
-    got = {" ".join(s) + "\t" + " ".join(t) for name in data.splits for s, t in rows(data, name)}
+    got = {s + "\t" + t for split in data.splits.values() for s, t in zip(split.src_text, split.tgt_text)}
     assert got == set(GOOD_TSV)
+    # the training split's ids decode to its text exactly (the vocabularies come from it)
+    assert {" ".join(s) + "\t" + " ".join(t) for s, t in rows(data, "train")} == {
+        s + "\t" + t for s, t in zip(data.train.src_text, data.train.tgt_text)}
     assert "bleu" in data.metrics
 
 
 def test_tsv_char_tokens(tmp_path):
     path = write_tsv(tmp_path / "c.tsv", [f"ab {i}\tba{i}" for i in range(20)])
     data = build_task(TsvConfig(path=path, tokens="char"))
-    pairs = {tuple(s): t for name in data.splits for s, t in rows(data, name)}
-    assert len(pairs) == 20 and pairs[("a", "b", "▁", "7")] == ["b", "a", "7"]
-    assert "bleu" in data.metrics  # scored on the detokenized text, so on words: "a b c d" against itself
+    pairs = {tuple(s): t for s, t in rows(data, "train")}
+    src = next(s for s in data.train.src_text if s.startswith("ab 1"))
+    assert pairs[tuple(src.replace(" ", "▁"))] == list(src.replace("ab ", "ba"))
+    assert sum(len(s) for s in data.splits.values()) == 20
+    assert set(data.metrics) == {"bleu", "chrf"}  # on the detokenized text
     words = [["a", "▁", "b", "▁", "c", "▁", "d"]]
     assert data.metrics["bleu"](words, words) == pytest.approx(100.0)
 
@@ -438,8 +450,8 @@ def test_tsv_char_tokens(tmp_path):
 def test_tsv_duplicates_and_shared_sources(tmp_path):
     lines = [f"s{i}\tt{i}" for i in range(30)] + ["s0\tt0", "s1\tother"] + ["", "   "]  # blank lines are skipped
     data = build_task(TsvConfig(path=write_tsv(tmp_path / "d.tsv", lines)))
-    all_rows = [(tuple(s), tuple(t)) for name in data.splits for s, t in rows(data, name)]
-    assert len(all_rows) == 31 and (("s0",), ("t0",)) in all_rows  # the identical line kept once
+    all_rows = [(s, t) for split in data.splits.values() for s, t in zip(split.src_text, split.tgt_text)]
+    assert len(all_rows) == 31 and ("s0", "t0") in all_rows  # the identical line kept once
     split_of = {name: sources(data, name) for name in data.splits}
     assert sum(("s1",) in srcs for srcs in split_of.values()) == 1  # both s1 lines in one split
 

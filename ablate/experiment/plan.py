@@ -47,9 +47,18 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def run_id(cfg: RunConfig) -> str:
-    blob = json.dumps(cfg.identity(), sort_keys=True, separators=(",", ":"), default=str)
+def _hash(ident: dict[str, Any]) -> str:
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def run_id(cfg: RunConfig) -> str:
+    return _hash(cfg.identity())
+
+
+def train_id(cfg: RunConfig) -> str:
+    """The id of what a run trains (its config without eval): runs sharing it can share one checkpoint."""
+    return _hash(cfg.training_identity())
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -22,11 +22,12 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         cfg = yaml.safe_load((d / "config.yaml").read_text()) or {}
         row = {"run_id": d.name, "variant": res.get("variant", ""), "label": res.get("label", ""),
                "seed": cfg.get("seed"), "status": res.get("status")}
-        row.update({k: v for k, v in flatten({k: cfg[k] for k in ("task", "model", "train") if k in cfg}).items()})
+        sections = {k: cfg[k] for k in ("task", "model", "train", "eval") if k in cfg}
+        row.update({k: v for k, v in flatten(sections).items()})
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
-                  "resumed_at_step"):
+                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s"):
             if k in res:
                 row[k] = res[k]
         if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)

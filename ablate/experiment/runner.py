@@ -13,6 +13,7 @@ from ablate.config import Experiment
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.experiment.claims import CLAIM, DISK_FULL, HOST, Claims, is_stale, read_claim
 from ablate.experiment.executors import get_executor
+from ablate.experiment.in_flight import InFlightStatus
 from ablate.experiment.plan import Plan, PlannedRun
 from ablate.experiment.results import rebuild_results
 from ablate.experiment.store import (
@@ -102,6 +103,9 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     elsewhere: dict[str, tuple[PlannedRun, dict[str, Any]]] = {}  # run id -> (run, the live owner's claim)
     stopped: list[str] = []  # why dispatching stopped (a full disk)
 
+    # Parallel local runs: a periodic status line of the runs in flight instead of each run's own progress.
+    in_flight = InFlightStatus(out) if executor == "local" and workers > 1 else None
+
     def fail(spec: RunSpec, reason: str, errno: Optional[int]) -> None:
         on_done(spec, {**spec.meta, "status": FAILED, "error": reason, "errno": errno})
 
@@ -128,9 +132,13 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
             return False
         if resumed:
             print(f"resuming {r.label} seed {r.seed} ({r.run_id}) from its checkpoint", file=out, flush=True)
+        if in_flight is not None:
+            in_flight.running[spec.run_id] = d
         return True
 
     def on_done(spec: RunSpec, result: dict[str, Any]) -> None:
+        if in_flight is not None:
+            in_flight.running.pop(spec.run_id, None)
         r, d = by_id[spec.run_id], store.run_dir(spec.run_id)
         claim = claims.held.get(d / CLAIM)
         result = {**result, "variant": r.variant, "label": r.label, "grid_point": r.point, "seed": r.seed,
@@ -153,6 +161,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
 
     finished_elsewhere = 0
     try:
+        if in_flight is not None:
+            in_flight.start()
         dispatch(todo)
         while elsewhere and wait and not stopped:  # runs another driver holds: wait, or take over a dead one's
             mine, finished_elsewhere = poll_elsewhere(store, elsewhere, failed, claims.stale_after, out,
@@ -163,6 +173,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
         print(f"\ninterrupted: {progress.done} runs finished and kept; run {again} to resume", file=out)
         raise
     finally:
+        if in_flight is not None:
+            in_flight.stop()
         claims.close()
         try:
             rebuild_results(store.root)

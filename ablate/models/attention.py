@@ -7,12 +7,22 @@ Every attention kind is registered in ATTENTION (ablate.models.components) and h
 so a layer can swap one for another. `positional` (a PositionalEncoding, for self-attention) may rotate
 queries and keys and add a bias to the scores. Weights are returned when need_weights is true
 (heatmaps); otherwise multi-head takes the fused SDPA kernel.
+
+Cached decoding (the step contract of SeqModel) uses two more methods, which every kind has:
+    memory_state(memory (B, S, D), key_pad) -> m          the source's keys/values, computed once
+    attend_memory(query (B, n, D), m) -> (B, n, D)        cross-attention of new queries over it
+    self_step(x (B, n, D), cache, positions (B, n), valid (B, n) | None) -> (out (B, n, D), cache)
+        causal self-attention of a block of new tokens at absolute positions over all earlier ones; cache is
+        what the kind keeps of them (None before the first block). valid marks the tokens that enter the
+        cache (a prefix LM's first block is padded past each row's end); invalid ones must come last.
+The default implementation (a KVCache) builds on four parts each kind defines: _q, _kv, _scores, _out.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -46,12 +56,90 @@ def masked_softmax(scores: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.
     return scores.softmax(dim=-1)
 
 
+@dataclass
+class KVCache:
+    """Keys and values of every earlier position, stored at their absolute positions (slot j = position j).
+
+    k (B, H, cap, d_k) rotated, v (B, H, cap, d_v); a row's slots beyond its newest position hold stale
+    values that its queries never see (key j is visible to a query at position p only when j <= p) and
+    that the next tokens overwrite. cap doubles when a position does not fit.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+
+    def select(self, idx: torch.Tensor) -> KVCache:
+        return KVCache(self.k[idx], self.v[idx])
+
+
+def _grow(t: torch.Tensor, need: int) -> torch.Tensor:
+    cap = t.size(2)
+    if need <= cap:
+        return t
+    return torch.cat([t, t.new_zeros(*t.shape[:2], max(need, 2 * cap) - cap, t.size(3))], dim=2)
+
+
 class Attention(nn.Module):
     """Holds the positional encoding without owning it (its stack does: one table, one place in state_dict)."""
 
     def __init__(self, positional: Optional[PositionalEncoding] = None):
         super().__init__()
         object.__setattr__(self, "positional", positional)
+
+    # ---- the parts of the generic cached path: (B, L, D) -> per-head (B, H, L, d), and back
+    def _q(self, query: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:  # (B, H, Lq, Lk)
+        return q @ k.transpose(-2, -1)
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:  # (B, H, Lq, d_v) -> (B, Lq, D)
+        return y[:, 0]
+
+    def _attend(self, q, k, v, mask: Optional[torch.Tensor], bias: Optional[torch.Tensor]) -> torch.Tensor:
+        scores = self._scores(q, k)
+        if bias is not None:
+            scores = scores + bias
+        return self._out(masked_softmax(scores, mask) @ v)
+
+    # ---- cached decoding
+    def memory_state(self, memory: torch.Tensor, key_pad: Optional[torch.Tensor]) -> Any:
+        k, v = self._kv(memory)
+        return k, v, key_pad
+
+    def attend_memory(self, query: torch.Tensor, m: Any) -> torch.Tensor:
+        k, v, key_pad = m
+        mask = None if key_pad is None else (~key_pad)[:, None, None, :]
+        return self._attend(self._q(query), k, v, mask, None)
+
+    def select_memory(self, m: Any, idx: torch.Tensor) -> Any:
+        k, v, key_pad = m
+        return k[idx], v[idx], None if key_pad is None else key_pad[idx]
+
+    def self_step(self, x: torch.Tensor, cache: Optional[KVCache], positions: torch.Tensor,
+                  valid: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, KVCache]:
+        q = self._q(x)
+        k, v = self._kv(x)
+        if self.positional is not None:
+            q, k = self.positional.rotate_at(q, positions), self.positional.rotate_at(k, positions)
+        B, H, n, _ = k.shape
+        need = int(positions.max()) + 1
+        if cache is None:
+            cache = KVCache(k.new_zeros(B, H, need, k.size(-1)), v.new_zeros(B, H, need, v.size(-1)))
+        K, V = _grow(cache.k, need), _grow(cache.v, need)
+        at = positions[:, None, :, None]
+        K = K.scatter(2, at.expand_as(k), k)
+        V = V.scatter(2, at.expand_as(v), v)
+        cap = K.size(2)
+        mask = (torch.arange(cap, device=x.device)[None, None] <= positions[..., None])[:, None]  # (B,1,n,cap)
+        bias = None if self.positional is None else self.positional.score_bias_at(positions, cap, H, x.device)
+        return self._attend(q, K, V, mask, bias), KVCache(K, V)
+
+    def select_self(self, cache: Any, idx: torch.Tensor) -> Any:
+        return cache.select(idx)
 
     def _rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (q, k) if self.positional is None else self.positional.rotate(q, k)
@@ -86,6 +174,24 @@ class MultiHeadAttention(Attention):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
         B, L, _ = x.shape
         return x.view(B, L, self.h, -1).transpose(1, 2)
+
+    def _q(self, query):
+        return self._heads(F.linear(query, self.qkv.weight[: self.qk_inner], self.qkv.bias[: self.qk_inner]))
+
+    def _kv(self, memory):
+        n = self.qk_inner
+        k, v = F.linear(memory, self.qkv.weight[n:], self.qkv.bias[n:]).split([n, self.inner], dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def _out(self, y):
+        return self.out(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner))
+
+    def _attend(self, q, k, v, mask, bias):
+        # the fused kernel, as forward uses: a float mask carries the bias and -inf where not allowed
+        if bias is not None:
+            bias = bias.to(q.dtype).expand(q.size(0), -1, -1, -1)
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        return self._out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
 
     def forward(
         self,
@@ -138,6 +244,15 @@ class AdditiveAttention(Attention):
         self.wk = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, 1, bias=False)
 
+    def _q(self, query):
+        return self.wq(query)[:, None]
+
+    def _kv(self, memory):
+        return self.wk(memory)[:, None], memory[:, None]
+
+    def _scores(self, q, k):
+        return self.v(torch.tanh(q[:, 0, :, None] + k[:, 0, None])).squeeze(-1)[:, None]
+
     def forward(self, query, memory=None, key_pad=None, causal=False, need_weights=False):
         memory = query if memory is None else memory
         q, k = self._rotate(self.wq(query)[:, None], self.wk(memory)[:, None])  # (B, 1, L, D)
@@ -156,6 +271,12 @@ class DotAttention(Attention):
     def __init__(self, d_model: int, n_heads: int = 1, d_k: Optional[int] = None, d_v: Optional[int] = None,
                  dropout: float = 0.0, positional: Optional[PositionalEncoding] = None):
         super().__init__(positional)
+
+    def _q(self, query):
+        return query[:, None]
+
+    def _kv(self, memory):
+        return memory[:, None], memory[:, None]
 
     def forward(self, query, memory=None, key_pad=None, causal=False, need_weights=False):
         memory = query if memory is None else memory

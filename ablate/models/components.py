@@ -34,3 +34,6 @@ for _name, _help in (
     ("dot", "Luong et al. 2015: score = q . k"),
 ):
     ATTENTION.declare(_name, "ablate.models.attention", help=_help)
+ATTENTION.declare("linear", "ablate.models.linear_attention",
+                  help="Katharopoulos et al. 2020: kernel phi = elu + 1, causal by cumulative sums, constant-size "
+                       "decoding state")

@@ -2,8 +2,17 @@
 
 With memory=None a decoder is a causal language model: that is how the
 single-stack rnn/gru/lstm/cnn presets read the input and then write the output.
-Recurrent decoders carry a state, so decoding one token is one step; the others
-are re-run over the prefix (they expose supports_state = False).
+
+Decoding one token is one step for every decoder that exposes supports_state = True:
+    forward(x, memory, state=None, lengths=None)   teacher-forced over the whole (B, T, D) prefix
+    forward(x, memory, state=S)                     the n new tokens after those S has seen -> new state
+    forward(x, memory, state=None, lengths=L)       the first block of a decode (L (B,) real tokens per row)
+    start(memory) -> S                              the state before the first token (None: from memory)
+    reorder(S, idx) -> S                            rows idx of S (beam search)
+Recurrent decoders keep their cell state; the Transformer a KV cache per layer (and the cross-attention
+keys/values of the memory, computed once); the causal CNN the last (kernel_size - 1) * dilation inputs of
+each layer. A Transformer without the causal mask has supports_state = False: each position's output
+changes as the prefix grows, so a cache would compute another function; it is re-run over the prefix.
 """
 
 from __future__ import annotations
@@ -93,6 +102,16 @@ class RNNDecoder(nn.Module):
             state = FedState(state, h.new_zeros(h.size(1), h.size(2)))
         return state
 
+    def reorder(self, state, idx: torch.Tensor):
+        """Rows idx of a state: cell states are (n_layers, B, D), the fed output (B, D)."""
+        if state is None:
+            return None
+        if isinstance(state, FedState):
+            return FedState(self.reorder(state.rnn, idx), state.feed[idx])
+        if isinstance(state, tuple):
+            return tuple(s[:, idx] for s in state)
+        return state[:, idx]
+
     def forward(self, x: torch.Tensor, memory: Optional[EncoderOutput] = None, state=None,
                 lengths: Optional[torch.Tensor] = None, need_weights: bool = False) -> DecoderOutput:
         if state is None:
@@ -143,12 +162,21 @@ for _cell in RNN_CELLS:
 
 
 # ---------------------------------------------------------------- causal CNN
+@dataclass
+class ConvState:
+    """bufs: per layer the last (kernel_size - 1) * dilation normed inputs (B, span, D) (None before the first
+    token: zeros, the causal left padding); memory: the cross-attention's keys/values of the source, or None."""
+
+    bufs: Optional[list]
+    memory: object = None
+
+
 @DECODERS.register("cnn", help="causal dilated convolutions (+ multi-head attention over the source, if any)")
 class CNNDecoder(nn.Module):
     """cross_attention builds the attention over an encoder's memory; a prefix LM (memory=None) has none to
     attend to, so it builds none (parameters that never run would inflate the count match_params matches)."""
 
-    supports_state = False
+    supports_state = True
 
     def __init__(self, d_model: int, n_layers: int, kernel_size: int, dropout: float, n_heads: int = 1,
                  cross_attention: bool = False):
@@ -157,7 +185,39 @@ class CNNDecoder(nn.Module):
         self.cross = MultiHeadAttention(d_model, n_heads, dropout=dropout) if cross_attention else None
         self.norm = nn.LayerNorm(d_model) if cross_attention else None
 
+    def start(self, memory: Optional[EncoderOutput]) -> Optional[ConvState]:
+        if memory is None:
+            return None
+        return ConvState(None, self._memory(memory))
+
+    def _memory(self, memory: Optional[EncoderOutput]):
+        if memory is None:
+            return None
+        if self.cross is None:
+            raise ValueError("this CNN decoder was built without cross_attention: it cannot read a memory")
+        return self.cross.memory_state(memory.memory, memory.pad if memory.pad.any() else None)
+
+    def reorder(self, state: ConvState, idx: torch.Tensor) -> ConvState:
+        bufs = None if state.bufs is None else [b[idx] for b in state.bufs]
+        mem = None if state.memory is None else self.cross.select_memory(state.memory, idx)
+        return ConvState(bufs, mem)
+
+    def _step(self, x, memory, state: Optional[ConvState], lengths) -> DecoderOutput:
+        if state is None:
+            state = ConvState(None, self._memory(memory))
+        bufs = state.bufs or [x.new_zeros(x.size(0), b.span, x.size(-1)) for b in self.stack.blocks]
+        new = []
+        for block, buf in zip(self.stack.blocks, bufs):
+            x, b = block.step(x, buf, lengths)
+            new.append(b)
+        h = self.stack.norm(x)
+        if state.memory is not None:
+            h = self.norm(h + self.cross.attend_memory(h, state.memory))
+        return DecoderOutput(h, ConvState(new, state.memory))
+
     def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
+        if state is not None or lengths is not None:
+            return self._step(x, memory, state, lengths)
         h = self.stack(x)
         attn = {}
         if memory is not None:
@@ -200,10 +260,39 @@ class TransformerDecoderLayer(nn.Module):
         x, _ = self._sub(2, x, lambda h: (self.ff(h), None))
         return x, ws, wc
 
+    def step(self, x, cache, mem_state, positions, valid):
+        """The cached form of forward over a block of new tokens: (x, new self-attention cache)."""
+        box = {}
+
+        def attend(h):
+            out, box["cache"] = self.self_attn.self_step(h, cache, positions, valid)
+            return out, None
+
+        x, _ = self._sub(0, x, attend)
+        if mem_state is not None:
+            x, _ = self._sub(1, x, lambda h: (self.cross_attn.attend_memory(h, mem_state), None))
+        x, _ = self._sub(2, x, lambda h: (self.ff(h), None))
+        return x, box["cache"]
+
+
+@dataclass
+class TransformerState:
+    """A Transformer decoder's decoding state.
+
+    layers: each layer's self-attention cache (its attention kind's: a KVCache, k/v (B, H, cap, d), for
+            multi-head; None before the first token)
+    memory: each layer's cross-attention keys/values of the encoder output, computed once (None: no memory)
+    pos:    (B,) the absolute position of each row's next token
+    """
+
+    layers: list
+    memory: Optional[list]
+    pos: torch.Tensor
+
 
 @DECODERS.register("transformer", help="masked self-attention + cross-attention + feed-forward (Vaswani et al. 2017)")
 class TransformerDecoder(TransformerStackBase):
-    supports_state = False
+    """With causal_mask (the default) decoding is cached (supports_state); without it, re-run."""
 
     def __init__(self, d_model, n_layers, n_heads, d_k, d_v, d_ff, dropout, norm="post", pos_encoding="sinusoidal",
                  max_len=512, causal_mask=True, attention="multihead"):
@@ -212,8 +301,47 @@ class TransformerDecoder(TransformerStackBase):
             TransformerDecoderLayer(d_model, n_heads, d_k, d_v, d_ff, dropout, norm, self.pos, causal_mask, attention)
             for _ in range(n_layers)
         )
+        self.supports_state = causal_mask
+
+    def start(self, memory: Optional[EncoderOutput], batch: Optional[int] = None,
+              device: Optional[torch.device] = None) -> TransformerState:
+        if memory is not None:
+            batch, device = memory.memory.size(0), memory.memory.device
+            key_pad = memory.pad if memory.pad.any() else None
+            mem = [layer.cross_attn.memory_state(memory.memory, key_pad) for layer in self.layers]
+        else:
+            mem = None
+        return TransformerState([None] * len(self.layers), mem,
+                                torch.zeros(batch, dtype=torch.long, device=device))
+
+    def reorder(self, state: TransformerState, idx: torch.Tensor) -> TransformerState:
+        layers = [None if c is None else layer.self_attn.select_self(c, idx)
+                  for layer, c in zip(self.layers, state.layers)]
+        mem = None if state.memory is None else [
+            layer.cross_attn.select_memory(m, idx) for layer, m in zip(self.layers, state.memory)]
+        return TransformerState(layers, mem, state.pos[idx])
+
+    def _step(self, x, memory, state: Optional[TransformerState], lengths) -> DecoderOutput:
+        if not self.supports_state:
+            raise ValueError("a Transformer decoder without the causal mask cannot decode with a cache: "
+                             "re-run it over the prefix")
+        if state is None:
+            state = self.start(memory, x.size(0), x.device)
+        n = x.size(1)
+        positions = state.pos[:, None] + torch.arange(n, device=x.device)[None]  # (B, n)
+        valid = None if lengths is None else torch.arange(n, device=x.device)[None] < lengths[:, None]
+        x = self.drop(self.pos.embed_at(x * self.scale, positions))
+        caches = []
+        for i, layer in enumerate(self.layers):
+            x, c = layer.step(x, state.layers[i], None if state.memory is None else state.memory[i],
+                              positions, valid)
+            caches.append(c)
+        pos = state.pos + (n if lengths is None else lengths)
+        return DecoderOutput(self.final_norm(x), TransformerState(caches, state.memory, pos))
 
     def forward(self, x, memory=None, state=None, lengths=None, need_weights=False) -> DecoderOutput:
+        if state is not None or lengths is not None:
+            return self._step(x, memory, state, lengths)
         x = self.embed(x)
         attn = {}
         for i, layer in enumerate(self.layers):

@@ -30,6 +30,15 @@ class EncoderOutput:
     state: object = None  # recurrent final state, (n_layers, B, D) or a (h, c) pair; None if not recurrent
     attn: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, H, S, S) when asked for
 
+    def select(self, idx: torch.Tensor) -> EncoderOutput:
+        """Rows idx (beam search repeats and reorders them); a recurrent state has its batch on dim 1."""
+        state = self.state
+        if isinstance(state, tuple):
+            state = tuple(s[:, idx] for s in state)
+        elif state is not None:
+            state = state[:, idx]
+        return EncoderOutput(self.memory[idx], self.pad[idx], state)
+
 
 # ---------------------------------------------------------------- MLP
 @ENCODERS.register("mlp", help="flattens the padded input into one vector; fully connected")
@@ -66,8 +75,23 @@ class ConvBlock(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.conv = nn.Conv1d(d_model, 2 * d_model, kernel_size, dilation=dilation)  # GLU halves it
         span = (kernel_size - 1) * dilation
+        self.span = span
         self.pad = (span, 0) if causal else (span // 2, span - span // 2)
         self.drop = nn.Dropout(dropout)
+
+    def step(self, x: torch.Tensor, buf: torch.Tensor,
+             lengths: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Causal only: new inputs x (B, n, D) after buf (B, span, D), the span normed inputs before them.
+        Returns the outputs and the new buffer: the span inputs before each row's next position (lengths:
+        how many of x's tokens are real per row; default all)."""
+        full = torch.cat([buf, self.norm(x)], dim=1)  # (B, span + n, D)
+        h = F.glu(self.conv(full.transpose(1, 2)), dim=1).transpose(1, 2)
+        if lengths is None:
+            new = full[:, full.size(1) - self.span:]
+        else:
+            idx = lengths[:, None] + torch.arange(self.span, device=x.device)[None]
+            new = full.gather(1, idx[..., None].expand(-1, -1, full.size(-1)))
+        return x + self.drop(h), new
 
     def forward(self, x: torch.Tensor, pad: Optional[torch.Tensor]) -> torch.Tensor:  # (B, L, D)
         h = self.norm(x)

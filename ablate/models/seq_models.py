@@ -9,6 +9,7 @@ and generate runs on the step contract every model implements (see SeqModel).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -46,6 +47,28 @@ class TaskInfo:
         return self.tgt_vocab_size
 
 
+def index_rows(state: Any, idx: torch.Tensor) -> Any:
+    """Rows idx of a state made of batch-first tensors (in tuples, lists, dicts, dataclasses); other values
+    (counters) are kept. The fallback for a decoder or body without a reorder method of its own."""
+    if isinstance(state, torch.Tensor):
+        return state[idx]
+    if isinstance(state, (tuple, list)):
+        return type(state)(index_rows(s, idx) for s in state)
+    if isinstance(state, dict):
+        return {k: index_rows(v, idx) for k, v in state.items()}
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.replace(state, **{f.name: index_rows(getattr(state, f.name), idx)
+                                             for f in dataclasses.fields(state)})
+    return state
+
+
+def _reorder(module: nn.Module, state: Any, idx: torch.Tensor) -> Any:
+    if state is None:
+        return None
+    reorder = getattr(module, "reorder", None)
+    return reorder(state, idx) if reorder is not None else index_rows(state, idx)
+
+
 def finish(tokens: torch.Tensor) -> torch.Tensor:
     """Pad everything after each row's first <eos>."""
     after = (tokens == EOS).long().cumsum(1) - (tokens == EOS).long()
@@ -57,17 +80,31 @@ class SeqModel(nn.Module):
     over the target vocabulary. tie_embeddings makes the head's weight tgt_embed's (Vaswani et al. 2017, §3.4);
     with a shared vocabulary that one matrix is then also the source embedding.
 
-    The step contract, all that generate relies on (every preset implements it):
+    The step contract, all that generate and beam search rely on (every preset implements it):
         prepare(src (B, S), src_len (B,)) -> ctx
             whatever the steps need of the source, computed once: an EncoderOutput (memory (B, S, D), padding
             (B, S) True = pad, final state), or the source itself for a prefix LM. Source lengths are handled
             here and only here: padding past src_len is never read.
+        start(ctx) -> state
+            the state before the first step (None: the first step starts from ctx). A Transformer decoder's
+            holds the cross-attention keys/values of the encoder output, computed here once.
         step(ctx, ys, state) -> (logits (B, n, V), state)
             logits for the next target token are logits[:, -1]. With supports_state, ys is (B, 1), the newest
-            token only, and state is what the previous step returned (None before the first step: the model
-            starts from ctx); the state is the model's own (a recurrent (n_layers, B, D) tensor or (h, c) pair,
-            a FedState, a position counter) and generate never looks inside it. Without supports_state, ys is
-            the whole prefix (B, t), <bos> first, re-run every step, and state is None.
+            token only (the first step's is <bos>), state is what the previous step returned, and the logits
+            are those of the new position only. The state is the model's own and generate never looks inside:
+              recurrent decoders   the cell's (n_layers, B, D) tensor or (h, c) pair, or a FedState
+              Transformer decoder  a TransformerState: per layer the self-attention keys/values of every
+                                   earlier position (B, H, cap, d) stored at their absolute positions, the
+                                   cross-attention keys/values of the memory, the next position (B,)
+              causal CNN           a ConvState: per layer the last (kernel_size - 1) * dilation inputs (B, span, D)
+              MLP                  the next position's index
+            A prefix LM's first step reads `source <bos>` in one block, each row up to its own length, and
+            keeps the state at each row's <bos>; its rows' positions then differ, which the positional hooks'
+            *_at forms handle. Without supports_state (a Transformer with causal_mask: false, whose earlier
+            outputs change as the prefix grows, so a cache would compute another function), ys is the whole
+            prefix (B, t), <bos> first, re-run every step, and state is None.
+        reorder(ctx, state, idx (B',)) -> (ctx, state)
+            rows idx of both (beam search repeats each source k times and follows its hypotheses).
         Every row takes a step each time, finished or not: a row's tokens after its <eos> (or beyond its cap)
         are replaced by <pad> at the end, so the prefix length is the same for all rows.
     """
@@ -91,32 +128,58 @@ class SeqModel(nn.Module):
     def prepare(self, src: torch.Tensor, src_len: torch.Tensor) -> Any:
         raise NotImplementedError
 
+    def start(self, ctx: Any) -> Any:
+        return None
+
     def step(self, ctx: Any, ys: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
 
+    def reorder(self, ctx: Any, state: Any, idx: torch.Tensor) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def rerun(self, ctx: Any, ys: torch.Tensor) -> torch.Tensor:
+        """Logits (B, t, V) of the whole prefix ys (B, t) without a state: the re-run path."""
+        return self.step(ctx, ys, None)[0]
+
     @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor]) -> torch.Tensor:
-        """Greedy decoding from <bos>, feeding back the model's own outputs.
+    def generate(self, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor],
+                 beam_size: int = 1, length_penalty: float = 1.0, cache: bool = True) -> torch.Tensor:
+        """Greedy decoding from <bos>, feeding back the model's own outputs (beam_size > 1: beam search,
+        ablate.models.beam).
 
         max_len: one cap for every row, or a LongTensor (B,) of per-row caps; each row stops at its cap or its
-        <eos>. Returns (B, max(max_len)), <pad> after each row's end.
+        <eos>. Returns (B, max(max_len)), <pad> after each row's end. cache=False re-runs the whole prefix
+        every step even where the model keeps a state (the reference the cached path is tested against).
         """
+        if beam_size > 1:
+            from ablate.models.beam import beam_search
+
+            return beam_search(self, src, src_len, max_len, beam_size, length_penalty, cache)
         B = src.size(0)
         caps = torch.as_tensor(max_len, dtype=torch.long, device=src.device).expand(B)
         longest = int(caps.max()) if B else 0
         ys = torch.full((B, 1), BOS, dtype=torch.long, device=src.device)
         done = caps <= 0
-        ctx, state = self.prepare(src, src_len), None
+        ctx = self.prepare(src, src_len)
+        cached = self.supports_state and cache
+        state = self.start(ctx) if cached else None
         for t in range(longest):
             if done.all():
                 break
-            logits, state = self.step(ctx, ys[:, -1:] if self.supports_state else ys, state)
+            if cached:
+                logits, state = self.step(ctx, ys[:, -1:], state)
+            else:
+                logits = self.rerun(ctx, ys)
             nxt = logits[:, -1].argmax(-1)
             ys = torch.cat([ys, nxt[:, None]], dim=1)
             done |= (nxt == EOS) | (caps <= t + 1)
-        out = finish(ys[:, 1:])
-        out = torch.nn.functional.pad(out, (0, longest - out.size(1)), value=PAD)
-        return out.masked_fill(torch.arange(longest, device=src.device)[None] >= caps[:, None], PAD)
+        return pad_to_caps(ys[:, 1:], caps, longest)
+
+
+def pad_to_caps(tokens: torch.Tensor, caps: torch.Tensor, longest: int) -> torch.Tensor:
+    """(B, t) decoded tokens -> (B, longest): <pad> after each row's <eos> and from its cap on."""
+    out = torch.nn.functional.pad(finish(tokens), (0, longest - tokens.size(1)), value=PAD)
+    return out.masked_fill(torch.arange(longest, device=tokens.device)[None] >= caps[:, None], PAD)
 
 
 class EncoderDecoder(SeqModel):
@@ -132,14 +195,30 @@ class EncoderDecoder(SeqModel):
         pad = torch.arange(src.size(1), device=src.device)[None] >= src_len[:, None]
         return self.encoder(self.src_embed(src), pad, need_weights=need_weights)
 
+    def start(self, enc):
+        if self.supports_state and hasattr(self.decoder, "start"):
+            return self.decoder.start(enc)
+        return None
+
+    def reorder(self, enc, state, idx):
+        return (None if enc is None else enc.select(idx)), _reorder(self.decoder, state, idx)
+
     def step(self, enc, ys, state, need_weights=False):
+        if state is None and self.supports_state:
+            state = self.start(enc)
+        return self._decode(enc, ys, state, need_weights)
+
+    def _decode(self, enc, ys, state, need_weights=False):
         out: DecoderOutput = self.decoder(self.tgt_embed(ys), enc, state=state, need_weights=need_weights)
         if need_weights:
             self.last_attn = {**enc.attn, **out.attn}
         return self.head(out.y), out.state
 
+    def rerun(self, enc, ys):
+        return self._decode(enc, ys, None)[0]
+
     def forward(self, src, src_len, tgt_in, need_weights: bool = False):
-        return self.step(self.prepare(src, src_len, need_weights), tgt_in, None, need_weights)[0]
+        return self._decode(self.prepare(src, src_len, need_weights), tgt_in, None, need_weights)[0]
 
 
 class PrefixLM(SeqModel):
@@ -175,6 +254,13 @@ class PrefixLM(SeqModel):
     def prepare(self, src, src_len):
         return (src, src_len)
 
+    def reorder(self, ctx, state, idx):
+        ctx = None if ctx is None else (ctx[0][idx], ctx[1][idx])
+        return ctx, _reorder(self.body, state, idx)
+
+    def rerun(self, ctx, ys):
+        return self.forward(ctx[0], ctx[1], ys)
+
     def step(self, ctx, ys, state):
         src, src_len = ctx
         if state is None and self.supports_state:  # first step: read source + <bos>, keep the state
@@ -209,6 +295,12 @@ class MLPModel(SeqModel):
 
     def prepare(self, src, src_len):
         return self._all(src, src_len)
+
+    def reorder(self, ctx, state, idx):
+        return (None if ctx is None else ctx[idx]), state
+
+    def rerun(self, ctx, ys):
+        return self.step(ctx, ys, ys.size(1) - 1)[0]
 
     def step(self, ctx, ys, state):
         t = 0 if state is None else state

@@ -125,7 +125,7 @@ def sample_input(data: Any) -> list[str]:
     lens = data.test.src_len.tolist()
     short = [i for i, n in enumerate(lens) if n <= SAMPLE_MAX_LEN]
     i = max(short, key=lambda j: (lens[j], -j)) if short else min(range(len(lens)), key=lambda j: (lens[j], j))
-    return data.vocab.decode(data.test.src[i, : lens[i]].tolist(), strip=False)
+    return data.src_vocab.decode(data.test.src[i, : lens[i]].tolist(), strip=False)
 
 
 def check_tokens(tokens: list[str], vocab: Any, run: str) -> None:
@@ -154,11 +154,14 @@ def compute(run_dir: str | Path, tokens: Optional[list[str]] = None) -> Attentio
                           f"(archs with attention: {', '.join(attention_archs())})")
     data = build_task(cfg.task)
     vocab = Vocab.load(run_dir / "vocab.json") if (run_dir / "vocab.json").is_file() else data.vocab
+    # the source side has its own table when the run's vocabularies are separate (src_vocab.json)
+    src_vocab = Vocab.load(run_dir / "src_vocab.json") if (run_dir / "src_vocab.json").is_file() else (
+        vocab if (run_dir / "vocab.json").is_file() else data.src_vocab)
     tokens = sample_input(data) if tokens is None else tokens
-    check_tokens(tokens, vocab, run_dir.name)
+    check_tokens(tokens, src_vocab, run_dir.name)
     info = info_of(data)
     model = load_model(run_dir, cfg, info)
-    src, src_len = torch.tensor([vocab.encode(tokens)]), torch.tensor([len(tokens)])
+    src, src_len = torch.tensor([src_vocab.encode(tokens)]), torch.tensor([len(tokens)])
     with torch.no_grad():
         try:
             ids = model.generate(src, src_len, info.max_tgt_len)[0].tolist()

@@ -21,6 +21,7 @@ import yaml
 from ablate.config import ReportConfig, flatten, header_comment
 from ablate.experiment.results import results_frame
 from ablate.experiment.tune import chosen_columns, report_runs
+from ablate.report.samples import samples_html, write_samples
 from ablate.report.tables import (
     Summary,
     grid,
@@ -143,6 +144,7 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
 
     ctx["names"] = short_names(df, s)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
+    ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
 
 
@@ -199,7 +201,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body = [f"<h1>{e(ctx['name'])}</h1>",
             f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report written '
             f"{datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
-            '<nav><a href="#results">Results</a><a href="#figures">Figures</a><a href="#runs">Runs</a>'
+            '<nav><a href="#results">Results</a><a href="#figures">Figures</a>'
+            + ('<a href="#samples">Samples</a>' if ctx.get("samples") else "") + '<a href="#runs">Runs</a>'
             '<a href="README.md">README.md</a></nav>']
     desc = raw.get("description")
     body.append(f'<div class="desc">{e(desc)}</div>' if desc else
@@ -231,6 +234,7 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body.append('<h2 id="figures">Figures</h2>')
     for f in figures:
         body.append(_figure_html(f, out))
+    body += samples_html(ctx.get("samples"))
     body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
                 '<th class="l">run</th></tr></thead><tbody>')
@@ -310,6 +314,8 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
             lines += [f"*Not drawn: {f.skipped}.*", ""]
         else:
             lines += [f"![{f.title}]({rel(f.files[0], out)})", "", f.caption, ""]
+    if ctx.get("samples"):
+        lines += ["## Sample outputs", "", "The same test inputs with every row's output: [samples.md](samples.md)", ""]
     lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | config |",
               "|:---|---:|:---|---:|:---|"]
     for r in runs:

@@ -137,7 +137,7 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel(m))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps and lengths are whole
-        if m == "tokens_per_s":
+        if m.endswith("tokens_per_s"):
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
         _acc_axis(ax, m)
         title = only if only is not None else (f or ylabel(m))
@@ -257,8 +257,9 @@ def _constant(df: pd.DataFrame, key: str) -> Optional[float]:
 
 # ------------------------------------------------------------------ throughput
 def throughput(df: pd.DataFrame, out: Path, s: Summary) -> Figure:
-    """Training tokens/s against the sequence length the experiment varies within a task, one line per row."""
-    fig_ = Figure("throughput", "How does training speed scale with sequence length?")
+    """Training tokens/s and greedy decoding tokens/s against the sequence length the experiment varies within a
+    task, one line per row: both sides of Vaswani et al.'s Table 1 (parallel training, sequential decoding)."""
+    fig_ = Figure("throughput", "How do training and decoding speed scale with sequence length?")
     keys = s.keys
     length = next((k for k in LENGTH_KEYS if k in keys), None) or next(
         (k for k in keys if k.startswith("task.") and "len" in k), None)
@@ -273,15 +274,20 @@ def throughput(df: pd.DataFrame, out: Path, s: Summary) -> Figure:
         fig_.skipped = "no finished run recorded tokens_per_s"
         return fig_
     runs = label_runs(data, s, exclude=tuple(k for k in keys if k.startswith("task.") and "len" in k))
+    speeds = ["tokens_per_s"] + (["decode_tokens_per_s"] if "decode_tokens_per_s" in runs
+                                 and pd.to_numeric(runs["decode_tokens_per_s"], errors="coerce").notna().any() else [])
     runs = runs.assign(length=pd.to_numeric(runs[length], errors="coerce"),
-                       tokens_per_s=runs["tokens_per_s"].astype(float))
+                       **{m: pd.to_numeric(runs[m], errors="coerce").astype(float) for m in speeds})
     if runs.groupby("facet")["length"].nunique().max() < 2:
         fig_.skipped = no_axis
         return fig_
-    _lines(fig_, runs, "length", ["tokens_per_s"], out, f"{key_name(length)} ({length}, tokens)",
-           lambda m: "training throughput (tokens/s)", baseline_hue(runs, s))
-    fig_.caption += (f"Source + target tokens per second of training steps, against {length}; mean over seeds, "
-                    "band = min–max. Runs that shared a machine have noisy timings.")
+    labels = {"tokens_per_s": "training throughput (tokens/s)", "decode_tokens_per_s": "greedy decoding (tokens/s)"}
+    _lines(fig_, runs, "length", speeds, out, f"{key_name(length)} ({length}, tokens)", labels.__getitem__,
+           baseline_hue(runs, s))
+    fig_.caption += (f"Against {length}: source + target tokens per second of training steps"
+                     + (" (left), and tokens per second of greedy free-running decoding of the test split (right; "
+                        "each new token waits for the one before)" if len(speeds) > 1 else "")
+                     + "; mean over seeds, band = min–max. Runs that shared a machine have noisy timings.")
     return fig_
 
 
@@ -469,7 +475,8 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
                                             df, s, out)),
         *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s),
         *_safely(by_length, "by_length", "How does accuracy fall with input length?", df, root, out, s),
-        *_safely(throughput, "throughput", "How does training speed scale with sequence length?", df, out, s),
+        *_safely(throughput, "throughput", "How do training and decoding speed scale with sequence length?", df, out,
+                 s),
         *_safely(params_vs_metric, "params_vs_metric", "Does a better score cost more parameters?", df, s, out),
         *_safely(attention, "attention", "Where does the model look?", df, root, out, s.primary, names, samples),
     ]

@@ -110,7 +110,7 @@ def varying_keys(df: pd.DataFrame, candidates: Optional[list[str]] = None) -> li
         cols += [c] if c in df.columns else [k for k in df.columns if k.startswith(c + ".")]
     cols = list(dict.fromkeys(cols))
     if not cols and not candidates:
-        cols = [c for c in df.columns if c.split(".")[0] in ("task", "model", "train") and c != "task.seed"]
+        cols = [c for c in df.columns if c.split(".")[0] in ("task", "model", "train", "eval") and c != "task.seed"]
     return [c for c in cols if df[c].map(_hashable).astype(str).nunique(dropna=False) > 1]
 
 

@@ -42,13 +42,19 @@ class Split:
     tgt_len: torch.Tensor  # (N,) including <eos>
     # Per-example extras a task wants kept, each (N, ...): e.g. coref's position of "it".
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The raw text of each example, where the task has one (tsv): BLEU/chrF's references, so a word
+    # outside the vocabulary (<unk> in tgt) never matches the hypothesis; and the sources the samples show.
+    tgt_text: Optional[list[str]] = None
+    src_text: Optional[list[str]] = None
 
     def __len__(self) -> int:
         return self.src.size(0)
 
     def subset(self, idx: torch.Tensor) -> Split:
         extra = {k: v[idx] for k, v in self.extra.items()}
-        return Split(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], extra)
+        pick = lambda texts: None if texts is None else [texts[i] for i in idx.tolist()]  # noqa: E731
+        return Split(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], extra,
+                     pick(self.tgt_text), pick(self.src_text))
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,29 @@ class DecodeLimit:
 
 @dataclass
 class TaskData:
-    vocab: Vocab
+    vocab: Vocab  # the target vocabulary (what models predict over); also the source one when shared
     train: Split
     val: Split
     test: Split
     kind: str = "seq2seq"  # or "classification": the target is one label token
-    # Extra corpus-level metrics: name -> fn(hypotheses, references) on token lists.
-    metrics: dict[str, Callable[[list[list[str]], list[list[str]]], float]] = field(default_factory=dict)
+    # Extra corpus-level metrics: name -> fn(hypotheses, references), on token lists; when `detokenize`
+    # is set they get text instead: detokenized hypotheses and the splits' raw tgt_text references.
+    metrics: dict[str, Callable[[list, list], float]] = field(default_factory=dict)
+    src_vocab: Optional[Vocab] = None  # None: the same table as vocab (shared)
+    # Tokens -> text (tsv: words joined by spaces, characters, or subword pieces decoded).
+    detokenize: Optional[Callable[[list[str]], str]] = None
+
+    def __post_init__(self) -> None:
+        if self.src_vocab is None:
+            self.src_vocab = self.vocab
+
+    @property
+    def tgt_vocab(self) -> Vocab:
+        return self.vocab
+
+    @property
+    def shared_vocab(self) -> bool:
+        return self.src_vocab is self.vocab
     # Decoding caps for free-running evaluation; None (a task that declares nothing) caps every example at the
     # widest target of the task, which is the same for every batch.
     decode: Optional[DecodeLimit] = None

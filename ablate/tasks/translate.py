@@ -235,7 +235,7 @@ def _check(cfg: TranslateConfig) -> None:
     check_decode(cfg.decode_ratio, cfg.decode_margin, "translate")
 
 
-@TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq",
+@TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq", metrics=("bleu", "chrf"),
                 help="synthetic English-like SVO -> invented SOV language with agreement; reports BLEU and chrF")
 def build_translate(cfg: TranslateConfig) -> TaskData:
     _check(cfg)

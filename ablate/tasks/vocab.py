@@ -1,8 +1,10 @@
-"""Token <-> id table shared by a task's source and target sides."""
+"""Token <-> id tables: one shared by a task's source and target sides, or one per side."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 PAD, BOS, EOS, SEP, UNK = "<pad>", "<bos>", "<eos>", "<sep>", "<unk>"
@@ -18,6 +20,14 @@ class Vocab:
         seen = dict.fromkeys(t for t in tokens if t not in SPECIALS)
         self.itos: list[str] = list(SPECIALS) + list(seen)
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def from_counts(cls, tokens: Iterable[str], min_freq: int = 1, max_size: int = 0) -> Vocab:
+        """The tokens seen at least min_freq times, most frequent first (ties: first seen first);
+        max_size > 0 keeps that many (specials not counted). The rest encode as <unk>."""
+        counts = Counter(tokens)  # Counter keeps first-seen order, and sorted() is stable
+        kept = [t for t, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= min_freq and t not in SPECIALS]
+        return cls(kept[:max_size] if max_size > 0 else kept)
 
     def __len__(self) -> int:
         return len(self.itos)

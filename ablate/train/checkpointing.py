@@ -16,6 +16,7 @@ import io
 import os
 import random
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -58,14 +59,22 @@ class ResumableBatchSampler(BatchSampler):
         self._started = True
         skip = resume["skip"] if resume else 0
         self.yielded = skip
-        for i, batch in enumerate(super().__iter__()):
+        for i, batch in enumerate(self._batches()):
             if i >= skip:
                 self.yielded = i + 1
                 yield batch
 
+    def _batches(self) -> Iterator[list[int]]:
+        """This epoch's batches, drawn now (a subclass may plan them otherwise: ablate.train.batching)."""
+        return BatchSampler.__iter__(self)
+
+    def _epoch_len(self) -> int:
+        """Batches in the epoch under way (or the next one, between epochs)."""
+        return len(self)
+
     def state_dict(self) -> dict[str, Any]:
         gen = self.generator
-        if not self._started or self.yielded >= len(self):  # between epochs: the next one starts here
+        if not self._started or self.yielded >= self._epoch_len():  # between epochs: the next one starts here
             return {"generator": gen.get_state() if gen is not None else None, "skip": 0, "epoch": None}
         return {"generator": self._epoch_start, "skip": self.yielded, "epoch": getattr(self.sampler, "epoch", None)}
 
@@ -140,7 +149,8 @@ class ResumeCheckpoint(ModelCheckpoint):
         # Each rank of a multi-device run draws its own random numbers and counts its own tokens: all of them go
         # into the checkpoint (rank 0 writes it), and each rank takes back its own.
         ranks = all_ranks({"rng": rng_states(), "timer_s": self.timer.seconds,
-                           "train_tokens": getattr(self._module, "train_tokens", 0)})
+                           "train_tokens": getattr(self._module, "train_tokens", 0),
+                           "train_slots": getattr(self._module, "train_slots", 0)})
         return {"ranks": ranks, "sampler": sampler.state_dict() if sampler is not None else None,
                 "should_stop": bool(self._trainer.should_stop) if self._trainer is not None else False,
                 "metrics_csv": metrics.read_text() if metrics.is_file() else None}
@@ -164,6 +174,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         set_rng_states(mine["rng"])
         self.timer.seconds = mine["timer_s"]
         pl_module.train_tokens = mine["train_tokens"]
+        pl_module.train_slots = mine.get("train_slots", 0)
         if s.get("metrics_csv") and trainer.is_global_zero:
             restore_metrics(trainer, s["metrics_csv"])
 

@@ -8,6 +8,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from ablate.tasks import Split, TaskData
 from ablate.tasks.vocab import Vocab
+from ablate.train.batching import train_sampler
 from ablate.train.checkpointing import ResumableBatchSampler
 
 
@@ -30,9 +31,19 @@ def make_batch(split: Split, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     src = split.src[idx, : int(src_len.max())]
     tgt = split.tgt[idx, : int(tgt_len.max())]
     bos = torch.full((len(idx), 1), Vocab.bos, dtype=tgt.dtype)
-    batch = {"src": src, "src_len": src_len, "tgt": tgt, "tgt_len": tgt_len, "tgt_in": torch.cat([bos, tgt[:, :-1]], 1)}
+    batch = {"src": src, "src_len": src_len, "tgt": tgt, "tgt_len": tgt_len, "tgt_in": torch.cat([bos, tgt[:, :-1]], 1),
+             "index": idx}  # which examples: the harness looks up their raw reference text
     batch.update({k: v[idx] for k, v in split.extra.items()})
     return batch
+
+
+def val_subset_of(split: Split, n: int, seed: int) -> Split:
+    """A fixed subset of n validation examples (the same for every validation of the run, drawn from the run's
+    seed); the whole split when n is 0 or at least its size. Test always uses the whole test split."""
+    if n <= 0 or n >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return split.subset(idx.sort().values)
 
 
 def _identity(batch):
@@ -40,17 +51,23 @@ def _identity(batch):
 
 
 class TaskDataModule(pl.LightningDataModule):
-    def __init__(self, data: TaskData, batch_size: int, eval_batch_size: int = 256, seed: int = 0):
+    def __init__(self, data: TaskData, batch_size: int, eval_batch_size: int = 256, seed: int = 0, *,
+                 batching: str = "random", max_tokens: int = 0, val_subset: int = 0):
         super().__init__()
         self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
+        self.batching, self.max_tokens = batching, max_tokens  # ablate.train.batching
+        self.val_split = val_subset_of(data.val, val_subset, seed)
         self.train_sampler: ResumableBatchSampler | None = None
         self.resume_sampler: dict | None = None  # set by ResumeCheckpoint when the run resumes
 
     def _loader(self, split: Split, batch_size: int, shuffle: bool) -> DataLoader:
         ds = SplitDataset(split)
         if shuffle:  # a seeded generator: the same seed gives the same batch order, resumable mid-epoch
-            self.train_sampler = ResumableBatchSampler(
-                RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)), batch_size)
+            # A reload (token budgets: every epoch, see reload_every) keeps the sampler, so its generator moves on.
+            if not (self.max_tokens > 0 and self.train_sampler is not None):
+                self.train_sampler = train_sampler(split, batch_size, self.seed, self.batching, self.max_tokens) or \
+                    ResumableBatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)),
+                                          batch_size)
             if self.resume_sampler is not None:
                 self.train_sampler.load_state_dict(self.resume_sampler)
                 self.resume_sampler = None
@@ -62,7 +79,7 @@ class TaskDataModule(pl.LightningDataModule):
         return self._loader(self.data.train, self.batch_size, True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.data.val, self.eval_batch_size, False)
+        return self._loader(self.val_split, self.eval_batch_size, False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.data.test, self.eval_batch_size, False)

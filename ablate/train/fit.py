@@ -35,13 +35,18 @@ from ablate.config import RunConfig
 from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.textmetrics import signatures
+from ablate.train.accel import compile_model
+from ablate.train.batching import reload_every
 from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
+from ablate.train.progress import EvalTimer, RunProgress
+from ablate.train.reuse import find_trained, train_id
 from ablate.train.sizing import info_of
+from ablate.train.texts import SAMPLES_FILE, TextView, write_samples
 from ablate.train.tracking import finish, make_loggers
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -90,42 +95,63 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_task(cfg.task)
     if int(os.environ.get("RANK", 0) if world > 1 else 0) == 0:
-        data.vocab.save(run_dir / "vocab.json")
+        data.vocab.save(run_dir / "vocab.json")  # the target vocabulary (the source one too when shared)
+        if not data.shared_vocab:
+            data.src_vocab.save(run_dir / "src_vocab.json")
     info = info_of(data)
     model = build_model(cfg.model, info)
     params = sum(p.numel() for p in model.parameters())
-    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, decode_caps=decode_caps(data, info.max_tgt_len))
-    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
+    if t.compile:
+        model = compile_model(model)
+    module = SeqModule(model, t, data.vocab, data.kind, data.metrics, texts=TextView.of(data),
+                       decode_caps=decode_caps(data, info.max_tgt_len),
+                       test_decoding={"beam_size": cfg.eval.beam_size, "length_penalty": cfg.eval.length_penalty}
+                       if cfg.eval.beam_size > 1 else None)
+    trained = find_trained(cfg, run_dir) if world == 1 else None  # only eval.* differs: test its weights
+    dm = (DistributedData if world > 1 else TaskDataModule)(data, t.batch_size, t.eval_batch_size, seed=cfg.seed,
+                                                            batching=t.batching, max_tokens=t.max_tokens,
+                                                            val_subset=t.val_subset)
     mode = "min" if t.monitor.endswith("loss") else "max"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
                            save_weights_only=True)  # weights only: all testing and `attend` need; saves faster
-    timer = TrainTimer()
+    timer, eval_timer = TrainTimer(), EvalTimer()
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
     stoppers = stop_callbacks(t)
+    label = " ".join(str(x) for x in (meta.get("label"), f"seed {cfg.seed}") if x)
+    progress = RunProgress(label, t.monitor, run_dir)
     loggers = make_loggers(cfg, run_dir, meta)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, resume, timer, *stoppers], gradient_clip_val=t.grad_clip or None, **val_schedule(t),
-        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        callbacks=[ckpt, resume, timer, eval_timer, progress, *stoppers], gradient_clip_val=t.grad_clip or None,
+        **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.max_tokens),
+        num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run_dir))
+    if trained is None:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run_dir))
     fit_time = time.perf_counter() - t0
     if trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
         raise KeyboardInterrupt
     use_best = t.test_on == "best" and ckpt.best_model_path
     test_ckpt = ckpt.best_model_path if use_best else None
-    tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    if trained is not None:
+        use_best, test_ckpt = t.test_on == "best", str(trained.checkpoint)
+    try:
+        tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+    finally:
+        progress.close()
     finish_resume(run_dir, trainer, keep_last_weights=t.test_on == "last")
     finish(loggers)
     if trainer.global_rank != 0:
         return {}
+    if module.test_samples:
+        write_samples(run_dir / SAMPLES_FILE, module.test_samples)
     rows = module.by_length()
     if rows:
         with open(run_dir / "by_length.csv", "w", newline="") as f:
@@ -145,8 +171,11 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         "max_train_tgt_len": int(data.train.tgt_len.max()),  # <eos> included, as the decoder reads it
         **signatures(data.metrics),  # bleu_signature, chrf_signature: how BLEU and chrF were computed
         "train_time_s": timer.seconds,
+        "eval_time_s": eval_timer.seconds,  # validation + test loops, free-running decoding included
         "fit_time_s": fit_time,
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
+        "pad_fraction": module.pad_fraction,  # padding share of the training batches' token slots
+        "decode_tokens_per_s": module.decode_tokens_per_s,  # greedy free-running decoding of the test split
         "peak_mem_mb": peak,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
@@ -154,6 +183,8 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         **stop_fields(stoppers),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
+        "train_id": train_id(cfg),
+        **(trained.fields() if trained is not None else {}),
         "reproduce": {
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
             "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,

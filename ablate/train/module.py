@@ -11,6 +11,7 @@ that the training objective may add.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,16 @@ import torch.nn.functional as F
 
 from ablate.models import SeqModel
 from ablate.tasks.vocab import Vocab
+from ablate.train.accel import FiniteWatch
+from ablate.train.batching import padding_counts
 from ablate.train.metrics import decode_counts
+from ablate.train.texts import TextView
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings of asynchronous devices)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -38,16 +48,39 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 
 class SeqModule(pl.LightningModule):
     def __init__(self, model: SeqModel, train_cfg: Any, vocab: Vocab, kind: str = "seq2seq",
-                 extra_metrics: dict[str, Callable] | None = None, *,
-                 decode_caps: Callable[[torch.Tensor], torch.Tensor]):
+                 extra_metrics: dict[str, Callable] | None = None, texts: TextView | None = None, *,
+                 decode_caps: Callable[[torch.Tensor], torch.Tensor], test_decoding: dict[str, Any] | None = None):
         super().__init__()
         self.model, self.cfg, self.vocab, self.kind = model, train_cfg, vocab, kind
         self.decode_caps = decode_caps  # src_len (B,) -> per-example decoding caps (B,)
+        # eval.beam_size / length_penalty: the test only; validation stays greedy, so they never change
+        # which checkpoint training keeps
+        self.test_decoding = test_decoding or {}
         self.extra_metrics = extra_metrics or {}
+        self.texts = texts or TextView(vocab, vocab)  # ids -> text for the metrics and the samples
         self._sums: dict[str, torch.Tensor] = {}
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
-        self.test_text: list[tuple[list[str], list[str]]] = []
-        self.train_tokens = 0
+        self.test_text: list[tuple[Any, Any]] = []
+        self.val_text: list[tuple[Any, Any]] = []  # (hypothesis, reference) of this validation, for BLEU/chrF
+        self.test_samples: list[dict[str, Any]] = []  # every test example's source/reference/hypothesis
+        self.train_tokens = 0  # real (unpadded) source+target tokens trained on
+        self.train_slots = 0  # padded source+target token slots of the training batches
+        self.decode_seconds, self.decode_tokens = 0.0, 0  # greedy decoding over the test split
+        self.finite = FiniteWatch()
+
+    @property
+    def train_tokens(self) -> int:
+        return self._tokens_base + (int(self._tokens_acc) if isinstance(self._tokens_acc, torch.Tensor) else 0)
+
+    @train_tokens.setter
+    def train_tokens(self, value: int) -> None:
+        # counted on the batch's device (no sync per step); read when asked
+        self._tokens_base, self._tokens_acc = int(value), 0
+
+    @property
+    def pad_fraction(self) -> float | None:
+        """Share of the training batches' source+target token slots that were padding."""
+        return 1.0 - self.train_tokens / self.train_slots if self.train_slots else None
 
     # ------------------------------------------------------------ training
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -57,9 +90,10 @@ class SeqModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}")
-        self.train_tokens += int(batch["src_len"].sum() + batch["tgt_len"].sum())
+        self.finite.update(loss, self.global_step)  # reads the device only every few steps
+        real, slots = padding_counts(batch)
+        self._tokens_acc = self._tokens_acc + real.detach()
+        self.train_slots += slots
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
         return loss
 
@@ -73,11 +107,20 @@ class SeqModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
         logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
                               reduction="sum")  # no smoothing: the reported loss is the NLL per target token
-        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]))
+        timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
+        if timed:
+            sync(batch["src"].device)
+            t0 = time.perf_counter()
+        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]),
+                                   **decoding)
+        if timed:
+            sync(batch["src"].device)
+            self.decode_seconds += time.perf_counter() - t0
+            self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
         sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
@@ -103,32 +146,60 @@ class SeqModule(pl.LightningModule):
             self.log(k, v, sync_dist=False)
         return out
 
+    def _metric_pairs(self, stage: str, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> list[tuple]:
+        index = batch["index"].tolist() if "index" in batch else [None] * pred.size(0)
+        return [self.texts.metric_pair(stage, i, p, t)
+                for i, p, t in zip(index, pred.tolist(), batch["tgt"].tolist(), strict=True)]
+
+    def _log_text_metrics(self, stage: str, pairs: list[tuple]) -> None:
+        """The task's corpus metrics (BLEU, chrF) over the whole split, every rank's share included."""
+        if self.trainer.world_size > 1:
+            pairs = [x for part in self._gather(pairs) for x in part]
+        if self.extra_metrics and pairs:
+            hyps, refs = zip(*pairs, strict=True)
+            for name, fn in self.extra_metrics.items():
+                self.log(f"{stage}/{name}", float(fn(list(hyps), list(refs))), sync_dist=False)
+
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch)
+        r = self._evaluate(batch)
+        if self.extra_metrics:
+            self.val_text += self._metric_pairs("val", batch, r["pred"])
+
+    def on_validation_epoch_start(self):
+        self.val_text = []
+        if self.trainer.state.fn == "fit":
+            self.finite.check(self.global_step)  # no validation of a model whose loss went nan
 
     def on_validation_epoch_end(self):
         self._log_epoch("val")
+        self._log_text_metrics("val", self.val_text)
+        self.val_text = []
 
     def on_test_epoch_start(self):
-        self.test_rows, self.test_text = [], []
+        self.test_rows, self.test_text, self.test_samples = [], [], []
+        self.decode_seconds, self.decode_tokens = 0.0, 0
 
     def test_step(self, batch, batch_idx):
-        r = self._evaluate(batch)
+        r = self._evaluate(batch, **self.test_decoding)
         self.test_rows.append({"length": batch["src_len"].cpu(), "tokens": r["tokens"].cpu(),
                                "token_correct": r["token_correct"].cpu(), "seq_correct": r["seq_correct"].cpu()})
         if self.extra_metrics:
-            for p, t in zip(r["pred"].tolist(), batch["tgt"].tolist(), strict=True):
-                self.test_text.append((self.vocab.decode(p), self.vocab.decode(t)))
+            self.test_text += self._metric_pairs("test", batch, r["pred"])
+        if "index" in batch:
+            for i, s, n, p, t, ok in zip(batch["index"].tolist(), batch["src"].tolist(), batch["src_len"].tolist(),
+                                         r["pred"].tolist(), batch["tgt"].tolist(), r["seq_correct"].tolist(),
+                                         strict=True):
+                self.test_samples.append(self.texts.sample(i, s[:n], p, t, bool(ok)))
 
     def on_test_epoch_end(self):
         self._log_epoch("test")
+        if self.trainer.world_size > 1:  # the ranks decode at once: all their tokens in the slowest one's time
+            tok_s = self._gather((self.decode_tokens, self.decode_seconds))
+            self.decode_tokens, self.decode_seconds = sum(t for t, _ in tok_s), max(s for _, s in tok_s)
         if self.trainer.world_size > 1:  # each rank tested its own share: every rank gets all of them
             self.test_rows = [r for part in self._gather(self.test_rows) for r in part]
-            self.test_text = [x for part in self._gather(self.test_text) for x in part]
-        if self.extra_metrics and self.test_text:
-            hyps, refs = zip(*self.test_text, strict=True)
-            for name, fn in self.extra_metrics.items():
-                self.log(f"test/{name}", float(fn(list(hyps), list(refs))))
+            self.test_samples = [x for part in self._gather(self.test_samples) for x in part]
+        self._log_text_metrics("test", self.test_text)
 
     def _gather(self, obj: Any) -> list[Any]:
         """obj of every rank, in rank order."""
@@ -137,9 +208,15 @@ class SeqModule(pl.LightningModule):
         return out
 
     def on_train_end(self):
-        if self.trainer.world_size > 1:  # tokens/s counts the tokens of every rank
-            n = torch.tensor(float(self.train_tokens), device=self.device)
-            self.train_tokens = int(self.trainer.strategy.reduce(n, reduce_op="sum"))
+        self.finite.check(self.global_step)
+        if self.trainer.world_size > 1:  # tokens/s and pad_fraction count the tokens of every rank
+            n = torch.tensor([float(self.train_tokens), float(self.train_slots)], device=self.device)
+            tokens, slots = self.trainer.strategy.reduce(n, reduce_op="sum").tolist()
+            self.train_tokens, self.train_slots = int(tokens), int(slots)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        return self.decode_tokens / self.decode_seconds if self.decode_seconds else None
 
     def by_length(self) -> list[dict[str, float]]:
         """Test metrics per input length, from the last test epoch."""

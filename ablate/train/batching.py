@@ -1,0 +1,137 @@
+"""Training batches without padding waste: length-bucketed shuffling and token-budget batches.
+
+`train.batching: bucket` shuffles the training set, cuts it into large chunks,
+sorts each chunk by length, batches it, and shuffles the batches (so each batch
+holds examples of similar length, and the order of batches stays random).
+`train.max_tokens: N` fills each batch with examples until it would hold more
+than N padded source+target tokens (fairseq's --max-tokens); train.batch_size is
+then not used for training. Every draw comes from one seeded generator: the same
+seed gives the same batches, and the generator's state at the start of an epoch
+plus the number of batches trained (ResumableBatchSampler) is all a resume needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Optional
+
+import torch
+
+from ablate.tasks import Split
+from ablate.train.checkpointing import ResumableBatchSampler
+
+CHUNK_BATCHES = 100  # a bucketing chunk holds about this many batches: sorted enough, still shuffled well
+
+
+def batch_cost(n: int, src_max: int, tgt_max: int) -> int:
+    """Padded source+target tokens of a batch of n examples (what the model computes on)."""
+    return n * (src_max + tgt_max)
+
+
+def cut_batches(order: torch.Tensor, src_len: torch.Tensor, tgt_len: torch.Tensor, batch_size: int,
+                max_tokens: int) -> list[list[int]]:
+    """Consecutive examples of `order` in batches of batch_size, or (max_tokens > 0) of at most max_tokens padded
+    tokens each; an example over the budget alone gets a batch of its own."""
+    if max_tokens <= 0:
+        idx = order.tolist()
+        return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    out: list[list[int]] = []
+    cur: list[int] = []
+    s_max = t_max = 0
+    for i, s, t in zip(order.tolist(), src_len[order].tolist(), tgt_len[order].tolist(), strict=True):
+        s2, t2 = max(s_max, s), max(t_max, t)
+        if cur and batch_cost(len(cur) + 1, s2, t2) > max_tokens:
+            out.append(cur)
+            cur, s2, t2 = [], s, t
+        cur.append(i)
+        s_max, t_max = s2, t2
+    if cur:
+        out.append(cur)
+    return out
+
+
+def epoch_batches(src_len: torch.Tensor, tgt_len: torch.Tensor, batch_size: int, max_tokens: int, bucket: bool,
+                  generator: torch.Generator) -> list[list[int]]:
+    """One epoch's batches (lists of example indices), drawn from `generator` (which moves on)."""
+    n = len(src_len)
+    order = torch.randperm(n, generator=generator)
+    if not bucket:
+        return cut_batches(order, src_len, tgt_len, batch_size, max_tokens)
+    per_batch = batch_size if max_tokens <= 0 else max(1, max_tokens // max(1, int((src_len + tgt_len).float()
+                                                                                       .mean())))
+    chunk = max(1, CHUNK_BATCHES * per_batch)
+    batches: list[list[int]] = []
+    for start in range(0, n, chunk):
+        part = order[start:start + chunk]
+        key = src_len[part] * (int(tgt_len.max()) + 1) + tgt_len[part]  # by source length, then target length
+        part = part[torch.sort(key, stable=True).indices]
+        batches += cut_batches(part, src_len, tgt_len, batch_size, max_tokens)
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in perm]
+
+
+class PlannedBatchSampler(ResumableBatchSampler):
+    """A ResumableBatchSampler whose batches come from epoch_batches (bucketed and/or token-budget).
+
+    With several devices (world > 1) every rank draws the same epoch from the same seed and takes every
+    world-th batch, the list first wrapped round so that all ranks train the same number of steps.
+    """
+
+    def __init__(self, split: Split, batch_size: int, max_tokens: int, bucket: bool, seed: int,
+                 rank: int = 0, world: int = 1):
+        super().__init__(range(len(split)), max(1, batch_size))
+        self.src_len, self.tgt_len = split.src_len.cpu(), split.tgt_len.cpu()
+        self.max_tokens, self.bucket, self.rank, self.world = max_tokens, bucket, rank, world
+        self._gen = torch.Generator().manual_seed(seed)
+        self._current: Optional[list[list[int]]] = None  # the epoch under way
+        self._peek: Optional[tuple[torch.Tensor, int]] = None  # (generator state, batches it gives)
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self._gen
+
+    def _plan(self, gen: torch.Generator) -> list[list[int]]:
+        batches = epoch_batches(self.src_len, self.tgt_len, self.batch_size, self.max_tokens, self.bucket, gen)
+        if self.world > 1:
+            per_rank = -(-len(batches) // self.world)
+            batches = (batches * self.world)[: per_rank * self.world][self.rank::self.world]
+        return batches
+
+    def _batches(self) -> Iterator[list[int]]:
+        self._current = self._plan(self._gen)
+        return iter(self._current)
+
+    def _epoch_len(self) -> int:
+        return len(self._current) if self._current is not None else len(self)
+
+    def __len__(self) -> int:
+        """Batches of the epoch under way; between epochs, of the next one (its count depends on its draw
+        when batches have a token budget, so it is planned ahead on a copy of the generator, and cached)."""
+        if self._current is not None and self.yielded < len(self._current):
+            return len(self._current)
+        resume = self._resume.get("generator") if self._resume is not None else None
+        state = resume if resume is not None else self._gen.get_state()
+        if self._peek is None or not torch.equal(self._peek[0], state):
+            self._peek = (state, len(self._plan(torch.Generator().set_state(state))))
+        return self._peek[1]
+
+
+def reload_every(max_tokens: int) -> int:
+    """Trainer's reload_dataloaders_every_n_epochs: a token-budget epoch's batch count depends on its draw, and
+    Lightning counts an epoch's batches when it loads the loader, so it must look again every epoch."""
+    return 1 if max_tokens > 0 else 0
+
+
+def padding_counts(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """(real tokens, padded token slots) of a batch's source and target, the real count left on its device."""
+    real = batch["src_len"].sum() + batch["tgt_len"].sum()
+    slots = batch["src"].numel() + batch["tgt"].numel()
+    return real, slots
+
+
+def train_sampler(split: Split, batch_size: int, seed: int, batching: str = "random", max_tokens: int = 0,
+                  rank: int = 0, world: int = 1) -> Optional[PlannedBatchSampler]:
+    """The planned sampler for bucketed or token-budget batches; None: plain random batches (the old sampler)."""
+    if batching == "random" and max_tokens <= 0:
+        return None
+    return PlannedBatchSampler(split, batch_size, max_tokens, batching == "bucket", seed, rank, world)

@@ -1,0 +1,178 @@
+"""Tests written for mutants that `make mutate` found alive (docs/testing.md): each pins a behaviour no other test
+checked, and fails with the mutant it is named for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate.config import build_run
+from ablate.models import ModelConfig
+from ablate.models.encoders import ENCODERS
+from ablate.models.presets import resolve
+from ablate.tasks import build_task, task_config_class
+from ablate.train.sizing import info_of, task_info
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def test_task_info_is_cached_per_task_config():
+    """Sizes of two different tasks in one process are each their own (a cache keyed wrongly mixes them up)."""
+    small = task_config_class("reverse")(vocab_size=5, min_len=2, max_len=3, n_train=8, n_val=4, n_test=4)
+    large = task_config_class("copy")(vocab_size=9, min_len=5, max_len=7, n_train=8, n_val=4, n_test=4)
+    for cfg in (small, large, small):
+        assert task_info(cfg) == info_of(build_task(cfg))
+    assert task_info(small) != task_info(large)
+
+
+@pytest.mark.parametrize("attention,heads", [("multihead", 2), ("additive", None)])
+def test_seq2seq_attention_keeps_heads_only_for_multihead(attention, heads):
+    cfg, _ = resolve(ModelConfig(arch="seq2seq_attention", d_model=16, attention=attention, n_heads=2))
+    assert cfg.n_heads == heads
+
+
+def test_cnn_encoder_passes_the_padding_on_and_sees_both_sides():
+    enc = ENCODERS.get("cnn")(d_model=8, n_layers=2, kernel_size=3, dropout=0.0).eval()
+    x = torch.randn(1, 5, 8)
+    pad = torch.tensor([[False, False, False, False, True]])
+    out = enc(x, pad)
+    assert out.pad is pad  # attention over the memory must know which positions are padding
+    later = x.clone()
+    later[0, 2] = torch.randn(8)  # a new vector, not a shift: each block layer-normalises its input
+    assert not torch.allclose(enc(later, pad).memory[0, 0], out.memory[0, 0])  # non-causal: 0 sees 2
+
+
+@pytest.mark.parametrize("optimizer,schedule,cls,betas", [
+    ("adam", "noam", torch.optim.Adam, (0.9, 0.98)),
+    ("adamw", "none", torch.optim.AdamW, (0.9, 0.999)),
+])
+def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_path, optimizer, schedule, cls,
+                                                                          betas):
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 16, "n_val": 4,
+                     "n_test": 4},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 1, "batch_size": 8, "optimizer": optimizer, "schedule": schedule,
+                      "weight_decay": 0.01, "warmup_steps": 1}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    seen: list[torch.optim.Optimizer] = []
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: seen.append(opt))
+    try:
+        result = fit(cfg, tmp_path)
+    finally:
+        handle.remove()
+    assert seen and all(type(opt) is cls for opt in seen)
+    group = seen[0].param_groups[0]
+    assert tuple(group["betas"]) == betas and group["weight_decay"] == 0.01
+    # result.json names the checkpoint the test metrics came from, relative to the run directory
+    for key in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps"):  # results.csv columns
+        assert key in result, key
+    header = (tmp_path / "by_length.csv").read_text().splitlines()[0]  # what the by-length figure reads
+    assert header.split(",") == ["length", "n", "token_acc", "seq_acc"]
+    ckpt = tmp_path / result["checkpoint"]["path"]
+    assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"
+
+
+def test_seq2seq_attention_builds_the_heads_it_was_given(tiny_task, tiny_model):
+    from ablate.train.data import make_batch
+
+    data = tiny_task("reverse")
+    model = tiny_model("seq2seq_attention", data, attention="multihead", n_heads=2)
+    b = make_batch(data.train, torch.arange(3))
+    with torch.no_grad():
+        model(b["src"], b["src_len"], b["tgt_in"], need_weights=True)
+    assert model.last_attn["decoder.cross"].shape[1] == 2  # (B, heads, T, S)
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"vocab_size": 8, "max_len": 5}, ["max_len=5", "vocab_size >= 10"]),
+    ({"vocab_size": 8, "max_len": 3, "test_max_len": 6}, ["max_len=6", "vocab_size >= 12"]),
+])
+def test_recall_needs_distinct_keys_for_its_longest_split(kw, words):
+    """Each example draws its keys without replacement from half the vocabulary, test lengths included."""
+    from ablate.tasks import TASKS
+
+    with pytest.raises(ValueError) as e:  # the planner runs each task's check before anything is built
+        TASKS.meta("recall")["check"](task_config_class("recall")(min_len=2, **kw))
+    assert all(w in str(e.value) for w in words)
+
+
+def test_result_records_the_git_commit_of_the_code():
+    import subprocess
+    from pathlib import Path
+
+    import ablate
+    from ablate.train.fit import git_commit
+
+    head = subprocess.run(["git", "-C", str(Path(ablate.__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    assert git_commit() == head.stdout.strip()
+
+
+@pytest.mark.parametrize("i,m", [(0, 1), (1, 3), (3, 5)])
+def test_rotary_turns_channel_pair_i_by_m_times_the_papers_frequency(i, m):
+    """RoFormer: pair i turns by m * 10000^(-2i/d) at position m, so <R_m q, R_0 k> = cos(m * theta_i) for q = k
+    in that pair's first channel (the dot product does not depend on how the pairs are laid out)."""
+    from ablate.models.positional import Rotary
+
+    d = 8
+    x = torch.zeros(1, 1, m + 1, d)
+    x[..., 2 * i] = 1.0
+    r = Rotary(d)(x)[0, 0]
+    theta = 10000.0 ** (-2 * i / d)
+    assert float(r[m] @ r[0]) == pytest.approx(float(torch.cos(torch.tensor(m * theta))), abs=1e-6)
+
+
+def test_decode_cap_covers_the_longest_test_target_of_a_shifted_split():
+    """Length generalisation (test inputs longer than training ones): no test reference may be cut by the cap."""
+    for name in ("copy", "reverse", "sort"):
+        data = build_task(task_config_class(name)(vocab_size=4, min_len=2, max_len=3, test_min_len=5,
+                                                  test_max_len=6, n_train=8, n_val=4, n_test=8))
+        assert data.decode.max_len >= int(data.test.tgt_len.max()) == 7, name  # 6 symbols + <eos>
+
+
+def test_fit_a_classification_task_reports_accuracy(tmp_path):
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "listops", "min_len": 5, "max_len": 30, "max_depth": 3, "n_train": 16, "n_val": 8,
+                     "n_test": 8},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 1, "batch_size": 8}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    result = fit(cfg, tmp_path)
+    assert result["metrics"]["test/acc"] == result["metrics"]["test/seq_acc"]
+
+
+def test_decoding_caps_are_the_tasks_own_limit_not_the_longest_reference():
+    from dataclasses import replace
+
+    from ablate.tasks import DecodeLimit
+    from ablate.train.decoding import decode_caps
+
+    data = build_task(task_config_class("reverse")(vocab_size=5, min_len=2, max_len=6, n_train=8, n_val=4, n_test=4))
+    data = replace(data, decode=DecodeLimit(ratio=1.0, margin=1))  # an open-ended task: caps from source lengths
+    src_len = torch.tensor([2, 5])
+    assert decode_caps(data, most=100)(src_len).tolist() == [3, 6]
+
+
+def test_best_checkpoint_of_an_accuracy_monitor_is_the_highest(tmp_path):
+    """The monitor's direction picks 'best': the highest validation accuracy, not the lowest."""
+    import csv
+
+    from ablate.train.fit import fit
+
+    tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 32, "n_val": 16,
+                     "n_test": 4},
+            "model": {"arch": "gru", "d_model": 16, "n_layers": 1},
+            "train": {"max_epochs": 4, "batch_size": 8, "lr": 0.01, "monitor": "val/token_acc"}}
+    cfg, _ = build_run(tree, seed=0, where="test")
+    result = fit(cfg, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        seen = [float(r["val/token_acc"]) for r in csv.DictReader(f) if r.get("val/token_acc")]
+    assert len(seen) == 4 and max(seen) > min(seen)
+    assert result["best_val"]["val/token_acc"] == pytest.approx(max(seen))

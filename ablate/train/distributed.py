@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,6 +29,8 @@ from ablate.config import RunConfig
 from ablate.train.batching import train_sampler
 from ablate.train.checkpointing import ResumableBatchSampler
 from ablate.train.data import SplitDataset, TaskDataModule, _identity
+
+RankFn = Callable[[RunConfig, str, dict[str, Any], int], dict[str, Any]]  # fit_rank's signature
 
 DDP_ARGS = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters  # torch >= 2.12 renamed one
 
@@ -108,8 +111,8 @@ class RankTraceback(Exception):
         return self.args[0]
 
 
-def _rank_main(rank: int, world: int, port: int, threads: int, plugins: list[str], cfg: RunConfig, run_dir: str,
-               meta: dict[str, Any], results: Any) -> None:
+def _rank_main(rank: int, target: RankFn, world: int, port: int, threads: int, plugins: list[str], cfg: RunConfig,
+               run_dir: str, meta: dict[str, Any], results: Any) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), NODE_RANK="0",
                       RANK=str(rank), LOCAL_RANK=str(rank))
     launcher = os.getppid()
@@ -124,9 +127,7 @@ def _rank_main(rank: int, world: int, port: int, threads: int, plugins: list[str
         torch.set_num_threads(threads)
         for name in plugins:
             importlib.import_module(name)
-        from ablate.train.fit import fit_rank  # the one-run loop; imported here to avoid a cycle
-
-        results.put((rank, "ok", fit_rank(cfg, run_dir, meta, world)))
+        results.put((rank, "ok", target(cfg, run_dir, meta, world)))
     except BaseException as e:  # noqa: B036 -- reported to the launcher, which stops the other ranks
         results.put((rank, "error", (f"{type(e).__name__}: {e}", traceback.format_exc())))
     results.close()
@@ -136,8 +137,10 @@ def _rank_main(rank: int, world: int, port: int, threads: int, plugins: list[str
     os._exit(0)
 
 
-def launch_ranks(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]], world: int) -> dict[str, Any]:
-    """Run fit_rank in `world` fresh processes on this machine; rank 0's result, or raise if any rank fails."""
+def launch_ranks(target: RankFn, cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]],
+                 world: int) -> dict[str, Any]:
+    """Run target (fit_rank, passed in so this module needs nothing of fit's) in `world` fresh processes on
+    this machine; rank 0's result, or raise if any rank fails. target must be a module-level function."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -145,7 +148,7 @@ def launch_ranks(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, A
     results = ctx.Queue()
     threads = max(1, torch.get_num_threads() // world)
     args = (world, port, threads, list((meta or {}).get("plugins", ())), cfg, str(run_dir), meta or {}, results)
-    procs = [ctx.Process(target=_rank_main, args=(rank, *args)) for rank in range(world)]
+    procs = [ctx.Process(target=_rank_main, args=(rank, target, *args)) for rank in range(world)]
     for p in procs:
         p.start()
     out, done = {}, set()

@@ -23,6 +23,7 @@ import resource
 import subprocess
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,7 +34,7 @@ from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from ablate.config import RunConfig
 from ablate.models import build_model
-from ablate.tasks import build_task
+from ablate.tasks import TaskData, build_task
 from ablate.tasks.textmetrics import signatures
 from ablate.train.accel import compile_model
 from ablate.train.batching import reload_every
@@ -44,7 +45,7 @@ from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.module import SeqModule
 from ablate.train.progress import EvalTimer, RunProgress
-from ablate.train.reuse import find_trained, train_id
+from ablate.train.reuse import Trained, find_trained, train_id
 from ablate.train.sizing import info_of
 from ablate.train.texts import SAMPLES_FILE, TextView, write_samples
 from ablate.train.tracking import finish, make_loggers
@@ -84,14 +85,46 @@ def fit(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]] = No
     """Train and test one run in run_dir; returns the result fields (metrics, timing, reproduction)."""
     world = num_devices(cfg.train)
     if world > 1:
-        return launch_ranks(cfg, run_dir, meta, world)
+        return launch_ranks(fit_rank, cfg, run_dir, meta, world)
     return fit_rank(cfg, run_dir, meta)
 
 
 def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]] = None,
              world: int = 1) -> dict[str, Any]:
     """fit() in this process: the only one (world 1), or one of the ranks launch_ranks started."""
-    run_dir, meta, t = Path(run_dir), meta or {}, cfg.train
+    run = build(cfg, Path(run_dir), meta or {}, world)
+    train(run)
+    tested = evaluate(run)
+    if run.trainer.global_rank != 0:
+        return {}
+    return record(run, tested)
+
+
+@dataclass
+class Run:
+    """One run's parts, from build() through train() and evaluate() to record()."""
+
+    cfg: RunConfig
+    run_dir: Path
+    data: TaskData
+    module: SeqModule
+    dm: pl.LightningDataModule
+    trainer: pl.Trainer
+    ckpt: ModelCheckpoint
+    timer: TrainTimer
+    eval_timer: EvalTimer
+    resume: ResumeCheckpoint
+    stoppers: list[Callback]
+    progress: RunProgress
+    loggers: list
+    params: int
+    trained: Optional[Trained] = None  # a finished run differing only in eval.*: its weights are tested
+    fit_time: float = 0.0
+
+
+def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -> Run:
+    """Task, model, LightningModule, data and Trainer of one run (seeded first)."""
+    t = cfg.train
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_task(cfg.task)
     if int(os.environ.get("RANK", 0) if world > 1 else 0) == 0:
@@ -130,26 +163,45 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
+    return Run(cfg, run_dir, data, module, dm, trainer, ckpt, timer, eval_timer, resume, stoppers, progress, loggers,
+               params, trained)
+
+
+def train(run: Run) -> None:
+    """Fit (resuming from last.ckpt when there is one); nothing to fit when a trained checkpoint is reused."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    if trained is None:
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run_dir))
-    fit_time = time.perf_counter() - t0
-    if trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
+    if run.trained is None:
+        run.trainer.fit(run.module, datamodule=run.dm, ckpt_path=resume_path(run.run_dir))
+    run.fit_time = time.perf_counter() - t0
+    if run.trainer.interrupted:  # Lightning swallows Ctrl-C; an interrupted run must not count as finished
         raise KeyboardInterrupt
-    use_best = t.test_on == "best" and ckpt.best_model_path
-    test_ckpt = ckpt.best_model_path if use_best else None
-    if trained is not None:
-        use_best, test_ckpt = t.test_on == "best", str(trained.checkpoint)
+
+
+def _test_checkpoint(run: Run) -> tuple[bool, Optional[str]]:
+    """(tested on the best validation checkpoint?, its path; None: the weights as training left them)."""
+    if run.trained is not None:
+        return run.cfg.train.test_on == "best", str(run.trained.checkpoint)
+    use_best = bool(run.cfg.train.test_on == "best" and run.ckpt.best_model_path)
+    return use_best, run.ckpt.best_model_path if use_best else None
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """Test metrics of the chosen checkpoint; then the resume state and loggers are closed."""
+    _, path = _test_checkpoint(run)
     try:
-        tested = trainer.test(module, datamodule=dm, ckpt_path=test_ckpt, verbose=False)[0]
+        tested = run.trainer.test(run.module, datamodule=run.dm, ckpt_path=path, verbose=False)[0]
     finally:
-        progress.close()
-    finish_resume(run_dir, trainer, keep_last_weights=t.test_on == "last")
-    finish(loggers)
-    if trainer.global_rank != 0:
-        return {}
+        run.progress.close()
+    finish_resume(run.run_dir, run.trainer, keep_last_weights=run.cfg.train.test_on == "last")
+    finish(run.loggers)
+    return tested
+
+
+def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
+    """Write the test samples and by_length.csv; return the result fields (rank 0 only)."""
+    cfg, t, module, run_dir, data = run.cfg, run.cfg.train, run.module, run.run_dir, run.data
     if module.test_samples:
         write_samples(run_dir / SAMPLES_FILE, module.test_samples)
     rows = module.by_length()
@@ -162,29 +214,31 @@ def fit_rank(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]]
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS, MiB
+    use_best, test_ckpt = _test_checkpoint(run)
+    timer = run.timer
     return {
         "metrics": {k: float(v) for k, v in tested.items()},
-        "best_val": {t.monitor: float(ckpt.best_model_score) if ckpt.best_model_score is not None else None},
-        "params": params,
+        "best_val": {t.monitor: float(run.ckpt.best_model_score) if run.ckpt.best_model_score is not None else None},
+        "params": run.params,
         # Positions beyond these were never trained (a learned table's rows there stay at their init).
         "max_train_src_len": int(data.train.src_len.max()),
         "max_train_tgt_len": int(data.train.tgt_len.max()),  # <eos> included, as the decoder reads it
         **signatures(data.metrics),  # bleu_signature, chrf_signature: how BLEU and chrF were computed
         "train_time_s": timer.seconds,
-        "eval_time_s": eval_timer.seconds,  # validation + test loops, free-running decoding included
-        "fit_time_s": fit_time,
+        "eval_time_s": run.eval_timer.seconds,  # validation + test loops, free-running decoding included
+        "fit_time_s": run.fit_time,
         "tokens_per_s": module.train_tokens / timer.seconds if timer.seconds else None,
         "pad_fraction": module.pad_fraction,  # padding share of the training batches' token slots
         "decode_tokens_per_s": module.decode_tokens_per_s,  # greedy free-running decoding of the test split
         "peak_mem_mb": peak,
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "resumed_at_step": resume.resumed_at_step,
-        **stop_fields(stoppers),
+        "epochs": run.trainer.current_epoch,
+        "steps": run.trainer.global_step,
+        "resumed_at_step": run.resume.resumed_at_step,
+        **stop_fields(run.stoppers),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
         "train_id": train_id(cfg),
-        **(trained.fields() if trained is not None else {}),
+        **(run.trained.fields() if run.trained is not None else {}),
         "reproduce": {
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
             "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,

@@ -233,3 +233,34 @@ def test_attend_errors_name_the_bad_token_and_the_arch(grid, capsys):
     err = capsys.readouterr().err
     assert "'lstm'" in err and "no attention" in err
     assert not (run_of(grid, "lstm") / "attend").exists()
+
+
+def test_by_length_shades_per_task_the_lengths_longer_than_any_training_input(tmp_path, monkeypatch):
+    """The grey band starts past result.json's max_train_src_len of that panel's runs (not task.max_len, which
+    for recall counts key-value pairs), and a panel whose test inputs are all seen lengths has none."""
+    import matplotlib.axes
+
+    from ablate.report.plots import by_length
+
+    spans = []
+    real = matplotlib.axes.Axes.axvspan
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvspan",
+                        lambda self, lo, hi, **kw: spans.append((self, lo, hi)) or real(self, lo, hi, **kw))
+    rows = []
+    for task, max_len, src_max, lengths in (("recall", 4, 13, range(5, 26, 4)), ("reverse", 12, 12, range(4, 25)),
+                                            ("sort", 12, 12, range(4, 13))):
+        for seed in (0, 1):
+            rid = f"{task}{seed}"
+            rows.append(dict(run_id=rid, variant="base", label=task, seed=seed, status="finished",
+                             **{"task.name": task, "task.max_len": max_len, "max_train_src_len": src_max,
+                                "test/seq_acc": 0.5}))
+            (tmp_path / "runs" / rid).mkdir(parents=True)
+            pd.DataFrame({"length": list(lengths), "n": 3, "token_acc": 0.5, "seq_acc": 0.4}).to_csv(
+                tmp_path / "runs" / rid / "by_length.csv", index=False)
+    df = pd.DataFrame(rows)
+    s = summarize(df, "test/seq_acc", keys=["task.name"])
+    fig = by_length(df, tmp_path / "runs", tmp_path / "plots", s)
+    assert fig.files and not fig.skipped
+    shaded = {ax.get_title(): (lo, hi) for ax, lo, hi in spans}
+    assert shaded == {"recall": (13.5, 25.5), "reverse": (12.5, 24.5)}
+    assert "grey = longer than any training input" in fig.caption

@@ -96,9 +96,10 @@ def _finished(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ lines: one panel per task, one colour per row
 def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
-           ylabel: Any, baseline: Optional[str], shade: Optional[float] = None) -> list[str]:
+           ylabel: Any, baseline: Optional[str], shade: Optional[dict[str, float]] = None) -> list[str]:
     """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
-    MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey)."""
+    MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey).
+    shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training)."""
     facets = ordered(data["facet"], data["order"])
     hues = ordered(data["hue"], data["order"])
     colors = dict(zip(hues, _palette(len(hues)), strict=True))
@@ -132,8 +133,9 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         present = [h for h in hues if h in set(d["hue"])]
         sns.lineplot(data=d, x=x, y=m, hue="hue", hue_order=present, palette=colors, errorbar=BAND, marker="o",
                      markersize=5, ax=ax, legend=False)
-        if shade is not None and len(d) and d[x].max() > shade:
-            ax.axvspan(shade + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
+        edge = (shade or {}).get(f)
+        if edge is not None and len(d) and d[x].max() > edge:
+            ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel(m))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps and lengths are whole
@@ -227,16 +229,30 @@ def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
                         "with it")
         return fig_
     runs = label_runs(_finished(df), s)
-    train_max = _constant(_finished(df), "task.max_len")
+    train_max = _train_lengths(runs)
     if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):
         panels = panels[:1]  # e.g. a one-token target: seq acc is token acc
     panels = _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
            baseline_hue(runs, s), shade=train_max)
     fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
                     "length; line = mean over seeds, band = min–max over seeds"
-                    + ("; grey = longer than any training input" if train_max is not None
-                       and data["length"].max() > train_max else "") + ".")
+                    + ("; grey = longer than any training input" if any(
+                        data.loc[data["facet"] == f, "length"].max() > m for f, m in train_max.items()) else "")
+                    + ".")
     return fig_
+
+
+def _train_lengths(runs: pd.DataFrame) -> dict[str, float]:
+    """Per facet, the longest training input of its runs: result.json's max_train_src_len (the same unit as
+    by_length.csv's length), or for run stores older than that key the task's max_len."""
+    out: dict[str, float] = {}
+    for f, part in runs.groupby("facet", sort=False):
+        for key in ("max_train_src_len", "task.max_len"):
+            vals = pd.to_numeric(part[key], errors="coerce").dropna() if key in part else pd.Series(dtype=float)
+            if len(vals):
+                out[f] = float(vals.max())
+                break
+    return out
 
 
 def _lengths(data: pd.DataFrame) -> str:
@@ -246,13 +262,6 @@ def _lengths(data: pd.DataFrame) -> str:
 def _same(a: pd.Series, b: pd.Series) -> bool:
     x, y = a.to_numpy(float), b.to_numpy(float)
     return bool(np.allclose(x, y, equal_nan=True))
-
-
-def _constant(df: pd.DataFrame, key: str) -> Optional[float]:
-    if key not in df or df[key].isna().all():
-        return None
-    vals = pd.to_numeric(df[key], errors="coerce").dropna().unique()
-    return float(vals[0]) if len(vals) == 1 else None
 
 
 # ------------------------------------------------------------------ throughput

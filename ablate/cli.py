@@ -134,9 +134,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         for err in e.errors:
             print(f"error: {err.render()}", file=sys.stderr)
         return 2
-    except ConfigError as e:
-        print(f"error: {e.render()}", file=sys.stderr)
-        return 2
     except UnknownName as e:  # e.g. --executor rayy
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -182,7 +182,13 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 def apply(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     tree = copy.deepcopy(base)
     for k, v in overrides.items():
-        set_dotted(tree, k, v)
+        head, _, axis = k.partition(".")
+        if head in ("grid", "tune") and axis:  # their keys are dotted paths themselves: grid.model.n_heads=[2]
+            if not isinstance(tree.get(head), dict):
+                tree[head] = {}
+            tree[head][axis] = v
+        else:
+            set_dotted(tree, k, v)
     return tree
 
 

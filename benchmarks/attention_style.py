@@ -9,30 +9,10 @@ The ratio is bahdanau's (or feeding's) tokens/s over luong's: how much slower it
 
 from __future__ import annotations
 
-import time
-
 import torch
-import torch.nn.functional as F
-from common import Row, cli, finish, interleave, spread
+from common import Row, cli, finish, interleave, seq_training_rate, spread
 
 from ablate.models import TaskInfo, build_model, model_config
-
-
-def measure(model, src, src_len, tgt_in, tgt, n_steps: int):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    tokens = int((tgt != 0).sum())
-
-    def run() -> float:
-        t0 = time.perf_counter()
-        for _ in range(n_steps):
-            logits = model(src, src_len, tgt_in)
-            loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return n_steps * tokens / (time.perf_counter() - t0)
-
-    return run
 
 
 def main() -> list[Row]:
@@ -49,8 +29,9 @@ def main() -> list[Row]:
     cfgs = {k: model_config({"arch": "seq2seq_attention", "d_model": D, "n_layers": 1, **kw})[0]
             for k, kw in styles.items()}
     models = {k: build_model(c, info) for k, c in cfgs.items()}
-    got = interleave({k: measure(m, src, src_len, tgt_in, tgt, n_steps) for k, m in models.items()}, repeats,
-                     warmup=1)
+    tokens = int((tgt != 0).sum())
+    got = interleave({k: seq_training_rate(m, src, src_len, tgt_in, tgt, n_steps, tokens) for k, m in models.items()},
+                     repeats, warmup=1)
     print(f"B={B} S={S} T={T} D={D} lstm 1 layer, additive: tokens/s "
           + "  ".join(f"{k} {spread(v)}" for k, v in got.items()))
     rows = [Row.of("attention_style", f"{k} vs luong", "tok/s", got[k], got["luong"], None, False)

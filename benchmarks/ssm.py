@@ -11,11 +11,8 @@ ssm's tokens/s over the Transformer's (> 1: the ssm trains faster); the last lin
 
 from __future__ import annotations
 
-import time
-
 import torch
-import torch.nn.functional as F
-from common import Row, cli, finish, interleave, spread
+from common import Row, cli, finish, interleave, seq_training_rate, spread
 
 from ablate.models import TaskInfo, build_model, model_config
 
@@ -23,22 +20,6 @@ D, LAYERS, HEADS, D_STATE, EXPAND = 64, 2, 4, 16, 2
 CASES = {128: 16, 512: 4, 2048: 1}  # L -> batch size: 2048 tokens a batch in every case
 QUICK = {32: 4, 64: 2}
 
-
-def measure(model, src, src_len, tgt_in, tgt, n_steps: int):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    tokens = int(src_len.sum()) + int((tgt != 0).sum())
-
-    def run() -> float:
-        t0 = time.perf_counter()
-        for _ in range(n_steps):
-            logits = model(src, src_len, tgt_in)
-            loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return n_steps * tokens / (time.perf_counter() - t0)
-
-    return run
 
 
 def main() -> list[Row]:
@@ -61,8 +42,9 @@ def main() -> list[Row]:
         tgt = torch.randint(4, V, (B, T))
         tgt_in = torch.cat([torch.full((B, 1), 1), tgt[:, :-1]], 1)
         n = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
-        got = interleave({k: measure(m.train(), src, src_len, tgt_in, tgt, 1) for k, m in models.items()},
-                         repeats, warmup=1)
+        tokens = int(src_len.sum()) + int((tgt != 0).sum())  # a prefix LM reads both sides
+        got = interleave({k: seq_training_rate(m.train(), src, src_len, tgt_in, tgt, 1, tokens)
+                          for k, m in models.items()}, repeats, warmup=1)
         print(f"L={L} B={B} d_model={D} layers={LAYERS} (ssm d_state={D_STATE} expand={EXPAND}, {n['ssm']} params; "
               f"transformer {HEADS} heads, {n['transformer']} params): tokens/s "
               + "  ".join(f"{k} {spread(v)}" for k, v in got.items()), flush=True)

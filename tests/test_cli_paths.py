@@ -41,6 +41,17 @@ def test_an_override_the_grid_shadows_is_an_error_naming_the_axis(tmp_path, caps
     assert "command line" in err and "model.n_heads" in err and "grid axis" in err and "[1, 2]" in err
 
 
+def test_the_suggested_grid_subset_forms_both_run(tmp_path, capsys):
+    """The shadowing error suggests `KEY=v1,v2` or `grid.KEY=[v]`: both must plan just those runs."""
+    from ablate.api import plan
+
+    path = write(tmp_path, TINY)
+    for given in (["grid.model.n_heads=[2]"], ["model.n_heads=2,2"]):
+        runs = plan(path, overrides=given)
+        assert {r.config.model.n_heads for r in runs} == {2} and len(runs) == 2, given  # 2 variants x 1 seed
+        assert {r.label for r in runs} == {"base, model.n_heads=2", "no_pe, model.n_heads=2"}
+
+
 def test_an_override_a_variant_shadows_is_an_error_naming_the_variant(tmp_path, capsys):
     assert main(["plan", str(write(tmp_path, TINY)), "model.pos_encoding=learned"]) == 2
     err = errors_of(capsys)

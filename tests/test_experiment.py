@@ -278,6 +278,22 @@ def test_wandb_offline_writes_its_run(tmp_path, monkeypatch):
     assert any(runs[0].rglob("*.wandb"))
 
 
+def test_wandb_offline_runs_from_two_directories_in_one_process_both_write(tmp_path, monkeypatch):
+    """wandb's service resolves paths in its own working directory: a notebook that changes directory between
+    runs lost the second run's files until the run directory was given absolute (and the same config in two
+    stores must not share one wandb run either)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    exp = tiny(logger={"wandb": {"project": "ablate-test", "mode": "offline"}})
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        monkeypatch.chdir(tmp_path / sub)
+        assert main(["run", str(write(tmp_path, exp)), "--runs-dir", "runs", "--no-report"]) == 0
+    files = [list((tmp_path / sub).rglob("wandb/offline-run-*/*.wandb")) for sub in ("a", "b")]
+    assert all(len(f) == 1 for f in files), files
+    assert files[0][0].name != files[1][0].name  # one wandb run per store
+
+
 def test_a_worker_process_that_dies_fails_only_its_own_run(tmp_path):
     (tmp_path / "killer.py").write_text(
         "import os, signal\n"

@@ -8,6 +8,7 @@ chatter goes to the run's wandb.log instead of the terminal, where a grid's prog
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -54,8 +55,8 @@ def make_loggers(cfg: Any, run_dir: Path, meta: dict[str, Any]) -> list:
         capture_wandb_output(run_dir)
         with into_log(run_dir):  # the run starts here, not lazily inside fit, so its messages land in the log
             logger = WandbLogger(
-                project=wb.project, entity=wb.entity, mode=mode, save_dir=str(run_dir),
-                group=meta.get("experiment"), name=meta.get("run_id"), id=meta.get("run_id"),
+                project=wb.project, entity=wb.entity, mode=mode, save_dir=str(run_dir.resolve()),
+                group=meta.get("experiment"), name=meta.get("run_id"), id=wandb_id(run_dir, meta.get("run_id")),
                 tags=[t for t in (meta.get("variant"), meta.get("label")) if t][:2], config=cfg.to_dict(),
                 reinit=True)
             logger.experiment  # noqa: B018 - starts the wandb run
@@ -65,6 +66,14 @@ def make_loggers(cfg: Any, run_dir: Path, meta: dict[str, Any]) -> list:
 
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
     return loggers
+
+
+def wandb_id(run_dir: Path, run_id: Optional[str]) -> Optional[str]:
+    """The run's wandb id: its run id plus a tag of its store, so the same config trained in two stores (two
+    runs dirs, or a notebook running an experiment twice) never collides into one wandb run."""
+    if run_id is None:
+        return None
+    return f"{run_id}-{hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:6]}"
 
 
 @contextlib.contextmanager

@@ -148,8 +148,34 @@ class Attention(nn.Module):
         return None if self.positional is None else self.positional.score_bias(Lq, Lk, H, device)
 
 
+class HeadProjections:
+    """Per-head query/key/value projections (d_k for queries and keys, d_v for values) and the output one,
+    shared by the attention kinds that split d_model into heads (multihead, linear)."""
+
+    def _projections(self, d_model: int, n_heads: int, d_k: Optional[int], d_v: Optional[int]) -> None:
+        self.h = n_heads
+        self.dk = d_k or d_model // n_heads
+        self.dv = d_v or d_model // n_heads
+        self.qk_inner, self.inner = self.h * self.dk, self.h * self.dv
+        # one matmul for self-attention: [queries | keys | values]
+        self.qkv = nn.Linear(d_model, 2 * self.qk_inner + self.inner)
+        self.out = nn.Linear(self.inner, d_model)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
+        B, L, _ = x.shape
+        return x.view(B, L, self.h, -1).transpose(1, 2)
+
+    def _q(self, query: torch.Tensor) -> torch.Tensor:
+        return self._heads(F.linear(query, self.qkv.weight[: self.qk_inner], self.qkv.bias[: self.qk_inner]))
+
+    def _kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.qk_inner
+        k, v = F.linear(memory, self.qkv.weight[n:], self.qkv.bias[n:]).split([n, self.inner], dim=-1)
+        return self._heads(k), self._heads(v)
+
+
 @ATTENTION.register("multihead")
-class MultiHeadAttention(Attention):
+class MultiHeadAttention(HeadProjections, Attention):
     """d_k sizes each head's queries and keys, d_v its values (both d_model // n_heads by default, as the paper)."""
 
     def __init__(
@@ -162,26 +188,8 @@ class MultiHeadAttention(Attention):
         positional: Optional[PositionalEncoding] = None,
     ):
         super().__init__(positional)
-        self.h = n_heads
-        self.dk = d_k or d_model // n_heads
-        self.dv = d_v or d_model // n_heads
-        self.qk_inner, self.inner = self.h * self.dk, self.h * self.dv
-        # one matmul for self-attention: [queries | keys | values]
-        self.qkv = nn.Linear(d_model, 2 * self.qk_inner + self.inner)
-        self.out = nn.Linear(self.inner, d_model)
+        self._projections(d_model, n_heads, d_k, d_v)
         self.dropout = dropout
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
-        B, L, _ = x.shape
-        return x.view(B, L, self.h, -1).transpose(1, 2)
-
-    def _q(self, query):
-        return self._heads(F.linear(query, self.qkv.weight[: self.qk_inner], self.qkv.bias[: self.qk_inner]))
-
-    def _kv(self, memory):
-        n = self.qk_inner
-        k, v = F.linear(memory, self.qkv.weight[n:], self.qkv.bias[n:]).split([n, self.inner], dim=-1)
-        return self._heads(k), self._heads(v)
 
     def _out(self, y):
         return self.out(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.attention import Attention, allowed_mask
+from ablate.models.attention import Attention, HeadProjections, allowed_mask
 from ablate.models.components import ATTENTION
 from ablate.models.positional import PositionalEncoding
 
@@ -28,7 +28,7 @@ def phi(x: torch.Tensor) -> torch.Tensor:
 
 
 @ATTENTION.register("linear")
-class LinearAttention(Attention):
+class LinearAttention(HeadProjections, Attention):
     """Multi-head projections as multi-head attention (d_k, d_v per head); kernelised scores."""
 
     def __init__(self, d_model: int, n_heads: int = 1, d_k: Optional[int] = None, d_v: Optional[int] = None,
@@ -38,25 +38,8 @@ class LinearAttention(Attention):
             raise ValueError(f"linear attention has no score matrix: the positional encoding "
                              f"{type(positional).__name__} biases scores and cannot apply (use sinusoidal, "
                              f"learned, rotary or none)")
-        self.h = n_heads
-        self.dk = d_k or d_model // n_heads
-        self.dv = d_v or d_model // n_heads
-        self.qk_inner, self.inner = self.h * self.dk, self.h * self.dv
-        self.qkv = nn.Linear(d_model, 2 * self.qk_inner + self.inner)
-        self.out = nn.Linear(self.inner, d_model)
+        self._projections(d_model, n_heads, d_k, d_v)
         self.drop = nn.Dropout(dropout)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
-        B, L, _ = x.shape
-        return x.view(B, L, self.h, -1).transpose(1, 2)
-
-    def _q(self, query):
-        return self._heads(F.linear(query, self.qkv.weight[: self.qk_inner], self.qkv.bias[: self.qk_inner]))
-
-    def _kv(self, memory):
-        n = self.qk_inner
-        k, v = F.linear(memory, self.qkv.weight[n:], self.qkv.bias[n:]).split([n, self.inner], dim=-1)
-        return self._heads(k), self._heads(v)
 
     def _out(self, y):
         return self.out(self.drop(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner)))

@@ -264,3 +264,31 @@ def test_by_length_shades_per_task_the_lengths_longer_than_any_training_input(tm
     shaded = {ax.get_title(): (lo, hi) for ax, lo, hi in spans}
     assert shaded == {"recall": (13.5, 25.5), "reverse": (12.5, 24.5)}
     assert "grey = longer than any training input" in fig.caption
+
+
+def test_attention_map_of_a_long_input_is_one_raster_with_few_labels():
+    """A 256-token map drawn cell by cell with a label per token took minutes per report (throughput's
+    256-token runs): long maps are rasterized, without cell borders, with positions marked every few tokens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ablate.report.attend import draw
+
+    n = 256
+    w = np.full((n, n), 1.0 / n)
+    fig, ax = plt.subplots()
+    draw(ax, w, [f"t{i}" for i in range(n)], [f"t{i}" for i in range(n)], "long", colorbar=False)
+    mesh = ax.collections[0]
+    assert mesh.get_rasterized()
+    assert len(ax.get_xticklabels()) <= 20 and len(ax.get_yticklabels()) <= 20
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["0", "50"]
+    plt.close(fig)
+    # a short map keeps one label per token
+    fig, ax = plt.subplots()
+    draw(ax, np.eye(5), list("abcde"), list("abcde"), "short", colorbar=False)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcde")
+    assert not ax.collections[0].get_rasterized()
+    plt.close(fig)

@@ -9,6 +9,7 @@ tokens each position attends to most are printed.
 
 from __future__ import annotations
 
+import math
 import json
 import sys
 from dataclasses import dataclass
@@ -199,10 +200,18 @@ def draw(ax: Any, w: np.ndarray, rows: list[str], cols: list[str], title: str, c
 
     small = max(len(rows), len(cols)) <= 24
     annotate = max(len(rows), len(cols)) <= 10
-    sns.heatmap(w, ax=ax, vmin=0, vmax=1, cmap="viridis", square=True, cbar=colorbar, linewidths=0.5,
-                xticklabels=cols if small else "auto", yticklabels=rows if small else "auto",
+    # Long inputs (e.g. 256 tokens: 65k cells a map) are drawn as one raster without cell borders: drawn cell
+    # by cell they took minutes a figure and made multi-megabyte PDFs.
+    sns.heatmap(w, ax=ax, vmin=0, vmax=1, cmap="viridis", square=True, cbar=colorbar,
+                linewidths=0.5 if small else 0, rasterized=not small,
+                xticklabels=cols if small else False, yticklabels=rows if small else False,
                 annot=annotate, fmt=".2f", annot_kws={"fontsize": 7},
                 cbar_kws={"shrink": 0.8} if colorbar else None)
+    if not small:  # too many tokens to name: mark positions instead (seaborn's "auto" redraws the figure)
+        for n, set_ticks in ((len(cols), ax.set_xticks), (len(rows), ax.set_yticks)):
+            step = max(1, 10 ** math.floor(math.log10(max(n, 1) / 4)))
+            step *= 5 if n / step > 20 else 2 if n / step > 8 else 1
+            set_ticks(np.arange(0, n, step) + 0.5, labels=[str(i) for i in range(0, n, step)])
     if colorbar:
         ax.collections[0].colorbar.set_label("attention weight", fontsize=8)
         ax.collections[0].colorbar.ax.tick_params(labelsize=7)

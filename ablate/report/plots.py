@@ -414,7 +414,10 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     names = list(last.values())
     heads = max(att.maps[n].shape[0] for n in names)
     per_row = min(heads, 4)
-    cell = 0.36  # inches per token: 9-point labels stay legible at the page's 96 px per inch
+    # inches per token: 9-point labels stay legible at the page's 96 px per inch; long inputs (no per-token
+    # labels then) shrink so that a panel stays within ~6 inches
+    longest = max(max(len(a) for a in att.axes(n)) for n in names)
+    cell = min(0.36, 6.0 / longest)
     panels = [(n, h) for n in names for h in range(att.maps[n].shape[0])]
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
     width = max(cell * len(att.axes(n)[1]) + 1.6 for n in names)

@@ -63,11 +63,18 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) < 2 or len(b) < 2:
         return math.nan
-    if np.var(a) == 0 and np.var(b) == 0:
-        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    # "zero" up to float noise: seeds that all score 1.0 average to 0.9999999999999999 and would make scipy
+    # warn about catastrophic cancellation on the user's terminal
+    flat = lambda x: np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max()))  # noqa: E731
+    if flat(a) and flat(b):
+        return 1.0 if abs(np.mean(a) - np.mean(b)) <= 1e-12 * max(1.0, float(np.abs(a).max())) else 0.0
+    import warnings
+
     from scipy.stats import ttest_ind
 
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nearly-equal values: the p-value stands, the note goes
+        return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def stars(p: float) -> str:

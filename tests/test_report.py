@@ -83,6 +83,13 @@ def test_welch_edge_cases():
     assert math.isnan(welch_p(np.array([0.5]), np.array([0.1, 0.2])))
     assert welch_p(np.array([0.0, 0.0]), np.array([0.0, 0.0])) == 1.0
     assert welch_p(np.array([1.0, 1.0]), np.array([0.0, 0.0])) == 0.0
+    # equal up to float noise (0.1 + 0.2 vs 0.3) is equal, and scipy's cancellation warning stays off the terminal
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert welch_p(np.array([0.1 + 0.2, 0.3, 0.3]), np.array([0.3, 0.3, 0.3])) == 1.0
+        assert welch_p(np.array([0.1 + 0.2, 0.3, 0.3]), np.array([0.3, 0.3, 0.3 + 1e-9])) > 0.05
     assert stars(0.0004) == "***" and stars(0.004) == "**" and stars(0.04) == "*" and stars(0.2) == ""
 
 
@@ -292,3 +299,27 @@ def test_attention_map_of_a_long_input_is_one_raster_with_few_labels():
     assert [t.get_text() for t in ax.get_xticklabels()] == list("abcde")
     assert not ax.collections[0].get_rasterized()
     plt.close(fig)
+
+
+@pytest.mark.parametrize("n,heads", [(12, 4), (12, 2), (256, 4)])
+def test_attention_figure_fits_the_page(tmp_path, n, heads):
+    """The page is ~1064 px wide: the report's attention figure fits it (two heads a row at 12 tokens, where
+    four 0.36-inch-cell panels a row made a 2,600 px figure that scrolled sideways), every head drawn."""
+    import numpy as np
+    from PIL import Image
+
+    from ablate.report.attend import Attention
+    from ablate.report.plots import DPI, Figure, _attention_figure
+
+    src = [str(i % 10) for i in range(n)]
+    out = src[::-1] + ["<eos>"]
+    rng = np.random.default_rng(0)
+    maps = {"encoder.layer0.self": rng.dirichlet(np.ones(n), size=(heads, n)),
+            "decoder.layer0.cross": rng.dirichlet(np.ones(n), size=(heads, n + 1))}
+    att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
+    fig = Figure("attention_transformer", "Where does the best transformer look?")
+    best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
+    _attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    assert len(fig.panels) == 2 * heads
+    with Image.open(fig.files[0]) as im:
+        assert im.width * 96 / DPI <= 1064, im.size

@@ -413,11 +413,15 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
         last[n.split(".")[0] + ("cross" if "cross" in n else "self")] = n
     names = list(last.values())
     heads = max(att.maps[n].shape[0] for n in names)
-    per_row = min(heads, 4)
-    # inches per token: 9-point labels stay legible at the page's 96 px per inch; long inputs (no per-token
-    # labels then) shrink so that a panel stays within ~6 inches
+    # inches per token: 9-point labels stay legible down to ~0.22 in (21 px at the page's 96 px per inch);
+    # as many heads a row as fit the page's ~10.8 in, shrinking the cells (not below that) to fit two a row;
+    # long inputs (no per-token labels then) shrink so that two panels fit a row
     longest = max(max(len(a) for a in att.axes(n)) for n in names)
-    cell = min(0.36, 6.0 / longest)
+    page, margin, chrome = 10.8, 1.2, 1.6  # inches: content width, colorbar, a panel's labels
+    cell = 0.36 if longest <= 24 else min(0.36, 3.2 / longest)
+    if heads > 1 and 2 * (cell * longest + chrome) + margin > page:
+        cell = max(min(cell, ((page - margin) / 2 - chrome) / longest), min(cell, 0.22))
+    per_row = min(heads, 4, max(1, int((page - margin) // (cell * longest + chrome))))
     panels = [(n, h) for n in names for h in range(att.maps[n].shape[0])]
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
     width = max(cell * len(att.axes(n)[1]) + 1.6 for n in names)

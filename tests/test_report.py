@@ -323,3 +323,29 @@ def test_attention_figure_fits_the_page(tmp_path, n, heads):
     assert len(fig.panels) == 2 * heads
     with Image.open(fig.files[0]) as im:
         assert im.width * 96 / DPI <= 1064, im.size
+
+
+def test_by_length_is_skipped_when_each_row_has_one_length(tmp_path):
+    """throughput's rows are copy at 16, 64 and 256 tokens: one point a row is no curve (the page showed 12
+    one-point panels); the figure says why it is not drawn. Two lengths in one row draw it."""
+    from ablate.report.plots import by_length
+
+    def report(lengths_of):
+        rows = []
+        for arch, lengths in lengths_of.items():
+            rid = f"{arch}{lengths[0]}"
+            rows.append(dict(run_id=rid, variant="", label=f"arch={arch}, len={lengths[0]}", seed=0,
+                             status="finished", **{"task.name": "copy", "task.max_len": max(lengths),
+                                                   "model.arch": arch, "grid.len": lengths[0],
+                                                   "test/token_acc": 0.5}))
+            (tmp_path / "runs" / rid).mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"length": lengths, "n": 3, "token_acc": 0.5, "seq_acc": 0.0}).to_csv(
+                tmp_path / "runs" / rid / "by_length.csv", index=False)
+        df = pd.DataFrame(rows)
+        s = summarize(df, "test/token_acc", keys=["model.arch", "grid.len"])
+        return by_length(df, tmp_path / "runs", tmp_path / "plots", s)
+
+    fig = report({"rnn": [16], "cnn": [64], "lstm": [256]})
+    assert fig.skipped and "single length" in fig.skipped and "16, 64, 256" in fig.skipped and not fig.files
+    fig = report({"rnn": [16, 17], "cnn": [64]})
+    assert fig.files and not fig.skipped

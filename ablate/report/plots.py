@@ -228,6 +228,10 @@ def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
         fig_.skipped = (f"every test input has the same length ({_lengths(data)}), so accuracy cannot vary "
                         "with it")
         return fig_
+    if data.groupby(["facet", "hue"])["length"].nunique().max() < 2:  # e.g. throughput: a length per row
+        fig_.skipped = (f"each row's test inputs have a single length ({_lengths(data)} across rows), so no row "
+                        "has a curve; the table compares the rows")
+        return fig_
     runs = label_runs(_finished(df), s)
     train_max = _train_lengths(runs)
     if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a script (`make test &`, `nohup`) inherits SIGINT ignored, and so do
+# the drivers it starts: the Ctrl-C tests would then see no interrupt at all. Deliver it as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # ---------------------------------------------------------------- model test helpers
 # Tiny tasks and tiny models (dropout 0, d_model <= 64, 1-2 layers) so every model test runs in seconds.

@@ -349,3 +349,29 @@ def test_by_length_is_skipped_when_each_row_has_one_length(tmp_path):
     assert fig.skipped and "single length" in fig.skipped and "16, 64, 256" in fig.skipped and not fig.files
     fig = report({"rnn": [16, 17], "cnn": [64]})
     assert fig.files and not fig.skipped
+
+
+def test_point_labels_of_tied_rows_do_not_cover_each_other():
+    """architectures' SCAN panel: five rows within 0.03 of each other at ~40k parameters had labels printed
+    over each other; each label now gets its own line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import label_points
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    pts = [(39_600 + 50 * i, 0.90 + 0.005 * i, f"scan: arch{i}, lr=0.003") for i in range(5)] + [(40_200, 0.18, "rnn")]
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+    ax.set_ylim(0, 1)
+    texts = label_points(ax, pts)
+    fig.canvas.draw()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(t) for t in texts]  # the text itself, without its leader line
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    assert {t.get_text() for t in texts} == {p[2] for p in pts}
+    plt.close(fig)

@@ -343,9 +343,6 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
             std = r[f"{s.primary}/std"]
             ax.errorbar(r["params/mean"], r[f"{s.primary}/mean"], yerr=None if math.isnan(std) else std,
                         fmt=markers[r["hue"]], capsize=3, color=colors[r["hue"]], markersize=7, alpha=0.85)
-            if direct:
-                ax.annotate(r["hue"], (r["params/mean"], r[f"{s.primary}/mean"]), fontsize=7,
-                            xytext=(4, 3), textcoords="offset points")
         if part["params/mean"].max() > 10 * part["params/mean"].min():
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -356,6 +353,8 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
         _acc_axis(ax, s.primary)
         ax.set_title(facet or f"test {metric_name(s.primary)} vs parameter count", fontsize=11)
         ax.grid(alpha=0.3)
+        if direct:
+            label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     if not direct:
         handles = [plt.Line2D([], [], color=colors[h], marker=markers[h], ls="", label=h) for h in hues]
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="row")
@@ -364,6 +363,33 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
     fig_.caption = (f"One point per row at its parameter count: mean test {metric_name(s.primary)} over seeds, "
                     "error bar = ±1 std. Rows with the same parameter count share an x value (markers differ).")
     return fig_
+
+
+def label_points(ax: Any, points: list[tuple[float, float, str]], fontsize: float = 7) -> list[Any]:
+    """Label each (x, y) point where it is, pushing a label down (with a leader line) while it would cover
+    one already placed: points that sit close together (rows that tie) keep legible labels."""
+    fig = ax.figure
+    ppp = fig.dpi / 72  # display pixels per point
+    line = fontsize * 1.4 * ppp  # a label box is ~1.3 lines of type tall
+    placed: list[tuple[float, float, float]] = []  # (left, right, y) of labels, display pixels
+    texts = []
+    where = ax.transData.transform([(x, y) for x, y, _ in points])
+    for i in sorted(range(len(points)), key=lambda i: (-where[i][1], where[i][0])):
+        (x, y, text), (px, py) = points[i], where[i]
+        left, right = px + 4 * ppp, px + 4 * ppp + 0.62 * fontsize * ppp * len(str(text))
+        ty = py + 3 * ppp
+        moved = True
+        while moved:
+            moved = False
+            for a, b, oy in placed:
+                if left < b and a < right and abs(ty - oy) < line - 0.5:  # (float slack: no endless nudging)
+                    ty, moved = oy - line, True
+        placed.append((left, right, ty))
+        dy = (ty - py) / ppp
+        texts.append(ax.annotate(str(text), (x, y), xytext=(4, dy), textcoords="offset points", fontsize=fontsize,
+                                 va="bottom", arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5")
+                                 if dy < -fontsize else None))
+    return texts
 
 
 # ------------------------------------------------------------------ attention

@@ -9,8 +9,8 @@ tokens each position attends to most are printed.
 
 from __future__ import annotations
 
-import math
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -452,9 +452,8 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     if heads > 1 and 2 * (cell * longest + chrome) + margin > page:
         cell = max(min(cell, ((page - margin) / 2 - chrome) / longest), min(cell, 0.22))
     per_row = min(heads, 4, max(1, int((page - margin) // (cell * longest + chrome))))
-    panels = [(n, h) for n in names for h in range(att.maps[n].shape[0])]
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
-    width = max(cell * len(att.axes(n)[1]) + 1.6 for n in names)
+    width = max(cell * len(att.axes(n)[1]) + chrome for n in names)
     heights = [cell * len(att.axes(n)[0]) + 1.4 for n in names for _ in range(rows_of[n])]
     fig, axes = plt.subplots(len(heights), per_row, figsize=(width * per_row + 1.2, sum(heights) + 0.4),
                              squeeze=False, layout="constrained", gridspec_kw={"height_ratios": heights})
@@ -474,7 +473,6 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     for ax in axes.ravel():
         if id(ax) not in used:
             ax.axis("off")
-    del panels
     fig_.wide = True
     fig.colorbar(axes[0][0].collections[0], ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
     fig_.files = save(fig, out, fig_.name, fig_)

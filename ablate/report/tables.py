@@ -67,7 +67,7 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     # warn about catastrophic cancellation on the user's terminal
     flat = lambda x: np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max()))  # noqa: E731
     if flat(a) and flat(b):
-        return 1.0 if abs(np.mean(a) - np.mean(b)) <= 1e-12 * max(1.0, float(np.abs(a).max())) else 0.0
+        return 1.0 if flat(np.concatenate([a, b])) else 0.0
     import warnings
 
     from scipy.stats import ttest_ind

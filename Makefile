@@ -30,7 +30,7 @@ test: $(STAMP)
 # Re-run every shipped experiment and rewrite its sample report under reports/ (about 6 hours on 2 cores: each
 # experiment file states its own time).
 reports: $(STAMP)
-	for e in quickstart positional coreference transformer_ablation bottleneck scan architectures translate my_corpus; do \
+	for e in quickstart positional coreference transformer_ablation heads bottleneck scan architectures translate my_corpus; do \
 		$(BIN)/ablate run experiments/$$e.yaml --workers 2 || exit $$?; done
 	$(BIN)/ablate run experiments/throughput.yaml --workers 1
 

@@ -375,3 +375,29 @@ def test_point_labels_of_tied_rows_do_not_cover_each_other():
             assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
     assert {t.get_text() for t in texts} == {p[2] for p in pts}
     plt.close(fig)
+
+
+def test_a_report_names_the_machine_the_threads_and_the_wall_time(grid, tmp_path):
+    import json
+    import os
+
+    from ablate.experiment.results import results_frame
+    from ablate.report import build_report
+    from ablate.report.page import made_on
+
+    df = results_frame(grid)
+    result = json.loads((grid / df["run_id"].iloc[0] / "result.json").read_text())
+    assert result["reproduce"]["cpu"] and result["reproduce"]["cpu_count"] == os.cpu_count()
+    line = made_on(df)
+    assert result["reproduce"]["cpu"] in line and "1 thread per run" in line  # the fixture runs one thread each
+    # wall = first start to last end; run time = the sum; 8 tiny runs one after another: wall >= run time
+    start, end = df["started"].min(), (df["started"] + df["wall_s"]).max()
+    assert f"{int(round((end - start) / 60))} min wall" in line or f"{end - start:.0f} s wall" in line
+    build_report(grid, tmp_path / "r")
+    for page in ("README.md", "index.html"):
+        assert "Made on host" in (tmp_path / "r" / page).read_text()
+    # two-part wall time: a run store spread over sessions reads as hours
+    late = df.assign(started=df["started"].min() + pd.Series([0] * (len(df) - 1) + [7200], index=df.index),
+                     wall_s=60.0)
+    assert "2 h 01 min wall" in made_on(late) and f"{len(df)} min of run time" in made_on(late)
+    assert made_on(df.drop(columns=["started"])) is None  # older stores without timing: no line, no error

@@ -27,9 +27,12 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
-                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s"):
+                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s"):
             if k in res:
                 row[k] = res[k]
+        for k in ("threads", "cpu", "cpu_count", "torch"):  # the machine it ran on, for the report's "made on"
+            if k in res.get("reproduce", {}):
+                row[k] = res["reproduce"][k]
         if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)
             row["claim_host"], row["claim_pid"] = res["claim"].get("host"), res["claim"].get("pid")
         if res.get("error"):

@@ -180,6 +180,36 @@ def _summary_line(ctx: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def made_on(df: pd.DataFrame) -> Optional[str]:
+    """Where and how long: the machine (CPU model, cores), torch, threads per run, and the wall time from the
+    first run's start to the last one's end beside the summed run time (they differ by the parallelism)."""
+    if df.empty or "started" not in df or "wall_s" not in df:
+        return None
+    start = pd.to_numeric(df["started"], errors="coerce")
+    end = start + pd.to_numeric(df["wall_s"], errors="coerce")
+    if start.isna().all() or end.isna().all():
+        return None
+
+    def values(col: str) -> str:
+        seen = [str(v) for v in dict.fromkeys(df[col].dropna())] if col in df else []
+        return " / ".join(seen)
+
+    hosts, cpu, cores, threads = values("claim_host"), values("cpu"), values("cpu_count"), values("threads")
+    machine = ", ".join(x for x in (cpu, f"{cores} cores" if cores else "") if x) or "CPU model not recorded"
+    where = f"host {hosts} ({machine})" if hosts else machine
+    first = datetime.datetime.fromtimestamp(start.min(), datetime.timezone.utc)
+    last = datetime.datetime.fromtimestamp(end.max(), datetime.timezone.utc)
+    return (f"Made on {where}" + (f", torch {values('torch')}" if values("torch") else "")
+            + (f", {threads} thread{'' if threads == '1' else 's'} per run" if threads else "")
+            + f"; runs from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: {_duration(end.max() - start.min())}"
+            f" wall, {_duration(pd.to_numeric(df['wall_s'], errors='coerce').sum())} of run time")
+
+
+def _duration(seconds: float) -> str:
+    m = int(round(seconds / 60))
+    return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min" if m else f"{seconds:.0f} s"
+
+
 def _num(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, (int, float)) and not pd.isna(x) else "–"
 
@@ -201,6 +231,7 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body = [f"<h1>{e(ctx['name'])}</h1>",
             f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report written '
             f"{datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
+            *([f'<p class="meta">{e(made)}.</p>'] if (made := made_on(ctx["df"])) else []),
             '<nav><a href="#results">Results</a><a href="#figures">Figures</a>'
             + ('<a href="#samples">Samples</a>' if ctx.get("samples") else "") + '<a href="#runs">Runs</a>'
             '<a href="README.md">README.md</a></nav>']
@@ -293,6 +324,8 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
            runs: list[dict[str, Any]]) -> str:
     out, raw = ctx["out"], ctx["raw"]
     lines = [f"# {ctx['name']}", "", f"{_summary_line(ctx)}.", ""]
+    if made := made_on(ctx["df"]):
+        lines += [f"{made}.", ""]
     if raw.get("description"):
         lines += [*(f"> {line}".rstrip() for line in raw["description"].splitlines()), ""]
     lines += [f"*{n}*" for n in ctx["notes"]]

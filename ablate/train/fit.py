@@ -81,6 +81,17 @@ def git_commit() -> Optional[str]:
         return None
 
 
+def cpu_model() -> str:
+    """What the report names as the machine: the CPU's model name (Linux), else the platform's word for it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def fit(cfg: RunConfig, run_dir: str | Path, meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Train and test one run in run_dir; returns the result fields (metrics, timing, reproduction)."""
     world = num_devices(cfg.train)
@@ -243,5 +254,6 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
             "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,
             "git_commit": git_commit(), "threads": torch.get_num_threads(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(),
         },
     }

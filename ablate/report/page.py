@@ -197,8 +197,8 @@ def made_on(df: pd.DataFrame) -> Optional[str]:
     hosts, cpu, cores, threads = values("claim_host"), values("cpu"), values("cpu_count"), values("threads")
     machine = ", ".join(x for x in (cpu, f"{cores} cores" if cores else "") if x) or "CPU model not recorded"
     where = f"host {hosts} ({machine})" if hosts else machine
-    first = datetime.datetime.fromtimestamp(start.min(), datetime.timezone.utc)
-    last = datetime.datetime.fromtimestamp(end.max(), datetime.timezone.utc)
+    first = datetime.datetime.fromtimestamp(start.min(), datetime.UTC)
+    last = datetime.datetime.fromtimestamp(end.max(), datetime.UTC)
     return (f"Made on {where}" + (f", torch {values('torch')}" if values("torch") else "")
             + (f", {threads} thread{'' if threads == '1' else 's'} per run" if threads else "")
             + f"; runs from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: {_duration(end.max() - start.min())}"

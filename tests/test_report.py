@@ -401,3 +401,5 @@ def test_a_report_names_the_machine_the_threads_and_the_wall_time(grid, tmp_path
                      wall_s=60.0)
     assert "2 h 01 min wall" in made_on(late) and f"{len(df)} min of run time" in made_on(late)
     assert made_on(df.drop(columns=["started"])) is None  # older stores without timing: no line, no error
+    mixed = df.assign(cpu_count=[None] + [os.cpu_count()] * (len(df) - 1))  # a store partly from before the field
+    assert f"{os.cpu_count()} cores" in made_on(mixed) and ".0 cores" not in made_on(mixed)

@@ -191,7 +191,9 @@ def made_on(df: pd.DataFrame) -> Optional[str]:
         return None
 
     def values(col: str) -> str:
-        seen = [str(v) for v in dict.fromkeys(df[col].dropna())] if col in df else []
+        # a column with gaps (runs from before a field existed) holds floats: 2.0 cores reads as 2
+        seen = [str(int(v) if isinstance(v, float) and v.is_integer() else v)
+                for v in dict.fromkeys(df[col].dropna())] if col in df else []
         return " / ".join(seen)
 
     hosts, cpu, cores, threads = values("claim_host"), values("cpu"), values("cpu_count"), values("threads")

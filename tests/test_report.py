@@ -403,3 +403,23 @@ def test_a_report_names_the_machine_the_threads_and_the_wall_time(grid, tmp_path
     assert made_on(df.drop(columns=["started"])) is None  # older stores without timing: no line, no error
     mixed = df.assign(cpu_count=[None] + [os.cpu_count()] * (len(df) - 1))  # a store partly from before the field
     assert f"{os.cpu_count()} cores" in made_on(mixed) and ".0 cores" not in made_on(mixed)
+
+
+def test_a_seed_that_stopped_at_its_target_holds_its_last_value_in_the_row_mean():
+    """heads: one seed of three reached the target at 7,500 steps and stopped; the others ran to 8,000, so the
+    row's mean curve fell from 0.35 to 0.04 in its last two points — a drop no model made."""
+    from ablate.report.plots import hold_last
+
+    fast = pd.DataFrame({"step": [250, 500], "val/seq_acc": [0.5, 1.0], "val/loss": [0.5, 0.01]})
+    slow = pd.DataFrame({"step": [250, 500, 750, 1000], "val/seq_acc": [0.1, 0.2, 0.2, 0.2], "val/loss": [1.0] * 4})
+    other_row = pd.DataFrame({"step": [250], "val/seq_acc": [0.0], "val/loss": [2.0]})
+    val = pd.concat([fast.assign(run_id="a", seed=0, hue="h4", facet="t"),
+                     slow.assign(run_id="b", seed=1, hue="h4", facet="t"),
+                     other_row.assign(run_id="c", seed=0, hue="h1", facet="t")], ignore_index=True)
+    out, held = hold_last(val, ["val/seq_acc", "val/loss"])
+    assert held
+    mean = out[out["hue"] == "h4"].groupby("step")["val/seq_acc"].mean()
+    assert mean.to_dict() == pytest.approx({250: 0.3, 500: 0.6, 750: 0.6, 1000: 0.6})  # not 0.2 at 750 and 1000
+    assert (out["run_id"] == "c").sum() == 1  # a row is held to its own longest run, not another row's
+    assert len(out[out["run_id"] == "a"]) == 4 and set(out.loc[out["run_id"] == "a", "val/loss"]) == {0.5, 0.01}
+    assert hold_last(val[val["run_id"] != "a"], ["val/seq_acc"])[1] is False  # nothing stopped sooner: no note

@@ -201,14 +201,34 @@ def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figu
                         "train.val_every, or more train.max_epochs); the final numbers are in the table")
         return fig_
     runs = label_runs(_finished(df), s)
+    curves, held = hold_last(curves[curves[panels].notna().any(axis=1)], panels)
     panels = _lines(fig_, curves, "step", panels, out, "training step",
            lambda m: f"validation {metric_name(m)} ({'higher' if better(m) == 'max' else 'lower'} is better)",
            baseline_hue(runs, s))
     n_seeds = int(curves.groupby("hue")["seed"].nunique().max())
     fig_.caption += (f"Validation {', '.join(metric_name(m) for m in panels)} after each validation; line = mean "
                     f"over seeds, band = min–max over seeds (up to {n_seeds} seed{'s' * (n_seeds != 1)} a row)"
+                    + ("; a seed that stopped sooner (at its target or a plateau) holds its last value to the end "
+                       "of its row's longest run, so the mean does not jump when it stops" if held else "")
                     + ("; one panel per task." if curves["facet"].nunique() > 1 else "."))
     return fig_
+
+
+def hold_last(val: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, bool]:
+    """Each run's validations extended, at its last values, to every later step its row (facet, hue) has: a
+    row's mean over seeds then averages the same seeds at every step (without it, a seed that stopped at
+    its target drops out and the mean falls to the slower seeds' — a drop no model made). True if any."""
+    parts, held = [], False
+    for _, row in val.groupby(["facet", "hue"], sort=False):
+        steps = sorted(row["step"].unique())
+        for _, run in row.groupby("run_id", sort=False):
+            last = run.sort_values("step").iloc[-1]
+            later = [st for st in steps if st > last["step"]]
+            parts.append(run)
+            if later:
+                held = True
+                parts.append(pd.DataFrame([last] * len(later)).assign(step=later))
+    return (pd.concat(parts, ignore_index=True) if parts else val), held
 
 
 # ------------------------------------------------------------------ by length

@@ -186,7 +186,8 @@ def made_on(df: pd.DataFrame) -> Optional[str]:
     if df.empty or "started" not in df or "wall_s" not in df:
         return None
     start = pd.to_numeric(df["started"], errors="coerce")
-    end = start + pd.to_numeric(df["wall_s"], errors="coerce")
+    took = pd.to_numeric(df["wall_s"], errors="coerce")
+    end = start + took
     if start.isna().all() or end.isna().all():
         return None
 
@@ -196,15 +197,14 @@ def made_on(df: pd.DataFrame) -> Optional[str]:
                 for v in dict.fromkeys(df[col].dropna())] if col in df else []
         return " / ".join(seen)
 
-    hosts, cpu, cores, threads = values("claim_host"), values("cpu"), values("cpu_count"), values("threads")
+    hosts, cpu, cores, threads, torch = (values(c) for c in ("claim_host", "cpu", "cpu_count", "threads", "torch"))
     machine = ", ".join(x for x in (cpu, f"{cores} cores" if cores else "") if x) or "CPU model not recorded"
     where = f"host {hosts} ({machine})" if hosts else machine
-    first = datetime.datetime.fromtimestamp(start.min(), datetime.UTC)
-    last = datetime.datetime.fromtimestamp(end.max(), datetime.UTC)
-    return (f"Made on {where}" + (f", torch {values('torch')}" if values("torch") else "")
+    first, last = (datetime.datetime.fromtimestamp(t, datetime.UTC) for t in (start.min(), end.max()))
+    return (f"Made on {where}" + (f", torch {torch}" if torch else "")
             + (f", {threads} thread{'' if threads == '1' else 's'} per run" if threads else "")
             + f"; runs from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: {_duration(end.max() - start.min())}"
-            f" wall, {_duration(pd.to_numeric(df['wall_s'], errors='coerce').sum())} of run time")
+            f" wall, {_duration(took.sum())} of run time")
 
 
 def _duration(seconds: float) -> str:

@@ -313,6 +313,43 @@ def test_a_worker_process_that_dies_fails_only_its_own_run(tmp_path):
     assert df.loc[df["variant"] == "dies", "error"].str.contains("worker process died").all()
 
 
+def test_a_worker_that_dies_while_the_next_run_is_handed_out_fails_only_its_own_run(tmp_path, monkeypatch):
+    """The pool can break between two submissions: submit() then raises BrokenProcessPool. That crashed the
+    driver (CI, 1 in 10 runs) and lost both runs; the run being handed out must be retried, the dead one fail."""
+    from ablate.experiment.executors import LocalExecutor
+    from ablate.experiment.worker import RunSpec
+
+    died = tmp_path / "died"
+    (tmp_path / "killer2.py").write_text(
+        "import os, signal\n"
+        "from ablate.tasks import TASKS\n"
+        "from ablate.tasks.synthetic import SeqTaskConfig, _check\n"
+        "@TASKS.register('killer2', config=SeqTaskConfig, check=_check, kind='seq2seq', help='dies')\n"
+        "def build(cfg):\n"
+        f"    open({str(died)!r}, 'w').close()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers inherit sys.path
+    __import__("killer2")  # its task is checked when planning
+    exp = tiny(variants={"dies": {"task.name": "killer2"}, "ok": {}})
+    runs = plan(load_experiment(write(tmp_path, exp))).runs
+    specs = [RunSpec(r.run_id, "tiny", r.variant, r.label, r.config, ("killer2",)) for r in runs]
+    assert [s.variant for s in specs] == ["dies", "ok"]
+
+    def on_start(spec: RunSpec) -> bool:
+        if spec.variant == "ok" and not died.exists():  # hand "ok" out only once "dies" has killed its worker
+            deadline = time.time() + 60
+            while not died.exists() and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # the pool notices the dead worker
+        (tmp_path / "runs" / spec.run_id).mkdir(parents=True, exist_ok=True)
+        return True
+
+    done: dict[str, list[str]] = {}
+    LocalExecutor(workers=2).run(specs, tmp_path / "runs", lambda spec, res: done.setdefault(
+        spec.variant, []).append(res["status"]), on_start)
+    assert done == {"dies": ["failed"], "ok": ["finished"]}
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path):
     exp = tiny(seeds=[0, 1, 2, 3, 4, 5])
     exp["train"]["max_epochs"] = 3

@@ -71,23 +71,31 @@ class LocalExecutor:
             futures: dict[cf.Future, RunSpec] = {}
             todo = list(specs)
             while todo or futures:
-                while todo and len(futures) < workers:
+                while todo and len(futures) < workers and not broken:
                     spec = todo.pop(0)
                     if on_start(spec):
-                        futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
-                if not futures:
+                        try:
+                            futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
+                        except cf.process.BrokenProcessPool:  # a worker died since the last wait: claimed, not run
+                            broken.append(spec)
+                if futures and not broken:
+                    done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        spec = futures.pop(fut)
+                        try:
+                            on_done(spec, fut.result())
+                        except cf.process.BrokenProcessPool:
+                            broken.append(spec)
+                if not futures and not broken:
                     break
-                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    spec = futures.pop(fut)
-                    try:
-                        on_done(spec, fut.result())
-                    except cf.process.BrokenProcessPool:
-                        broken.append(spec)
                 if broken:  # a dead worker breaks the pool: the runs in flight are lost, the rest get a new pool
-                    broken += futures.values()
+                    pool.shutdown(wait=True)  # each future now holds its result or the broken-pool error
+                    for fut, spec in futures.items():
+                        try:
+                            on_done(spec, fut.result())  # finished before the pool broke: keep it
+                        except cf.process.BrokenProcessPool:
+                            broken.append(spec)
                     futures.clear()
-                    pool.shutdown(wait=True)
                     return broken + (self._pool(todo, workers, root, on_done, on_start) if todo else [])
         except BaseException:
             for proc in list(getattr(pool, "_processes", {}).values()):

@@ -452,3 +452,25 @@ def test_a_body_without_reorder_gets_its_batch_first_state_indexed():
     r = index_rows(s, torch.tensor([2, 2, 0]))
     assert r.h[:, 0].tolist() == [2, 2, 0] and r.parts[0].tolist() == [2, 2, 0]
     assert r.parts[1]["z"].tolist() == [4, 4, 0] and r.t == 7
+
+
+def test_with_two_workers_a_beam_run_waits_for_its_greedy_twin_instead_of_training_a_copy(tmp_path):
+    """Planned side by side (greedy then beam, per variant), two workers used to start both at once: the beam
+    run found no finished twin and trained an identical copy (2 of 9 in translate). It now waits for it."""
+    from ablate import load_results
+    from ablate.cli import main
+
+    exp = {"name": "twins", "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 64,
+                                     "n_val": 16, "n_test": 32},
+           "model": {"arch": "gru", "d_model": 16, "n_layers": 1}, "train": {"max_epochs": 2, "batch_size": 32},
+           "variants": {"gru": {}, "lstm": {"model.arch": "lstm"}}, "grid": {"eval.beam_size": [1, 3]}}
+    path = tmp_path / "twins.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-report", "--workers", "2"]) == 0
+    results = {(r["variant"], r["eval.beam_size"]): json.loads((tmp_path / "runs/twins" / r["run_id"] / "result.json")
+                                                               .read_text())
+               for _, r in load_results(tmp_path / "runs/twins").iterrows()}
+    for variant in ("gru", "lstm"):
+        greedy, beam = results[(variant, 1)], results[(variant, 3)]
+        assert "reused_from" not in greedy
+        assert beam.get("reused_from") == greedy["run_id"], f"{variant}: the beam run trained its own copy"

@@ -14,9 +14,10 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ablate.errors import ConfigError, ConfigErrors
+from ablate.experiment.plan import train_id
 from ablate.experiment.worker import RunSpec, execute, pool_worker
 from ablate.registry import Registry
 
@@ -72,13 +73,17 @@ class LocalExecutor:
             todo = list(specs)
             while todo or futures:
                 while todo and len(futures) < workers and not broken:
-                    spec = todo.pop(0)
+                    spec = _next_startable(todo, futures.values())
+                    if spec is None:  # each one left trains what a run in flight trains: wait for it
+                        break
                     if on_start(spec):
                         try:
                             futures[pool.submit(execute, spec, root / spec.run_id, self.threads)] = spec
                         except cf.process.BrokenProcessPool:  # a worker died since the last wait: claimed, not run
                             broken.append(spec)
-                if futures and not broken:
+                if not futures and not broken:  # every run left was not ours to start
+                    break
+                if not broken:
                     done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
                     for fut in done:
                         spec = futures.pop(fut)
@@ -86,8 +91,6 @@ class LocalExecutor:
                             on_done(spec, fut.result())
                         except cf.process.BrokenProcessPool:
                             broken.append(spec)
-                if not futures and not broken:
-                    break
                 if broken:  # a dead worker breaks the pool: the runs in flight are lost, the rest get a new pool
                     pool.shutdown(wait=True)  # each future now holds its result or the broken-pool error
                     for fut, spec in futures.items():
@@ -104,6 +107,17 @@ class LocalExecutor:
             raise
         pool.shutdown(wait=True)
         return broken
+
+
+def _next_startable(todo: list[RunSpec], in_flight: Iterable[RunSpec]) -> Optional[RunSpec]:
+    """Pop the first run that trains something no run in flight trains. A run that differs from one in flight
+    only in eval (beam 4 beside greedy) tests that run's checkpoint once it is finished (train/reuse.py);
+    started beside it, it would train an identical copy."""
+    busy = {train_id(s.config) for s in in_flight}
+    for i, spec in enumerate(todo):
+        if train_id(spec.config) not in busy:
+            return todo.pop(i)
+    return None
 
 
 def _lazy(name: str, module: str, cls: str, package: str, extra: str) -> Callable[..., Any]:

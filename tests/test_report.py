@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy.stats import ttest_ind
 
 from ablate.report.tables import latex_escape, stars, summarize, to_latex, to_markdown, welch_p
@@ -423,3 +424,33 @@ def test_a_seed_that_stopped_at_its_target_holds_its_last_value_in_the_row_mean(
     assert (out["run_id"] == "c").sum() == 1  # a row is held to its own longest run, not another row's
     assert len(out[out["run_id"] == "a"]) == 4 and set(out.loc[out["run_id"] == "a", "val/loss"]) == {0.5, 0.01}
     assert hold_last(val[val["run_id"] != "a"], ["val/seq_acc"])[1] is False  # nothing stopped sooner: no note
+
+
+def test_an_edited_experiment_reports_the_newer_run_of_a_row_and_seed_not_both(tmp_path):
+    """Raising a variant's step cap keeps its label, so the store then holds two runs per row and seed: the table
+    averaged both (n = 2 seeds for one seed), mixing two experiments. The newer stands; the note names the older."""
+    from ablate.cli import main
+    from ablate.report import build_report
+
+    exp = {"name": "edited", "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 64,
+                                      "n_val": 16, "n_test": 32},
+           "model": {"arch": "gru", "d_model": 16, "n_layers": 1}, "train": {"max_epochs": 1, "batch_size": 32},
+           "variants": {"gru": {}, "rnn": {"model.arch": "rnn"}}}
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    runs = tmp_path / "runs"
+    assert main(["run", str(path), "--runs-dir", str(runs), "--no-report"]) == 0
+    exp["variants"]["rnn"]["train.max_epochs"] = 3  # the edit: same label, another run
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    assert main(["run", str(path), "--runs-dir", str(runs), "--no-report"]) == 0
+    from ablate.experiment.results import results_frame
+
+    every = results_frame(runs / "edited")
+    assert len(every) == 3
+    old = every.loc[(every["variant"] == "rnn") & (every["train.max_epochs"] == 1), "run_id"].item()
+    build_report(runs / "edited", tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "table.csv")
+    assert sorted(zip(table["variant"], table["n"])) == [("gru", 1), ("rnn", 1)]
+    assert table.loc[table["variant"] == "rnn", "train.max_epochs"].item() == 3
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "1 earlier run left out" in readme and old in readme

@@ -61,3 +61,17 @@ def rebuild_results(root: str | Path) -> Path:
     path = Path(root) / "results.csv"
     atomic_write(path, results_frame(root).to_csv(index=False))
     return path
+
+
+def newest_per_cell(df: pd.DataFrame, keys: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the newest run of each table cell, the older ones). A cell is a row label and a seed (and the tuned
+    keys' values: tuning candidates share a label). Two runs in one cell mean the experiment was edited in a way
+    its labels do not show (a cap raised, a variant's setting changed): averaging both would mix two
+    experiments, so the later one stands and the earlier is kept in the store but left out."""
+    if df.empty or "started" not in df:
+        return df, df.iloc[0:0]
+    cell = ["label", "seed", *[k for k in keys if k in df]]
+    order = df.assign(_t=pd.to_numeric(df["started"], errors="coerce").fillna(float("-inf")))
+    order = order.sort_values("_t", kind="stable")
+    older = order.duplicated(cell, keep="last")
+    return df.loc[order.index[~older]].sort_index(), df.loc[order.index[older]].sort_index()

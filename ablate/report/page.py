@@ -19,8 +19,8 @@ import pandas as pd
 import yaml
 
 from ablate.config import ReportConfig, flatten, header_comment
-from ablate.experiment.results import results_frame
-from ablate.experiment.tune import chosen_columns, report_runs
+from ablate.experiment.results import newest_per_cell, results_frame
+from ablate.experiment.tune import chosen_columns, report_runs, tune_keys
 from ablate.report.samples import samples_html, write_samples
 from ablate.report.tables import (
     Summary,
@@ -124,8 +124,14 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
-    df, every, tune_notes = report_runs(results_frame(root), raw, root)  # tune: each row at its chosen setting
+    tuned = tuple(tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None))
+    runs, older = newest_per_cell(results_frame(root), tuned)
+    df, every, tune_notes = report_runs(runs, raw, root)  # tune: each row at its chosen setting
     ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": every, "notes": []}
+    if len(older):
+        ctx["notes"].append(f"{len(older)} earlier run{'s' * (len(older) > 1)} left out: a later run has the same "
+                            "row and seed, so the experiment was edited since (a setting its row labels do not "
+                            f"show); still in the store: {', '.join(map(str, older['run_id']))}")
     if df.empty:
         ctx["notes"].append(f"no runs with a result yet in {root}")
         return write_pages(ctx, None, [], {})

@@ -13,7 +13,7 @@ from ablate.config import Experiment
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.experiment.claims import CLAIM, DISK_FULL, HOST, Claims, is_stale, read_claim
 from ablate.experiment.executors import get_executor
-from ablate.experiment.in_flight import InFlightStatus
+from ablate.experiment.in_flight import InFlightStatus, fmt_time
 from ablate.experiment.plan import Plan, PlannedRun
 from ablate.experiment.results import rebuild_results
 from ablate.experiment.store import (
@@ -57,11 +57,6 @@ class Progress:
         eta = elapsed / k * (self.total - k) if k else 0
         print(f"[{k}/{self.total}] {r.label} seed {r.seed} ({r.run_id}): {what} | {self.done} finished, "
               f"{self.failed} failed | ETA {fmt_time(eta)}", file=self.out, flush=True)
-
-
-def fmt_time(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int = 1, executor: str = "local",

@@ -431,6 +431,10 @@ def test_changing_only_eval_beam_size_retrains_nothing(tmp_path, monkeypatch):
                      for b in (1, 3))
     assert second["reused_from"] == df.loc[1, "run_id"] and second["train_id"] == first["train_id"]
     assert second["steps"] == first["steps"] and second["best_val"] == first["best_val"]
+    # eval s means validation + test for both: the re-test's own test beside its source's validation
+    assert 0 < first["test_time_s"] < first["eval_time_s"] and second["test_time_s"] > 0
+    assert second["eval_time_s"] == pytest.approx(first["eval_time_s"] - first["test_time_s"]
+                                                  + second["test_time_s"])
     assert "test/seq_acc" in second["metrics"]
     # a change to what is trained does train
     assert main(["run", str(path), "--runs-dir", "runs", "--no-report", "train.lr=0.003"]) == 0

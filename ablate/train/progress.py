@@ -176,10 +176,11 @@ class RunProgress(ProgressBar):
 
 
 class EvalTimer(Callback):
-    """Seconds spent in validation and test loops (decoding included): result.json's eval_time_s."""
+    """Seconds spent in validation and test loops (decoding included): result.json's eval_time_s; the test
+    loop's alone: test_time_s."""
 
     def __init__(self):
-        self.seconds, self._t0 = 0.0, 0.0
+        self.seconds, self.test_seconds, self._t0 = 0.0, 0.0, 0.0
 
     def _start(self, *_: Any) -> None:
         self._t0 = time.perf_counter()
@@ -187,8 +188,12 @@ class EvalTimer(Callback):
     def _stop(self, *_: Any) -> None:
         self.seconds += time.perf_counter() - self._t0
 
+    def on_test_end(self, *_: Any) -> None:
+        self.test_seconds += time.perf_counter() - self._t0
+        self._stop()
+
     on_validation_start = on_test_start = _start
-    on_validation_end = on_test_end = _stop
+    on_validation_end = _stop
 
     def state_dict(self) -> dict[str, Any]:  # in last.ckpt: a resumed run keeps counting from here
         return {"seconds": self.seconds}

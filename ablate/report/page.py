@@ -170,7 +170,16 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,
                          "error": r.get("error")})
+    prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
+
+
+def prune_run_copies(out: Path, keep: set[str]) -> None:
+    """Remove the copies an earlier render made of runs this report no longer shows (left out, or gone from the
+    store), so a committed report holds no orphans; only directories holding nothing but run-file copies."""
+    for d in (out / "runs").iterdir() if (out / "runs").is_dir() else []:
+        if d.name not in keep and d.is_dir() and all(f.is_file() and f.name in RUN_FILES for f in d.iterdir()):
+            shutil.rmtree(d)
 
 
 def _summary_line(ctx: dict[str, Any]) -> str:

@@ -458,3 +458,27 @@ def test_an_edited_experiment_reports_the_newer_run_of_a_row_and_seed_not_both(t
     assert "1 earlier run left out" in readme and old in readme
     copies = {d.name for d in (tmp_path / "report" / "runs").iterdir()}  # the first render's copy of it is gone
     assert copies == set(every["run_id"]) - {old}
+
+
+@pytest.mark.parametrize("top", [9, 240, 3_000, 7_250, 120_000])
+def test_step_axis_labels_do_not_run_into_each_other_in_a_third_of_the_page(top):
+    """scan's length panel (0-7,250 steps, a third of the page) printed '3200400048005600640072 00'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import whole_number_axis
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.0), dpi=100)
+    ax.plot([0, top], [0, 1])
+    whole_number_axis(ax.xaxis)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    labels = [t for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert len(labels) >= 3
+    boxes = [t.get_window_extent() for t in labels]
+    for a, b in zip(boxes, boxes[1:]):
+        assert a.x1 + 4 < b.x0, [t.get_text() for t in labels]  # a gap between neighbours
+    assert all(float(t.get_position()[0]).is_integer() for t in labels)
+    plt.close(fig)

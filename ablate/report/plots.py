@@ -95,6 +95,13 @@ def _finished(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ lines: one panel per task, one colour per row
+def whole_number_axis(axis: Any) -> None:
+    """Steps and lengths are whole; at most 6 ticks, thousands as '2k', so that labels of a 7,000-step run do
+    not run into each other in a panel a third of the page wide (they did: '3200400048005600')."""
+    axis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
+
+
 def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
            ylabel: Any, baseline: Optional[str], shade: Optional[dict[str, float]] = None) -> list[str]:
     """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
@@ -138,7 +145,7 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
             ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel(m))
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps and lengths are whole
+        whole_number_axis(ax.xaxis)
         if m.endswith("tokens_per_s"):
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
         _acc_axis(ax, m)

@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Your runs go to runs/quickstart and your report to reports/_quickstart/ (both ignored by git), so the
-# committed sample in reports/quickstart/ stays as it is and the clone stays clean.
+# committed sample in reports/quickstart/ stays as it is and the clone stays clean. One thread per run, as the
+# sample was made, so yours compares with it on a machine of any size.
 quickstart: $(STAMP)
-	$(BIN)/ablate run experiments/quickstart.yaml --workers 2 --no-report
+	OMP_NUM_THREADS=1 $(BIN)/ablate run experiments/quickstart.yaml --workers 2 --no-report
 	$(BIN)/ablate report runs/quickstart --out reports/_quickstart
 	@echo "your report: reports/_quickstart/index.html (the committed sample: reports/quickstart/)"
 

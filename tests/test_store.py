@@ -153,8 +153,8 @@ RESUME = {
     "train": {"max_epochs": 10, "batch_size": 32, "lr": 3.0e-3},
     "seeds": [3],
 }
-TIMING = {"train_time_s", "eval_time_s", "fit_time_s", "tokens_per_s", "decode_tokens_per_s", "peak_mem_mb", "wall_s",
-          "started", "claim", "resumed_at_step", "reproduce"}
+TIMING = {"train_time_s", "eval_time_s", "test_time_s", "fit_time_s", "tokens_per_s", "decode_tokens_per_s",
+          "peak_mem_mb", "wall_s", "started", "claim", "resumed_at_step", "reproduce"}
 
 
 def test_sigkill_mid_run_then_rerun_resumes_with_identical_test_metrics(tmp_path, capsys, monkeypatch):

@@ -71,9 +71,10 @@ class LocalExecutor:
             # so a second driver on the same experiment gets the runs this one has not started.
             futures: dict[cf.Future, RunSpec] = {}
             todo = list(specs)
+            trains = {spec.run_id: train_id(spec.config) for spec in specs}
             while todo or futures:
                 while todo and len(futures) < workers and not broken:
-                    spec = _next_startable(todo, futures.values())
+                    spec = _next_startable(todo, futures.values(), trains)
                     if spec is None:  # each one left trains what a run in flight trains: wait for it
                         break
                     if on_start(spec):
@@ -109,13 +110,13 @@ class LocalExecutor:
         return broken
 
 
-def _next_startable(todo: list[RunSpec], in_flight: Iterable[RunSpec]) -> Optional[RunSpec]:
-    """Pop the first run that trains something no run in flight trains. A run that differs from one in flight
-    only in eval (beam 4 beside greedy) tests that run's checkpoint once it is finished (train/reuse.py);
-    started beside it, it would train an identical copy."""
-    busy = {train_id(s.config) for s in in_flight}
+def _next_startable(todo: list[RunSpec], in_flight: Iterable[RunSpec], trains: dict[str, str]) -> Optional[RunSpec]:
+    """Pop the first run that trains something no run in flight trains (trains: run id -> train_id). A run that
+    differs from one in flight only in eval (beam 4 beside greedy) tests that run's checkpoint once it is
+    finished (train/reuse.py); started beside it, it would train an identical copy."""
+    busy = {trains[s.run_id] for s in in_flight}
     for i, spec in enumerate(todo):
-        if train_id(spec.config) not in busy:
+        if trains[spec.run_id] not in busy:
             return todo.pop(i)
     return None
 

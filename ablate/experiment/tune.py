@@ -38,6 +38,11 @@ def tune_keys(section: Optional[dict[str, Any]]) -> dict[str, list[Any]]:
     return dict(flatten({k: v for k, v in (section or {}).items() if k not in OPTIONS}))
 
 
+def stored_tune_keys(raw: dict[str, Any]) -> dict[str, list[Any]]:
+    """tune_keys of a stored experiment.yaml (the report's view: a malformed section tunes nothing)."""
+    return tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None)
+
+
 def tune_seeds(section: Optional[dict[str, Any]], seeds: list[int]) -> list[int]:
     """The seeds the candidates run with: the first `tune.seeds` (default 1) of the experiment's."""
     return list(seeds[: int((section or {}).get("seeds") or 1)])
@@ -221,7 +226,7 @@ def more_to_run(exp: Experiment, root: str | Path, done: Plan) -> bool:
 def report_runs(df: Any, raw: dict[str, Any], root: str | Path) -> tuple[Any, Any, list[str]]:
     """(the runs the table averages: each row's runs at its chosen setting; every run, losing tuning runs
     labelled as such; notes). Without tune: (df, df, [])."""
-    keys = tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None)
+    keys = stored_tune_keys(raw)
     if not keys or df.empty or any(k not in df for k in keys):
         return df, df, []
     import pandas as pd
@@ -260,7 +265,7 @@ def report_runs(df: Any, raw: dict[str, Any], root: str | Path) -> tuple[Any, An
 
 def chosen_columns(summary: Any, final: Any, raw: dict[str, Any]) -> None:
     """Make the table show each row's chosen value, even when every row chose the same one."""
-    keys = tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None)
+    keys = stored_tune_keys(raw)
     for k in keys:
         if k in summary.keys or k not in final:
             continue

@@ -20,7 +20,7 @@ import yaml
 
 from ablate.config import ReportConfig, flatten, header_comment
 from ablate.experiment.results import newest_per_cell, results_frame
-from ablate.experiment.tune import chosen_columns, report_runs, tune_keys
+from ablate.experiment.tune import chosen_columns, report_runs, stored_tune_keys
 from ablate.report.samples import samples_html, write_samples
 from ablate.report.tables import (
     Summary,
@@ -124,8 +124,7 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
-    tuned = tuple(tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None))
-    runs, older = newest_per_cell(results_frame(root), tuned)
+    runs, older = newest_per_cell(results_frame(root), tuple(stored_tune_keys(raw)))
     df, every, tune_notes = report_runs(runs, raw, root)  # tune: each row at its chosen setting
     ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": every, "notes": []}
     if len(older):

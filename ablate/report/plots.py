@@ -99,6 +99,11 @@ def whole_number_axis(axis: Any) -> None:
     """Steps and lengths are whole; at most 6 ticks, thousands as '2k', so that labels of a 7,000-step run do
     not run into each other in a panel a third of the page wide (they did: '3200400048005600')."""
     axis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    count_ticks(axis)
+
+
+def count_ticks(axis: Any) -> None:
+    """Tick labels as counts: 30411 -> '30.4k'."""
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
 
 
@@ -147,7 +152,7 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         ax.set_ylabel(ylabel(m))
         whole_number_axis(ax.xaxis)
         if m.endswith("tokens_per_s"):
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
+            count_ticks(ax.yaxis)
         _acc_axis(ax, m)
         title = only if only is not None else (f or ylabel(m))
         if only is not None and f:
@@ -374,7 +379,7 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: fmt_count(x)))
+        count_ticks(ax.xaxis)
         ax.set_xlabel("parameters")
         ax.set_ylabel(f"test {metric_name(s.primary)}")
         _acc_axis(ax, s.primary)

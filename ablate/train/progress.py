@@ -185,12 +185,13 @@ class EvalTimer(Callback):
     def _start(self, *_: Any) -> None:
         self._t0 = time.perf_counter()
 
-    def _stop(self, *_: Any) -> None:
-        self.seconds += time.perf_counter() - self._t0
+    def _stop(self, *_: Any) -> float:
+        took = time.perf_counter() - self._t0
+        self.seconds += took
+        return took
 
     def on_test_end(self, *_: Any) -> None:
-        self.test_seconds += time.perf_counter() - self._t0
-        self._stop()
+        self.test_seconds += self._stop()
 
     on_validation_start = on_test_start = _start
     on_validation_end = _stop

@@ -7,33 +7,21 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-
-def run(*args: Any, **kwargs: Any) -> Any:
-    """ablate.run(path_or_dict, overrides=[...], workers=1, ...) -> results DataFrame (see ablate.api.run)."""
-    from ablate.api import run as _run
-
-    return _run(*args, **kwargs)
+API = ("run", "plan", "build_report", "load_results")
 
 
-def plan(*args: Any, **kwargs: Any) -> Any:
-    """ablate.plan(path_or_dict, overrides=[...]) -> the planned runs (see ablate.api.plan)."""
-    from ablate.api import plan as _plan
+def __getattr__(name: str) -> Any:
+    """ablate.run etc. are ablate.api's functions themselves (real signatures and docs for help()), imported on
+    first use so that `import ablate` and the command line start without pandas."""
+    if name in API:
+        from ablate import api
 
-    return _plan(*args, **kwargs)
-
-
-def build_report(*args: Any, **kwargs: Any) -> Any:
-    """ablate.build_report("runs/<name>", out=None) -> path of the report's index.html (see ablate.api)."""
-    from ablate.api import build_report as _build
-
-    return _build(*args, **kwargs)
+        return getattr(api, name)
+    raise AttributeError(f"module 'ablate' has no attribute {name!r}")
 
 
-def load_results(path: Any) -> Any:
-    """runs/<name> -> pandas DataFrame, one row per run (see ablate.experiment.results)."""
-    from ablate.api import load_results as _load
-
-    return _load(path)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *API])
 
 
-__all__ = ["run", "plan", "build_report", "load_results", "__version__"]
+__all__ = [*API, "__version__"]

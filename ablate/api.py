@@ -44,51 +44,130 @@ def load(experiment: ExperimentLike, overrides: Optional[list[str]] = None) -> E
     return load_experiment(experiment, overrides)
 
 
-def plan(experiment: ExperimentLike, overrides: Optional[list[str]] = None) -> list:
-    """The runs the experiment would do (ablate.experiment.plan.PlannedRun: run_id, config, variant, point,
-    seed, label); trains nothing. Raises ConfigErrors for an invalid experiment."""
+def plan(experiment: ExperimentLike, overrides: Optional[list[str]] = None,
+         runs_dir: Optional[str | Path] = None) -> list:
+    """The runs the experiment would do, as `ablate plan` lists them; trains nothing.
+
+    experiment: a YAML path, a dict with the same keys as the file, or an Experiment.
+    overrides: KEY=VALUE strings as on the command line (KEY=a,b makes a grid axis).
+    runs_dir: where earlier runs are (as the CLI's --runs-dir; the experiment's store is runs_dir/<name>): an
+        experiment with `tune:` then plans each row with the setting its finished tuning runs chose, and a row
+        still tuning appears once per seed with run_id "-". Without it, every candidate of every row is planned.
+    Returns ablate.experiment.plan.PlannedRun objects (run_id, config, variant, point, seed, label, tuned).
+    Raises ConfigErrors for an invalid experiment.
+    """
     from ablate.experiment.plan import plan as _plan
 
-    return _plan(load(experiment, overrides)).runs
+    exp = load(experiment, overrides)
+    if runs_dir is not None and exp.tune:
+        from ablate.experiment.tune import tuned_plan
+
+        p, pending = tuned_plan(exp, Path(runs_dir) / exp.name)
+        return [*p.runs, *pending]
+    return _plan(exp).runs
 
 
 def run(experiment: ExperimentLike, overrides: Optional[list[str]] = None, workers: int = 1,
         executor: str = "local", runs_dir: str | Path = "runs", fresh: bool = False, report: bool = True,
         reports_dir: Optional[str | Path] = None, executor_options: Optional[dict[str, Any]] = None,
-        plugins: tuple[str, ...] = (), out: Optional[TextIO] = None) -> pd.DataFrame:
+        plugins: tuple[str, ...] = (), out: Optional[TextIO] = None, force: bool = False) -> pd.DataFrame:
     """Train every unfinished run (skipping finished ones) and return the results table, one row per run
-    (failed runs have status 'failed' and their error; check df.status)."""
+    (failed runs have status 'failed' and their error; check df.status).
+
+    experiment: a YAML path, a dict with the same keys as the file, or an Experiment.
+    overrides: KEY=VALUE strings as on the command line (KEY=a,b makes a grid axis).
+    workers: runs in parallel on this machine; executor: "local", "ray" or "slurm".
+    runs_dir: runs go to runs_dir/<name>/ (the CLI's --runs-dir). fresh: forget earlier runs first (--fresh).
+    report: write the report at the end, to reports_dir (default reports/<name> for runs under ./runs, else
+        runs_dir/<name>/report); a default folder holding another experiment's report (its manifest.json) is
+        left alone and the report goes to reports/_<name>/ instead, unless force.
+    executor_options: e.g. {"address": ...} for ray, {"max_retries": 2}. plugins: modules to import first.
+    out: where progress goes (default stderr).
+    """
     exp = load(experiment, overrides)
     run_code(exp, runs_dir, workers=workers, executor=executor, fresh=fresh, report=report,
-             reports_dir=reports_dir, executor_options=executor_options, plugins=plugins, out=out)
+             reports_dir=reports_dir, executor_options=executor_options, plugins=plugins, out=out, force=force)
     return load_results(Path(runs_dir) / exp.name)
 
 
-def run_code(exp: Experiment, runs_dir: str | Path = "runs", **kwargs: Any) -> int:
+def run_code(exp: Experiment, runs_dir: str | Path = "runs", force: bool = False, **kwargs: Any) -> int:
     """run() for the CLI: the exit code (0 all finished, 1 some failed) instead of the table."""
+    from functools import partial
+
     from ablate.errors import ConfigError, ConfigErrors
     from ablate.experiment.runner import run_experiment
 
     if kwargs.get("workers", 1) < 1:
         raise ConfigErrors([ConfigError("workers", kwargs["workers"], "must be >= 1")])
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "reports_dir"}
-    return run_experiment(exp, runs_dir, **kwargs)
+    return run_experiment(exp, runs_dir, reporter=partial(write_report, force=force), **kwargs)
 
 
-def build_report(runs_dir: str | Path, out: Optional[str | Path] = None) -> Path:
-    """Tables, plots, index.html and README.md for runs/<name>; returns the index.html path.
-    out defaults to reports/<name>. Raises ConfigErrors when runs_dir is not an experiment's runs."""
+def default_report_dir(root: Path) -> Path:
+    """reports/<name> for runs under ./runs; next to the runs (<runs-dir>/<name>/report) otherwise."""
+    if root.resolve().parent == (Path.cwd() / "runs").resolve():
+        return Path("reports") / root.name
+    return root / "report"
+
+
+def report_dir(root: Path, out: Optional[str | Path], force: bool = False,
+               default: Optional[Path] = None) -> tuple[Path, Optional[str]]:
+    """(where the report of root goes, a note saying why it is not the default folder, or None).
+
+    out, when given, is used as is; else default (by default default_report_dir(root)). That folder is left
+    alone when its manifest.json names another experiment (a committed sample, say, and a run with other
+    overrides): the report then goes beside it, to _<name>/, unless force."""
+    from ablate.report.manifest import MANIFEST, experiment_hash, read_manifest
+    from ablate.report.page import read_experiment
+
+    if out is not None:
+        return Path(out), None
+    dest = default or default_report_dir(root)
+    m = read_manifest(dest)
+    if force or m is None or m.get("experiment_hash") == experiment_hash(read_experiment(root)):
+        return dest, None
+    beside = dest.parent / f"_{root.name}" if dest.name == root.name else dest.parent / f"_{dest.name}"
+    return beside, (f"{dest}/ holds the report of another experiment (see its {MANIFEST}): left as it is; this "
+                    f"report goes to {beside}/ (--force writes over {dest}/)")
+
+
+def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO, force: bool = False) -> None:
+    """The report at the end of `ablate run`; a report that fails never loses the runs (they are in the store)."""
+    from ablate.report import build_report as _build
+
+    dest, note = report_dir(root, reports_dir, force)
+    if note:
+        print(f"note: {note}", file=out)
+    try:
+        path = _build(root, dest)
+    except Exception as e:  # noqa: BLE001 - the runs are safe; say so and how to retry
+        print(f"report failed ({type(e).__name__}: {e}); the runs are kept: try `ablate report {root}`", file=out)
+        return
+    print(f"report: {path}", file=out)
+
+
+def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: bool = False,
+                 notes: Optional[TextIO] = None) -> Path:
+    """Tables, plots, index.html, README.md and manifest.json for runs/<name>; returns the index.html path.
+
+    out: the report's folder; default reports/<name>, except when that folder's manifest.json names another
+    experiment: then reports/_<name>/ (said on notes, default stderr), unless force.
+    Raises ConfigErrors when runs_dir is not an experiment's runs."""
+    import sys
+
     from ablate.experiment.locate import check_experiment_dir
     from ablate.report.page import build_report as _build
 
     root = check_experiment_dir(runs_dir)
-    return _build(root, Path(out) if out is not None else Path("reports") / root.name)
+    dest, note = report_dir(root, out, force, Path("reports") / root.name)
+    if note:
+        print(f"note: {note}", file=notes or sys.stderr)
+    return _build(root, dest)
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """The results table of runs/<name>, one row per run (config flattened, test/* metrics)."""
+    """The results table of runs/<name>, one row per run (config flattened, test/* metrics), sorted by row
+    label, then seed, then run id."""
     from ablate.experiment.results import load_results as _load
 
     return _load(path)
-
-

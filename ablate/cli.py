@@ -182,7 +182,7 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
 
 def cmd_data(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.api import load
-    from ablate.tasks.export import export_data
+    from ablate.experiment.export import export_data
 
     for path in export_data(load(args.experiment, args.overrides), args.out):
         print(path)

@@ -8,6 +8,8 @@ file, the key, the bad value and what would be valid; nothing here trains.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,10 +20,10 @@ import yaml
 from ablate.errors import ConfigError, ConfigErrors
 from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
+from ablate.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
 from ablate.structured import field_errors, option
 from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
-from ablate.train.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
 
 # The validation metrics a run logs (val/bleu and val/chrf where the task defines them).
 MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "val/chrf"]
@@ -345,8 +347,6 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
         if over_v is not None and not isinstance(over_v, dict):
             errors.append(ConfigError(f"variants.{vname}", over_v,
                                       "must be a mapping of dotted keys to values (or {})", where))
-    from ablate.experiment.tune import check_tune  # the experiment package imports this module
-
     errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
     sections = {}
     for section in ("report", "slurm"):
@@ -362,3 +362,57 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
                       variants={k: dict(v or {}) for k, v in variants.items()}, report=sections["report"],
                       slurm=sections["slurm"], description=raw.get("description") or header_comment(text),
                       tune=dict(raw.get("tune") or {}), raw=raw, overrides=keys, notes=notes)
+
+
+# ------------------------------------------------------------------ the tune section (experiment/tune.py uses it)
+TUNE_SECTIONS = ("task.", "model.", "train.")
+TUNE_OPTIONS = ("metric", "seeds")  # the section's own keys; everything else is a key to tune
+
+
+def tune_keys(section: Optional[dict[str, Any]]) -> dict[str, list[Any]]:
+    """{dotted key: candidate values} of a tune section (nested or dotted keys alike)."""
+    return dict(flatten({k: v for k, v in (section or {}).items() if k not in TUNE_OPTIONS}))
+
+
+def check_tune(section: Any, grid: dict[str, Any], where: Optional[str], n_seeds: int = 1) -> list[ConfigError]:
+    """Errors of a `tune:` section, each naming the key, the value and what is valid."""
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        return [ConfigError("tune", section, "must map dotted keys to lists of candidate values, e.g. "
+                            "tune: {train.lr: [3.0e-4, 1.0e-3]}", where)]
+    errors = []
+    metric = section.get("metric")
+    if metric is not None and metric not in CHOICES["train.monitor"]:
+        errors.append(ConfigError("tune.metric", metric, f"must be a validation metric: one of "
+                                  f"{', '.join(CHOICES['train.monitor'])} (default: train.monitor)", where))
+    k = section.get("seeds", 1)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= max(n_seeds, 1):
+        errors.append(ConfigError("tune.seeds", k, f"must be an integer from 1 to the number of seeds ({n_seeds}): "
+                                  "how many of the first seeds each candidate runs with", where))
+    keys = tune_keys(section)
+    if not keys:
+        errors.append(ConfigError("tune", section, "names no key to tune, e.g. tune: {train.lr: [3.0e-4, 1.0e-3]}",
+                                  where))
+    for key, values in keys.items():
+        if not key.startswith(TUNE_SECTIONS):
+            errors.append(ConfigError(f"tune.{key}", values, "must be a task., model. or train. key", where))
+        elif not isinstance(values, list) or not values:
+            errors.append(ConfigError(f"tune.{key}", values, "must be a non-empty list of candidate values", where))
+        elif len({repr(v) for v in values}) != len(values):
+            errors.append(ConfigError(f"tune.{key}", values, "must not repeat a candidate", where))
+        if key in grid:
+            errors.append(ConfigError(f"tune.{key}", values, "is also a grid axis: tune it or grid it, not both",
+                                      where))
+    return errors
+
+
+# ------------------------------------------------------------------ identities (experiment/plan.py: run_id)
+def config_hash(ident: dict[str, Any]) -> str:
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def train_id(cfg: RunConfig) -> str:
+    """The id of what a run trains (its config without eval): runs sharing it can share one checkpoint."""
+    return config_hash(cfg.training_identity())

@@ -6,13 +6,12 @@ toggles that do not apply never make two ids for one model.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ablate.config import Experiment, RunConfig, apply, build_run
+from ablate.config import Experiment, RunConfig, apply, build_run, train_id  # noqa: F401 - train_id: read here too
+from ablate.config import config_hash as _hash
 from ablate.errors import ConfigError, ConfigErrors
 
 
@@ -25,6 +24,10 @@ class PlannedRun:
     seed: int
     aliases: list[str] = field(default_factory=list)  # other (variant, point) labels that resolved to this run
     tuned: dict[str, Any] = field(default_factory=dict)  # the `tune:` values this run tries (experiment.tune)
+
+    def __repr__(self) -> str:  # one line: the config alone prints thousands of characters
+        return (f"PlannedRun(run_id={self.run_id!r}, label={self.label!r}, seed={self.seed}, "
+                f"arch={self.config.model.arch!r})")
 
     @property
     def label(self) -> str:
@@ -47,18 +50,8 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def _hash(ident: dict[str, Any]) -> str:
-    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def run_id(cfg: RunConfig) -> str:
     return _hash(cfg.identity())
-
-
-def train_id(cfg: RunConfig) -> str:
-    """The id of what a run trains (its config without eval): runs sharing it can share one checkpoint."""
-    return _hash(cfg.training_identity())
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

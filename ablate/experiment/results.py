@@ -45,14 +45,16 @@ def results_frame(root: str | Path) -> pd.DataFrame:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """The results table of runs/<name> (rebuilt from its run directories).
+    """The results table of runs/<name> (rebuilt from its run directories), rows sorted by label, seed, run id.
 
     Raises ConfigErrors when path is not an experiment's runs (missing, empty, a parent of experiments or one
     run's directory), listing the experiments found there.
     """
     from ablate.experiment.locate import check_experiment_dir
 
-    return results_frame(check_experiment_dir(path, "path", need_runs=True))
+    df = results_frame(check_experiment_dir(path, "path", need_runs=True))
+    # The run directories are named by hash: order rows as a reader looks for them, the same on every call.
+    return df.sort_values(["label", "seed", "run_id"], kind="stable").reset_index(drop=True)
 
 
 def rebuild_results(root: str | Path) -> Path:

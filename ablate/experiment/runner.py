@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -62,8 +63,12 @@ class Progress:
 def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int = 1, executor: str = "local",
                    fresh: bool = False, report: bool = True, reports_dir: Optional[str | Path] = None,
                    executor_options: Optional[dict[str, Any]] = None, plugins: tuple[str, ...] = (),
-                   out: Optional[TextIO] = None, wait: bool = True, stale_after: float = 120.0) -> int:
+                   out: Optional[TextIO] = None, wait: bool = True, stale_after: float = 120.0,
+                   reporter: Optional[Callable[[Path, Optional[str | Path], TextIO], None]] = None) -> int:
     """Run every unfinished run of exp; returns the exit code (0 all finished, 1 some failed).
+
+    report: at the end, reporter(runs root, reports_dir, out) writes the report (ablate/api.py passes it: the
+    report layer sits above this one).
 
     Runs claimed by another live driver are left to it ("running elsewhere") and waited for at the end
     (wait=False: not waited for); a claim whose owner is dead is taken over (claims.py).
@@ -178,7 +183,7 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
     if not stopped and not elsewhere and more_to_run(exp, store.root, p):
         # tune: the tuning runs chose the rows' settings; now every seed runs
         return max(run_experiment(exp, runs_dir, workers, executor, False, report, reports_dir, executor_options,
-                                  plugins, out, wait, stale_after), 1 if failed else 0)
+                                  plugins, out, wait, stale_after, reporter), 1 if failed else 0)
     print(f"{exp.name}: {progress.done} finished, {len(failed)} failed, {skipped} skipped (already finished)"
           + (f", {finished_elsewhere} finished by another driver" if finished_elsewhere else "")
           + f" -> {store.root / 'results.csv'}", file=out)
@@ -189,8 +194,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
               "and run the same command again", file=out)
     for r, owner in elsewhere.values():
         print(f"  still running elsewhere: {r.label} seed {r.seed} ({r.run_id}) by {describe(owner)}", file=out)
-    if report and not stopped:
-        write_report(store.root, reports_dir, out)
+    if report and reporter is not None and not stopped:
+        reporter(store.root, reports_dir, out)
     return 1 if failed or stopped else 0
 
 
@@ -245,23 +250,3 @@ def reset_unclaimed(store: Store, stale_after: float) -> list[str]:
             continue
         shutil.rmtree(d) if d.is_dir() and not d.is_symlink() else d.unlink()
     return kept
-
-
-def default_report_dir(root: Path) -> Path:
-    """reports/<name> for runs under ./runs; next to the runs (<runs-dir>/<name>/report) otherwise."""
-    if root.resolve().parent == (Path.cwd() / "runs").resolve():
-        return Path("reports") / root.name
-    return root / "report"
-
-
-def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO) -> None:
-    """The report at the end of a run; a report that fails never loses the runs (they are in the store)."""
-    from ablate.report import build_report
-
-    dest = Path(reports_dir) if reports_dir else default_report_dir(root)
-    try:
-        path = build_report(root, dest)
-    except Exception as e:  # noqa: BLE001 - the runs are safe; say so and how to retry
-        print(f"report failed ({type(e).__name__}: {e}); the runs are kept: try `ablate report {root}`", file=out)
-        return
-    print(f"report: {path}", file=out)

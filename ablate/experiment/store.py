@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-RESULT = "result.json"
-FINISHED, FAILED = "finished", "failed"
-RESUME_CKPT = "checkpoints/last.ckpt"
+# What a run writes (defined with the run, below the store); the store's readers import them from here.
+from ablate.train.run_files import FAILED, FINISHED, RESULT, RESUME_CKPT, read_result  # noqa: F401
+
 KEEP = ("claim.json", "claim.json.takeover")  # the owner's claim survives a reset of its run directory
 
 
@@ -49,16 +49,6 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_yaml(path: str | Path, obj: Any) -> None:
     atomic_write(path, yaml.safe_dump(obj, sort_keys=False))
-
-
-def read_result(run_dir: str | Path) -> dict[str, Any] | None:
-    p = Path(run_dir) / RESULT
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def status(run_dir: str | Path) -> str:

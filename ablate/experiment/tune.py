@@ -22,22 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ablate.config import CHOICES, Experiment, flatten
-from ablate.errors import ConfigError
+from ablate.config import Experiment, tune_keys
 from ablate.experiment.plan import Plan, PlannedRun, plan
 from ablate.experiment.store import FINISHED, read_result
 
-SECTIONS = ("task.", "model.", "train.")
 PENDING = "pending tune"
-OPTIONS = ("metric", "seeds")  # the section's own keys; everything else is a key to tune
 
 
 # ------------------------------------------------------------------ the section
-def tune_keys(section: Optional[dict[str, Any]]) -> dict[str, list[Any]]:
-    """{dotted key: candidate values} of a tune section (nested or dotted keys alike)."""
-    return dict(flatten({k: v for k, v in (section or {}).items() if k not in OPTIONS}))
-
-
 def stored_tune_keys(raw: dict[str, Any]) -> dict[str, list[Any]]:
     """tune_keys of a stored experiment.yaml (the report's view: a malformed section tunes nothing)."""
     return tune_keys(raw.get("tune") if isinstance(raw.get("tune"), dict) else None)
@@ -46,39 +38,6 @@ def stored_tune_keys(raw: dict[str, Any]) -> dict[str, list[Any]]:
 def tune_seeds(section: Optional[dict[str, Any]], seeds: list[int]) -> list[int]:
     """The seeds the candidates run with: the first `tune.seeds` (default 1) of the experiment's."""
     return list(seeds[: int((section or {}).get("seeds") or 1)])
-
-
-def check_tune(section: Any, grid: dict[str, Any], where: Optional[str], n_seeds: int = 1) -> list[ConfigError]:
-    """Errors of a `tune:` section, each naming the key, the value and what is valid."""
-    if section is None:
-        return []
-    if not isinstance(section, dict):
-        return [ConfigError("tune", section, "must map dotted keys to lists of candidate values, e.g. "
-                            "tune: {train.lr: [3.0e-4, 1.0e-3]}", where)]
-    errors = []
-    metric = section.get("metric")
-    if metric is not None and metric not in CHOICES["train.monitor"]:
-        errors.append(ConfigError("tune.metric", metric, f"must be a validation metric: one of "
-                                  f"{', '.join(CHOICES['train.monitor'])} (default: train.monitor)", where))
-    k = section.get("seeds", 1)
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= max(n_seeds, 1):
-        errors.append(ConfigError("tune.seeds", k, f"must be an integer from 1 to the number of seeds ({n_seeds}): "
-                                  "how many of the first seeds each candidate runs with", where))
-    keys = tune_keys(section)
-    if not keys:
-        errors.append(ConfigError("tune", section, "names no key to tune, e.g. tune: {train.lr: [3.0e-4, 1.0e-3]}",
-                                  where))
-    for key, values in keys.items():
-        if not key.startswith(SECTIONS):
-            errors.append(ConfigError(f"tune.{key}", values, "must be a task., model. or train. key", where))
-        elif not isinstance(values, list) or not values:
-            errors.append(ConfigError(f"tune.{key}", values, "must be a non-empty list of candidate values", where))
-        elif len({repr(v) for v in values}) != len(values):
-            errors.append(ConfigError(f"tune.{key}", values, "must not repeat a candidate", where))
-        if key in grid:
-            errors.append(ConfigError(f"tune.{key}", values, "is also a grid axis: tune it or grid it, not both",
-                                      where))
-    return errors
 
 
 # ------------------------------------------------------------------ choosing

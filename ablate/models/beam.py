@@ -8,24 +8,21 @@ by the raw sum, 1 by the mean log-probability per token, as Hugging Face's `leng
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import Any, Union
 
 import torch
 
+from ablate.models.caps import pad_to_caps
 from ablate.tasks.vocab import Vocab
-
-if TYPE_CHECKING:
-    from ablate.models.seq_models import SeqModel
 
 PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
 
 
 @torch.no_grad()
-def beam_search(model: SeqModel, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor],
+def beam_search(model: Any, src: torch.Tensor, src_len: torch.Tensor, max_len: Union[int, torch.Tensor],
                 beam_size: int, length_penalty: float = 1.0, cache: bool = True) -> torch.Tensor:
-    """(B, max(max_len)) ids of each source's best hypothesis, <pad> after its end (per-row caps as generate)."""
-    from ablate.models.seq_models import pad_to_caps
-
+    """(B, max(max_len)) ids of each source's best hypothesis, <pad> after its end (per-row caps as generate).
+    model: a SeqModel (typed Any: seq_models imports this module, not the other way round)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     B, k, dev = src.size(0), beam_size, src.device

@@ -16,6 +16,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from ablate.models.caps import pad_to_caps
 from ablate.models.decoders import DecoderOutput
 from ablate.models.encoders import MLPEncoder
 from ablate.tasks.vocab import Vocab
@@ -67,12 +68,6 @@ def _reorder(module: nn.Module, state: Any, idx: torch.Tensor) -> Any:
         return None
     reorder = getattr(module, "reorder", None)
     return reorder(state, idx) if reorder is not None else index_rows(state, idx)
-
-
-def finish(tokens: torch.Tensor) -> torch.Tensor:
-    """Pad everything after each row's first <eos>."""
-    after = (tokens == EOS).long().cumsum(1) - (tokens == EOS).long()
-    return tokens.masked_fill(after > 0, PAD)
 
 
 class SeqModel(nn.Module):
@@ -174,12 +169,6 @@ class SeqModel(nn.Module):
             ys = torch.cat([ys, nxt[:, None]], dim=1)
             done |= (nxt == EOS) | (caps <= t + 1)
         return pad_to_caps(ys[:, 1:], caps, longest)
-
-
-def pad_to_caps(tokens: torch.Tensor, caps: torch.Tensor, longest: int) -> torch.Tensor:
-    """(B, t) decoded tokens -> (B, longest): <pad> after each row's <eos> and from its cap on."""
-    out = torch.nn.functional.pad(finish(tokens), (0, longest - tokens.size(1)), value=PAD)
-    return out.masked_fill(torch.arange(longest, device=tokens.device)[None] >= caps[:, None], PAD)
 
 
 class EncoderDecoder(SeqModel):

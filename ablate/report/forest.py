@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ablate.report.figures import Figure, save
 from ablate.report.tables import Summary, better, metric_name, row_names
 
 LEVEL = 0.95
@@ -61,8 +62,6 @@ def forest_rows(df: pd.DataFrame, s: Summary) -> pd.DataFrame:
 
 def forest(df: pd.DataFrame, s: Summary, out: Path):
     import matplotlib.pyplot as plt
-
-    from ablate.report.plots import Figure, save
 
     fig_ = Figure("forest", f"What does each change do to {metric_name(s.primary)}, against the baseline?")
     rows = forest_rows(df, s)

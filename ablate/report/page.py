@@ -21,6 +21,7 @@ import yaml
 from ablate.config import ReportConfig, flatten, header_comment
 from ablate.experiment.results import newest_per_cell, results_frame
 from ablate.experiment.tune import chosen_columns, report_runs, stored_tune_keys
+from ablate.report.manifest import write_manifest
 from ablate.report.samples import samples_html, write_samples
 from ablate.report.tables import (
     Summary,
@@ -126,6 +127,7 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     rep = report_config(raw)
     runs, older = newest_per_cell(results_frame(root), tuple(stored_tune_keys(raw)))
     df, every, tune_notes = report_runs(runs, raw, root)  # tune: each row at its chosen setting
+    write_manifest(out, raw, every["run_id"] if "run_id" in every else [])
     ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": every, "notes": []}
     if len(older):
         ctx["notes"].append(f"{len(older)} earlier run{'s' * (len(older) > 1)} left out: a later run has the same "

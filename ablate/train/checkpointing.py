@@ -25,7 +25,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import BatchSampler, Sampler
 
-from ablate.experiment.store import RESUME_CKPT
+from ablate.train.run_files import RESUME_CKPT
 
 warnings.filterwarnings("ignore", ".*dataloader is not resumable.*")  # ResumableBatchSampler is, by our callback
 

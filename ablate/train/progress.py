@@ -26,7 +26,7 @@ from typing import Any, Optional, TextIO
 import torch
 from pytorch_lightning.callbacks import Callback, ProgressBar
 
-from ablate.experiment.in_flight import PROGRESS_FILE, every_seconds, fmt_time, progress_mode
+from ablate.train.progress_file import PROGRESS_FILE, every_seconds, fmt_time, progress_mode
 
 
 class RunProgress(ProgressBar):

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ablate.config import RunConfig
-from ablate.experiment.plan import train_id  # noqa: F401 - fit records it
-from ablate.experiment.store import FINISHED, read_result
+from ablate.config import RunConfig, train_id  # noqa: F401 - train_id: fit imports it from here
+from ablate.train.run_files import FINISHED, read_result
 
 # What training decided; a re-test keeps the source's values of these.
 TRAINED_FIELDS = ("best_val", "train_time_s", "fit_time_s", "tokens_per_s", "epochs", "steps", "steps_to_target",

@@ -51,18 +51,19 @@ def plan(experiment: ExperimentLike, overrides: Optional[list[str]] = None,
     experiment: a YAML path, a dict with the same keys as the file, or an Experiment.
     overrides: KEY=VALUE strings as on the command line (KEY=a,b makes a grid axis).
     runs_dir: where earlier runs are (as the CLI's --runs-dir; the experiment's store is runs_dir/<name>): an
-        experiment with `tune:` then plans each row with the setting its finished tuning runs chose, and a row
-        still tuning appears once per seed with run_id "-". Without it, every candidate of every row is planned.
+        experiment with `tune:` plans each row with the setting its finished tuning runs there chose; a row still
+        tuning lists its candidates and, with run_id "-", each seed waiting for the choice. Without it, nothing
+        has run yet.
     Returns ablate.experiment.plan.PlannedRun objects (run_id, config, variant, point, seed, label, tuned).
     Raises ConfigErrors for an invalid experiment.
     """
     from ablate.experiment.plan import plan as _plan
 
     exp = load(experiment, overrides)
-    if runs_dir is not None and exp.tune:
+    if exp.tune:
         from ablate.experiment.tune import tuned_plan
 
-        p, pending = tuned_plan(exp, Path(runs_dir) / exp.name)
+        p, pending = tuned_plan(exp, Path(runs_dir) / exp.name if runs_dir is not None else None)
         return [*p.runs, *pending]
     return _plan(exp).runs
 
@@ -133,7 +134,7 @@ def report_dir(root: Path, out: Optional[str | Path], force: bool = False,
 
 def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO, force: bool = False) -> None:
     """The report at the end of `ablate run`; a report that fails never loses the runs (they are in the store)."""
-    from ablate.report import build_report as _build
+    from ablate.report.page import build_report as _build
 
     dest, note = report_dir(root, reports_dir, force)
     if note:
@@ -156,10 +157,12 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     import sys
 
     from ablate.experiment.locate import check_experiment_dir
+    from ablate.experiment.store import writable
     from ablate.report.page import build_report as _build
 
     root = check_experiment_dir(runs_dir)
     dest, note = report_dir(root, out, force, Path("reports") / root.name)
+    writable(dest, "--out")
     if note:
         print(f"note: {note}", file=notes or sys.stderr)
     return _build(root, dest)

@@ -12,6 +12,12 @@ from ablate.errors import ConfigError, ConfigErrors
 from ablate.registry import UnknownName
 
 EPILOG = "exit codes: 0 ok, 1 some runs failed, 2 invalid experiment or usage"
+# Each command's help lists the exit codes it can return.
+EXITS = {"run": EPILOG, "plan": "exit codes: 0 ok, 2 invalid experiment or usage",
+         "data": "exit codes: 0 ok, 2 invalid experiment, usage or --out",
+         "report": "exit codes: 0 ok, 2 not an experiment's runs, usage or --out",
+         "attend": "exit codes: 0 ok, 2 not a trained run, an input outside its vocabulary, usage or --out",
+         "list": "exit codes: 0 ok, 2 usage"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,12 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register archs, components, tasks); repeatable")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    add_run(sub)
-    add_plan(sub)
-    add_data(sub)
-    add_report(sub)
-    add_list(sub)
-    add_attend(sub)
+    for add in (add_run, add_plan, add_data, add_report, add_list, add_attend):
+        add(sub)
     return p
 
 
@@ -40,7 +42,8 @@ PLUGIN_HELP = "import MODULE first (it may register archs, components, tasks); r
 
 
 def add_run(sub: Any) -> None:
-    r = sub.add_parser("run", help="train every run of an experiment (resumes; skips finished runs)", epilog=EPILOG)
+    r = sub.add_parser("run", help="train every run of an experiment (resumes; skips finished runs)",
+                       epilog=EXITS["run"])
     r.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     r.add_argument("--workers", type=int, default=1, help="parallel runs on this machine (default 1)")
@@ -49,6 +52,9 @@ def add_run(sub: Any) -> None:
     r.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs go to DIR/<name>/ (default runs)")
     r.add_argument("--fresh", action="store_true", help="forget this experiment's earlier runs first")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--force", action="store_true",
+                   help="write the report into reports/<name>/ even when its manifest.json names another experiment "
+                        "(default: such a report is left alone and this one goes to reports/_<name>/)")
     r.add_argument("--no-wait", action="store_true",
                    help="do not wait for runs another live driver is training; name them and exit")
     r.add_argument("--stale-after", type=float, default=120.0, metavar="SECONDS",
@@ -59,7 +65,8 @@ def add_run(sub: Any) -> None:
 
 
 def add_plan(sub: Any) -> None:
-    pl = sub.add_parser("plan", help="list the runs an experiment would do; trains nothing", epilog=EPILOG)
+    pl = sub.add_parser("plan", help="list the runs an experiment would do; trains nothing",
+                        epilog=EXITS["plan"])
     pl.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
     pl.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     pl.add_argument("--runs-dir", type=Path, default=Path("runs"),
@@ -69,7 +76,7 @@ def add_plan(sub: Any) -> None:
 
 def add_data(sub: Any) -> None:
     d = sub.add_parser("data", help="write the experiment's task splits as train/val/test.tsv (source TAB target)",
-                       epilog=EPILOG)
+                       epilog=EXITS["data"])
     d.add_argument("experiment", type=Path, help=EXPERIMENT_HELP)
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     d.add_argument("--out", type=Path, required=True, help="directory for train.tsv, val.tsv, test.tsv")
@@ -77,17 +84,23 @@ def add_data(sub: Any) -> None:
 
 
 def add_report(sub: Any) -> None:
-    rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>", epilog=EPILOG)
+    rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>",
+                         epilog=EXITS["report"])
     rep.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="an experiment's runs: runs/<name>")
     rep.add_argument("--out", type=Path, default=None, help="the report's folder (default reports/<name>)")
+    rep.add_argument("--force", action="store_true",
+                     help="write into reports/<name>/ even when its manifest.json names another experiment "
+                          "(default: such a report is left alone and this one goes to reports/_<name>/)")
 
 
 def add_list(sub: Any) -> None:
-    sub.add_parser("list", help="architectures, components and tasks, with their options")
+    sub.add_parser("list", help="architectures, components, tasks and the train, eval and logger options",
+                   epilog=EXITS["list"])
 
 
 def add_attend(sub: Any) -> None:
-    a = sub.add_parser("attend", help="attention heatmaps of a trained run on one input", epilog=EPILOG)
+    a = sub.add_parser("attend", help="attention heatmaps of a trained run on one input",
+                       epilog=EXITS["attend"])
     a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="one trained run: runs/<name>/<run_id>")
     a.add_argument("text", help="the input, space-separated tokens of the run's vocabulary, in quotes")
     a.add_argument("--out", type=Path, default=None, help="folder for the heatmaps (default RUN_DIR/attend)")
@@ -117,7 +130,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     # KEY=VALUE overrides may also come after the options (argparse stops collecting them at the first option).
     if extra and (args.command not in ("run", "plan", "data") or any("=" not in x or x.startswith("-") for x in extra)):
-        p.error(f"unrecognized arguments: {' '.join(extra)}{dash_hint(extra)}")
+        subcommand(p, args.command).error(f"unrecognized arguments: {' '.join(extra)}{dash_hint(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
@@ -139,6 +152,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # a path the tool reads or writes, in one line rather than a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def subcommand(p: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of one command, so that its usage errors print its own usage."""
+    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
 
 
 def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
@@ -152,7 +175,7 @@ def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     options = {"address": args.address} if args.address else {}
     return run_code(exp, args.runs_dir, workers=args.workers, executor=args.executor, fresh=args.fresh,
                     report=not args.no_report, executor_options={**options, "max_retries": args.max_retries},
-                    plugins=plugins, wait=not args.no_wait, stale_after=args.stale_after)
+                    plugins=plugins, wait=not args.no_wait, stale_after=args.stale_after, force=args.force)
 
 
 def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
@@ -192,7 +215,7 @@ def cmd_data(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
 def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.api import build_report
 
-    print(build_report(args.runs_dir, args.out))
+    print(build_report(args.runs_dir, args.out, force=args.force))
     return 0
 
 

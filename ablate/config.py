@@ -288,6 +288,26 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
     return cfg, notes
 
 
+# What PyYAML's terse problems usually mean, said as what was expected there.
+YAML_HINTS = {"mapping values are not allowed here": "expected one `key: value` a line, nested keys indented alike "
+                                                     "(quote a value that holds ': ')",
+              "expected <block end>": "expected this line at the indentation of the keys above it",
+              "found character '\\t'": "expected spaces: YAML indents with spaces, not tabs",
+              "found unexpected end of stream": "expected the closing quote or bracket"}
+
+
+def yaml_problem(e: yaml.YAMLError) -> tuple[str, str]:
+    """('line 4, column 11', 'what is wrong there (and what was expected)') of a YAML error."""
+    mark = getattr(e, "problem_mark", None)
+    line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+    problem = str(getattr(e, "problem", None) or e)
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and cmark is not None and cmark.line != getattr(mark, "line", None):
+        problem += f" ({context} that starts on line {cmark.line + 1})"
+    hints = [h for k, h in YAML_HINTS.items() if k in problem]
+    return line, problem + (f"; {hints[0]}" if hints and "expected" not in problem.split(" (")[0] else "")
+
+
 def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> Experiment:
     """Read and check an experiment file (not its runs: plan() validates each of those)."""
     path = Path(path)
@@ -298,11 +318,14 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else "?"
-        raise ConfigErrors([ConfigError("yaml", line, f"not valid YAML: {getattr(e, 'problem', e)}", where)]) from None
+        line, problem = yaml_problem(e)
+        raise ConfigErrors([ConfigError("yaml", line, f"not valid YAML: {problem}", where)]) from None
     if not isinstance(raw, dict):
         raise ConfigErrors([ConfigError("experiment", type(raw).__name__, "must be a mapping of keys", where)])
+    if not raw:
+        raise ConfigErrors([ConfigError("experiment", "empty", "holds no keys (an empty or comment-only file): an "
+                                        "experiment needs at least task: {name: ...}, e.g. experiments/"
+                                        "quickstart.yaml; `ablate list` shows the tasks", where)])
     from ablate.overrides import blame, check_shadowing, parse
 
     over = parse(overrides or [])
@@ -318,10 +341,21 @@ def load_experiment(path: str | Path, overrides: Optional[list[str]] = None) -> 
         raise ConfigErrors(blame(e.errors, over.keys())) from None
 
 
+def _sets_task(raw: dict[str, Any]) -> bool:
+    """Whether every row gets its task from the grid or the variants instead of the base."""
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    variants = raw.get("variants") if isinstance(raw.get("variants"), dict) else {}
+    sets = lambda keys: any(str(k) == "task" or str(k).startswith("task.") for k in keys)
+    return sets(grid) or bool(variants) and all(isinstance(v, dict) and sets(v) for v in variants.values())
+
+
 def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: list[str],
                 notes: list[str]) -> Experiment:
     errors = [ConfigError(k, raw[k], f"unknown top-level key{suggest(k, TOP_KEYS)} (valid: {', '.join(TOP_KEYS)})",
                           where) for k in raw if k not in TOP_KEYS]
+    if "task" not in raw and not _sets_task(raw):  # no silent default task: say what is missing
+        errors.append(ConfigError("task", None, "missing: every experiment names its task, e.g. task: {name: "
+                                  f"reverse}} (valid names: {', '.join(TASKS.names())})", where))
     name = raw.get("name") or path.stem
     if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
         errors.append(ConfigError("name", name, "must be a plain name (letters, digits, _ . -)", where))

@@ -73,8 +73,16 @@ def parse(items: list[str], where: str = WHERE) -> Overrides:
             raise ConfigErrors([ConfigError("override", item, "must look like KEY=VALUE, e.g. model.d_model=128"
                                             + hint, where)])
         parts = split_top(value)
-        if len(parts) > 1 and all(p.strip() for p in parts):
+        if len(parts) > 1 and not all(p.strip() for p in parts):
+            raise ConfigErrors([ConfigError(key, value, "empty value in the comma list (two commas in a row, or one "
+                                            "at an end): give KEY=a,b,c, a value between every two commas",
+                                            where)])
+        if len(parts) > 1:
             values = [_yaml(p.strip()) for p in parts]
+            repeated = [p.strip() for i, p in enumerate(parts) if repr(values[i]) in map(repr, values[:i])]
+            if repeated:
+                raise ConfigErrors([ConfigError(key, value, f"repeats the value {repeated[0]}: give each grid value "
+                                                "once", where)])
             if key == "seeds":
                 out.values[key] = values
                 continue

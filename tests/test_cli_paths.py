@@ -46,10 +46,11 @@ def test_the_suggested_grid_subset_forms_both_run(tmp_path, capsys):
     from ablate.api import plan
 
     path = write(tmp_path, TINY)
-    for given in (["grid.model.n_heads=[2]"], ["model.n_heads=2,2"]):
-        runs = plan(path, overrides=given)
-        assert {r.config.model.n_heads for r in runs} == {2} and len(runs) == 2, given  # 2 variants x 1 seed
-        assert {r.label for r in runs} == {"base, model.n_heads=2", "no_pe, model.n_heads=2"}
+    runs = plan(path, overrides=["grid.model.n_heads=[2]"])
+    assert {r.config.model.n_heads for r in runs} == {2} and len(runs) == 2  # 2 variants x 1 seed
+    assert {r.label for r in runs} == {"base, model.n_heads=2", "no_pe, model.n_heads=2"}
+    runs = plan(path, overrides=["model.n_heads=2,4"])
+    assert sorted(r.config.model.n_heads for r in runs) == [2, 2, 4, 4]
 
 
 def test_an_override_a_variant_shadows_is_an_error_naming_the_variant(tmp_path, capsys):

@@ -64,3 +64,18 @@ def test_make_quickstart_writes_only_ignored_paths():
                  "reports/_quickstart/runs/0123456789ab/config.yaml"):
         assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path]).returncode == 0, path
     assert "reports/_quickstart/index.html" in (ROOT / "README.md").read_text()  # where the user's report is
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.parent.name for p in PAGES])
+def test_a_committed_report_names_its_experiment_and_runs_in_its_manifest(page):
+    """`ablate run`/`ablate report` leave a report folder alone when its manifest names another experiment, so
+    a committed report's manifest must name the experiment file as committed and the runs the report shows."""
+    from ablate.config import load_experiment
+    from ablate.report.manifest import experiment_hash, read_manifest
+
+    report = page.parent
+    manifest = read_manifest(report)
+    assert manifest, f"{report}/manifest.json is missing"
+    exp = load_experiment(ROOT / "experiments" / f"{report.name}.yaml")
+    assert manifest["experiment_hash"] == experiment_hash(exp.raw), f"{report.name}: made from another experiment"
+    assert manifest["run_ids"] == sorted(d.name for d in (report / "runs").iterdir() if d.is_dir())

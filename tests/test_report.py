@@ -198,6 +198,12 @@ def test_report_end_to_end(grid, tmp_path):
     assert parser.targets
     for target in parser.targets:
         assert (out / unquote(target)).is_file(), target
+    from ablate.report.manifest import experiment_hash, read_manifest
+    from ablate.report.page import read_experiment
+
+    manifest = read_manifest(out)  # which experiment and runs the folder shows (ablate.api.report_dir reads it)
+    assert manifest["experiment_hash"] == experiment_hash(read_experiment(grid))
+    assert manifest["run_ids"] == sorted(d.name for d in grid.iterdir() if (d / "result.json").is_file())
     configs = [t for t in parser.targets if t.endswith("config.yaml")]
     assert len(set(configs)) == 8
     for name in ("learning_curves", "by_length", "throughput", "params_vs_metric", "attention_transformer"):
@@ -482,3 +488,12 @@ def test_step_axis_labels_do_not_run_into_each_other_in_a_third_of_the_page(top)
         assert a.x1 + 4 < b.x0, [t.get_text() for t in labels]  # a gap between neighbours
     assert all(float(t.get_position()[0]).is_integer() for t in labels)
     plt.close(fig)
+
+
+def test_attend_into_an_unwritable_folder_fails_in_one_line(grid, tmp_path, capsys):
+    from ablate.report.attend import attend
+
+    (tmp_path / "a_file").write_text("x")
+    assert attend(run_of(grid, "transformer"), "1 2 3", tmp_path / "a_file" / "att") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "a_file" in err and "Traceback" not in err

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import ConfigError, ConfigErrors
+from ablate.experiment.store import writable
 from ablate.tasks.base import Split, TaskConfig, TaskData, build_task
 from ablate.tasks.vocab import Vocab
 
@@ -71,6 +72,7 @@ def export_data(exp: Any, out: str | Path) -> list[Path]:
             raise ConfigErrors([ConfigError("task", cfg.name, f"cannot be built: {e}", label)]) from None
         sub = out if len(tasks) == 1 else out / _slug(label)
         files.update({sub / name: text for name, text in task_files(data).items()})
+    writable(out, "--out")
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@ toggles that do not apply never make two ids for one model.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -98,7 +99,7 @@ def plan(exp: Experiment) -> Plan:
     if errors:
         from ablate.overrides import blame
 
-        raise ConfigErrors(blame(collapse(errors), exp.overrides))
+        raise ConfigErrors(collapse(blame(errors, exp.overrides), len(variants) * len(grid_points(exp.grid))))
     n_rows = len(variants) * len(grid_points(exp.grid))
     out = [_where_note(n, ctxs, n_rows) for n, ctxs in notes.items()]
     dupes = [r for r in runs.values() if r.aliases]
@@ -174,17 +175,37 @@ def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str,
         seen[key] = (old_value, archs, applied or hasattr(cfg.model, key))
 
 
-def collapse(errors: list[ConfigError]) -> list[ConfigError]:
-    """One error per distinct problem, naming the first run it occurs in and how many more."""
-    groups: dict[tuple[str, str, str], list[ConfigError]] = {}
+def collapse(errors: list[ConfigError], n_rows: int = 0) -> list[ConfigError]:
+    """One error per distinct problem, naming the first run it occurs in and how many more; a problem every row
+    has (a typo in the base or on the command line) is named once, without a row."""
+    groups: dict[tuple[str, str], list[ConfigError]] = {}
     for e in errors:
-        groups.setdefault((e.key, repr(e.value), e.expected), []).append(e)
+        groups.setdefault((e.key, repr(e.value)), []).append(e)
     out = []
     for same in groups.values():
         first = same[0]
-        where = first.where if len(same) == 1 else f"{first.where} and {len(same) - 1} more grid points/variants"
-        out.append(ConfigError(first.key, first.value, first.expected, where))
+        if n_rows > 1 and len(same) == n_rows:
+            where = first.where.split(" (")[0] if first.where else first.where
+            out.append(ConfigError(first.key, first.value, _merged([e.expected for e in same]), where))
+            continue
+        by_text: dict[str, list[ConfigError]] = {}
+        for e in same:
+            by_text.setdefault(e.expected, []).append(e)
+        for alike in by_text.values():
+            one = alike[0]
+            where = one.where if len(alike) == 1 else f"{one.where} and {len(alike) - 1} more grid points/variants"
+            out.append(ConfigError(one.key, one.value, one.expected, where))
     return out
+
+
+def _merged(texts: list[str]) -> str:
+    """One message for texts that differ only in their row's details (each arch lists its own valid keys)."""
+    texts = list(dict.fromkeys(texts))
+    if len(texts) == 1:
+        return texts[0]
+    common = os.path.commonprefix(texts)
+    common = common[: common.rfind(" (")] if " (" in common else common.rstrip("; ,(")
+    return f"{common} (what is valid differs by row: `ablate list` shows every arch's and task's options)"
 
 
 def match_params(cfg: RunConfig, where: str) -> RunConfig:

@@ -18,6 +18,9 @@ from typing import Any, Optional, TextIO
 
 import numpy as np
 
+from ablate.errors import ConfigErrors
+from ablate.experiment.store import writable
+
 SAMPLE_MAX_LEN = 12  # report heatmaps use the longest test input up to this many tokens
 
 
@@ -280,6 +283,11 @@ def attend(run_dir: str | Path, text: str, out: Optional[str | Path] = None, std
         print(f"error: {e}", file=sys.stderr)
         return 2
     dest = Path(out) if out else run_dir / "attend"
+    try:
+        writable(dest, "--out")
+    except ConfigErrors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     paths = write_heatmaps(att, dest)
     stdout = stdout or sys.stdout
     print(describe(att), file=stdout)

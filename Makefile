@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,ray,slurm]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,slurm,tensorboard]'
 	touch $(STAMP)
 
 install: $(STAMP)

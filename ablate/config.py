@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -88,7 +89,8 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
-    tensorboard: bool = option(False, "also log to TensorBoard (runs/<name>/<run_id>/tensorboard/)")
+    tensorboard: bool = option(False, "also log to TensorBoard (runs/<name>/<run_id>/tensorboard/; needs "
+                               "pip install 'ablate[tensorboard]')")
 
 
 @dataclass
@@ -283,6 +285,9 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
     cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"],
                     eval=parts["eval"])
     errors = _check_values(cfg, where)
+    if cfg.logger.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        errors.append(ConfigError("logger.tensorboard", True, "needs TensorBoard, an extra: pip install "
+                                  "'ablate[tensorboard]' (or leave logger.tensorboard false)", where))
     if errors:
         raise ConfigErrors(errors)
     return cfg, notes

@@ -45,6 +45,7 @@ def listing() -> str:
                                                                                    ATTENTION),
                        ("encoders", ENCODERS), ("decoders", DECODERS), ("executors (--executor)", EXECUTORS)):
         lines += _registry(title, reg) + [""]
+    lines += section_options() + [""]
     lines.append("tasks (task.name) and their options:")
     for name in TASKS.names():
         meta = TASKS.meta(name)
@@ -64,3 +65,28 @@ def _default(f) -> str:
             return "{" + ", ".join(f"{k}: {v}" for k, v in asdict(value).items()) + "}"
         return str(value)
     return "?"
+
+
+def section_options() -> list[str]:
+    """The train, eval and logger options, one line each: key=default [choices]  help (nested: logger.wandb.*)."""
+    from ablate.config import SECTIONS
+
+    lines = []
+    for section in ("train", "eval", "logger"):
+        lines.append(f"{section} options (default [choices]):")
+        lines += _options(SECTIONS[section], section)
+    return lines
+
+
+def _options(cls: type, prefix: str) -> list[str]:
+    lines = []
+    for f in fields(cls):
+        value = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+        if is_dataclass(value):
+            lines += _options(type(value), f"{prefix}.{f.name}")
+            continue
+        choices = choices_of(cls, f.name)
+        opt = f"{prefix}.{f.name}={'unset' if value is None else value}" + (
+            f" [{'|'.join(map(str, choices))}]" if choices else "")
+        lines.append(f"  {opt:<38} {f.metadata.get('help', '')}".rstrip())
+    return lines

@@ -125,6 +125,75 @@ def test_a_subcommand_usage_error_prints_its_usage_and_its_help_only_its_exit_co
         assert ("1 some runs failed" in out) == (command == "run"), command
 
 
+# ------------------------------------------------------------------ 4. logging after the fact
+def test_ablate_list_shows_the_train_eval_and_logger_options_with_defaults(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for line in ("train.lr=0.001", "train.max_epochs=10", "eval.beam_size=1", "logger.tensorboard=False",
+                 "logger.wandb.mode=unset [disabled|offline|online]"):
+        assert line in out, line
+
+
+def test_tensorboard_without_its_extra_is_a_one_line_error_naming_it(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    assert main(["plan", str(write(tmp_path, {**TINY, "seeds": [0, 1]})), "logger.tensorboard=true"]) == 2
+    line = one_error_line(capsys)
+    assert "logger.tensorboard" in line and "pip install 'ablate[tensorboard]'" in line
+
+
+def test_a_logger_turned_on_after_the_runs_finished_fills_tensorboard_and_names_what_it_did_not(tmp_path,
+                                                                                                 monkeypatch):
+    """Finished runs are not trained again: TensorBoard gets their metrics.csv; W&B is named per run."""
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    exp = write(tmp_path, {**TINY, "seeds": [0, 1]})
+    runs = ablate.plan(exp)
+    for r in runs:  # finished earlier, with no logger but the CSV
+        d = Path("runs/tiny") / r.run_id
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(f"seed: {r.seed}\n")
+        (d / "result.json").write_text(json.dumps({"status": "finished", "label": r.label}))
+        (d / "metrics.csv").write_text("epoch,step,train/loss,val/loss,val/seq_acc\n0,9,1.5,,\n0,9,,1.2,0.25\n")
+    (Path("runs/tiny") / runs[0].run_id / "wandb" / "offline-run-1").mkdir(parents=True)  # this one had W&B
+    out = io.StringIO()
+    df = ablate.run(exp, overrides=["logger.tensorboard=true"], report=False, out=out)
+    assert list(df["status"]) == ["finished", "finished"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for r in runs:
+        events = EventAccumulator(str(Path("runs/tiny") / r.run_id / "tensorboard")).Reload()
+        assert [(e.step, round(e.value, 3)) for e in events.Scalars("val/seq_acc")] == [(9, 0.25)]
+        assert {"train/loss", "val/loss", "val/seq_acc"} <= set(events.Tags()["scalars"])
+    text = out.getvalue()
+    notes = [line for line in text.splitlines() if "not re-logged" in line]
+    assert len(notes) == 1 and runs[1].run_id in notes[0] and "W&B" in notes[0], text
+    assert "wandb sync runs/tiny/*/wandb/offline-run-*" in text
+
+
+def test_the_wandb_run_is_named_by_its_row_and_seed(tmp_path, monkeypatch):
+    from ablate.config import build_run
+    from ablate.train import tracking
+
+    seen = {}
+
+    class FakeWandb:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            self.experiment = None
+
+    monkeypatch.setattr("pytorch_lightning.loggers.WandbLogger", FakeWandb)
+    monkeypatch.setattr(tracking, "capture_wandb_output", lambda run_dir: None)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg, _ = build_run({k: TINY[k] for k in ("task", "model", "train")}, 1, "here")
+    tracking.make_loggers(cfg, tmp_path, {"run_id": "0123456789ab", "label": "no_pe, model.n_heads=2"})
+    assert seen["name"] == "no_pe, model.n_heads=2, seed 1" and seen["mode"] == "offline"
+
+
 # ------------------------------------------------------------------ 5. committed reports are left alone
 def test_a_report_of_another_experiment_is_left_alone_unless_forced(tmp_path, monkeypatch, capsys):
     """The README's `ablate run experiments/quickstart.yaml <overrides>` once rewrote reports/quickstart/: a

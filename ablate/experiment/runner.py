@@ -29,6 +29,7 @@ from ablate.experiment.store import (
 )
 from ablate.experiment.tune import more_to_run, stage_plan
 from ablate.experiment.worker import RunSpec
+from ablate.train.relog import relog_finished, wandb_mode, wandb_sync_hint
 
 
 def run_config_dict(r: PlannedRun) -> dict[str, Any]:
@@ -94,6 +95,9 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
         if st != FINISHED:
             todo.append(r)
     skipped = len(p.runs) - len(todo)
+    to_run = {r.run_id for r in todo}
+    relog_finished([(store.run_dir(r.run_id), r.config.logger, f"{r.label} seed {r.seed} ({r.run_id})")
+                    for r in p.runs if r.run_id not in to_run], out)  # a logger turned on after they finished
     print(f"{exp.name}: {len(p.runs)} runs, {skipped} already finished, {len(todo)} to run "
           f"({executor}, {workers} worker{'s' * (workers != 1)}; driver {claims.owner} on {HOST} pid {os.getpid()})",
           file=out, flush=True)
@@ -194,6 +198,8 @@ def run_experiment(exp: Experiment, runs_dir: str | Path = "runs", workers: int 
               "and run the same command again", file=out)
     for r, owner in elsewhere.values():
         print(f"  still running elsewhere: {r.label} seed {r.seed} ({r.run_id}) by {describe(owner)}", file=out)
+    if any(wandb_mode(r.config.logger.wandb.mode) == "offline" for r in p.runs) and wandb_sync_hint(store.root):
+        print(wandb_sync_hint(store.root), file=out)
     if report and reporter is not None and not stopped:
         reporter(store.root, reports_dir, out)
     return 1 if failed or stopped else 0

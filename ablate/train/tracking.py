@@ -11,21 +11,12 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 from pytorch_lightning.loggers import CSVLogger
 
-ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
-
-
-def wandb_mode(configured: Optional[str], env: Mapping[str, str] = os.environ) -> str:
-    """The mode a run logs to wandb in: disabled | offline | online."""
-    from_env = ENV_MODES.get(env.get("WANDB_MODE", "").strip().lower())
-    if from_env == "disabled" or (configured is None and from_env is None):
-        return "disabled"
-    return configured if configured is not None else from_env
+from ablate.train.relog import wandb_mode  # there: the driver reads it without Lightning
 
 
 def capture_wandb_output(run_dir: Path) -> None:
@@ -56,7 +47,7 @@ def make_loggers(cfg: Any, run_dir: Path, meta: dict[str, Any]) -> list:
         with into_log(run_dir):  # the run starts here, not lazily inside fit, so its messages land in the log
             logger = WandbLogger(
                 project=wb.project, entity=wb.entity, mode=mode, save_dir=str(run_dir.resolve()),
-                group=meta.get("experiment"), name=meta.get("run_id"), id=wandb_id(run_dir, meta.get("run_id")),
+                group=meta.get("experiment"), name=run_name(meta, cfg.seed), id=wandb_id(run_dir, meta.get("run_id")),
                 tags=[t for t in (meta.get("variant"), meta.get("label")) if t][:2], config=cfg.to_dict(),
                 reinit=True)
             logger.experiment  # noqa: B018 - starts the wandb run
@@ -66,6 +57,11 @@ def make_loggers(cfg: Any, run_dir: Path, meta: dict[str, Any]) -> list:
 
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
     return loggers
+
+
+def run_name(meta: dict[str, Any], seed: int) -> str:
+    """The W&B run's name: its row's readable label and seed ('no_pe, model.n_heads=2, seed 1')."""
+    return f"{meta.get('label') or meta.get('run_id') or 'run'}, seed {seed}"
 
 
 def wandb_id(run_dir: Path, run_id: Optional[str]) -> Optional[str]:

@@ -239,3 +239,17 @@ def test_the_api_has_real_signatures_a_runs_dir_a_stable_order_and_short_runs(tm
                                                    "2ccc00000000": ("a", 0)})
     df = ablate.load_results(root)
     assert list(zip(df["label"], df["seed"])) == [("a", 0), ("a", 1), ("z", 0)] and list(df.index) == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ 7. the README, for a newcomer
+def test_the_readme_puts_use_first_and_says_once_where_each_command_writes():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    headings = [line for line in readme.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["## Use", "## What the shipped experiments show"], headings[:3]
+    assert "make install" in readme.split("## Use")[0]
+    where = readme[readme.index("Where each command writes"):readme.index("### Python API")]
+    for command in ("`ablate run`", "`ablate report RUNS_DIR`", "`ablate data`", "`ablate attend RUN_DIR`",
+                    "`ablate plan`, `ablate list`", "`make quickstart`"):
+        assert f"| {command} |" in where, command
+    assert readme.count("Runs go to `runs/<name>/<run_id>/`") == 0  # said in the table, not again in prose
+    assert "docs/architecture.md" in readme and (Path(__file__).resolve().parents[1] / "docs/architecture.md").is_file()

@@ -162,7 +162,7 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
 
     root = check_experiment_dir(runs_dir)
     dest, note = report_dir(root, out, force, Path("reports") / root.name)
-    writable(dest, "--out")
+    writable(dest, "--out" if out is not None else "--out (default reports/<name>)")
     if note:
         print(f"note: {note}", file=notes or sys.stderr)
     return _build(root, dest)

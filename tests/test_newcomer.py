@@ -91,6 +91,11 @@ def test_an_override_typo_is_printed_once_without_an_unrelated_grid_point(tmp_pa
     line = one_error_line(capsys)
     assert line.startswith("error: command line: model.d_modle=32: unknown key; did you mean 'd_model'?"), line
     assert "model.arch=" not in line
+    # A problem that differs by row keeps the row it is about: that grid point is not unrelated.
+    exp = write(tmp_path, {**TINY, "grid": {"model.d_model": [16, 32]}})
+    assert main(["plan", str(exp), "model.n_heads=3"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "(model.d_model=16)" in err[0] and "d_model=32 is not divisible" in err[1]
 
 
 @pytest.mark.parametrize("override, says", [("model.d_model=16,,32", "empty value"),

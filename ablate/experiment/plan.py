@@ -7,7 +7,6 @@ toggles that do not apply never make two ids for one model.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -184,7 +183,7 @@ def collapse(errors: list[ConfigError], n_rows: int = 0) -> list[ConfigError]:
     out = []
     for same in groups.values():
         first = same[0]
-        if n_rows > 1 and len(same) == n_rows:
+        if n_rows > 1 and len(same) == n_rows and len({e.expected.split(" (")[0] for e in same}) == 1:
             where = first.where.split(" (")[0] if first.where else first.where
             out.append(ConfigError(first.key, first.value, _merged([e.expected for e in same]), where))
             continue
@@ -199,12 +198,11 @@ def collapse(errors: list[ConfigError], n_rows: int = 0) -> list[ConfigError]:
 
 
 def _merged(texts: list[str]) -> str:
-    """One message for texts that differ only in their row's details (each arch lists its own valid keys)."""
+    """One message for texts that differ only in their parenthesised detail (each arch lists its valid keys)."""
     texts = list(dict.fromkeys(texts))
     if len(texts) == 1:
         return texts[0]
-    common = os.path.commonprefix(texts)
-    common = common[: common.rfind(" (")] if " (" in common else common.rstrip("; ,(")
+    common = texts[0].split(" (")[0]
     return f"{common} (what is valid differs by row: `ablate list` shows every arch's and task's options)"
 
 

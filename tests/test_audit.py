@@ -82,3 +82,74 @@ def test_logrank_censors_seeds_that_never_reached():
     assert o_e == pytest.approx(0.1) and o_e_as_time == pytest.approx(13 / 30)
     assert p_cens == pytest.approx(0.91994438, abs=1e-7) and p_as_time == pytest.approx(0.69389252, abs=1e-7)
     assert math.isnan(stats.logrank_steps([5], [False], [5], [False])[0])  # nobody reached: no test
+
+
+# ------------------------------------------------------------------ the table: corrected marks, intervals, counts
+def _panel_frame():
+    import pandas as pd
+
+    data = {"base": [0.5, 0.6, 0.7], "wide": [0.90, 0.92, 0.94], "same": [0.55, 0.65, 0.6]}
+    rows = []
+    for task in ("copy", "reverse"):
+        for v, xs in data.items():
+            if task == "reverse" and v == "same":
+                continue
+            for i, x in enumerate(xs):
+                rows.append({"run_id": f"{task}{v}{i}", "variant": v, "label": f"{v}, task.name={task}", "seed": i,
+                             "status": "finished", "task.name": task, "test/seq_acc": x, "test/loss": 1 - x})
+    return pd.DataFrame(rows)
+
+
+def test_holm_family_is_the_primary_metrics_comparisons_per_panel_and_the_marks_follow_it():
+    from scipy.stats import ttest_ind
+
+    from ablate.report.tables import summarize, to_csv, to_markdown
+
+    s = summarize(_panel_frame(), "test/seq_acc", baseline="base", keys=["task.name"])
+    f = s.frame.set_index("label")
+    raw = ttest_ind([0.90, 0.92, 0.94], [0.5, 0.6, 0.7], equal_var=False).pvalue  # 0.028
+    assert 0.025 < raw < 0.05
+    # copy: wide and same against base, a family of 2; reverse: wide alone
+    assert f.at["wide, task.name=copy", "p/test/seq_acc"] == pytest.approx(raw)
+    assert f.at["wide, task.name=copy", "p_adj/test/seq_acc"] == pytest.approx(2 * raw)
+    assert f.at["wide, task.name=reverse", "p_adj/test/seq_acc"] == pytest.approx(raw)
+    assert s.family == {"copy": 2, "reverse": 1}
+    md = to_markdown(s)
+    body = [line for line in md.splitlines() if line.startswith("| wide")]
+    assert len(body) == 2 and "\\*" not in body[0] and body[1].count("\\*") == 1  # copy: no mark; reverse: *
+    assert "Holm-adjusted" in md and "copy: 2; reverse: 1" in md and "exploratory" in md
+    assert "p_adj/test/loss" not in f  # other metrics: raw p only
+    csv = to_csv(s).splitlines()[0].split(",")
+    assert {"p/test/seq_acc", "p_adj/test/seq_acc", "ci_low/test/seq_acc", "ci_high/test/seq_acc",
+            "seeds_80/test/seq_acc", "p/test/loss"} <= set(csv)
+
+
+def test_table_intervals_are_clipped_and_give_the_seeds_for_80_percent_power():
+    from ablate.report.tables import footnotes, summarize
+
+    s = summarize(_panel_frame(), "test/seq_acc", baseline="base", keys=["task.name"])
+    f = s.frame.set_index("label")
+    assert f.at["wide, task.name=copy", "ci_high/test/seq_acc"] == pytest.approx(0.4)  # 1 - 0.6: not above 1
+    assert f.at["wide, task.name=copy", "ci_low/test/seq_acc"] == pytest.approx(stats.welch_ci(
+        [0.90, 0.92, 0.94], [0.5, 0.6, 0.7])[1])
+    assert s.clipped and any("clipped" in n for n in footnotes(s))
+    sd = stats.pooled_sd([0.90, 0.92, 0.94], [0.5, 0.6, 0.7])
+    assert f.at["wide, task.name=copy", "seeds_80/test/seq_acc"] == stats.seeds_for_power(0.32, sd) == 3
+
+
+def test_reached_counts_get_fishers_test_and_steps_the_log_rank_test():
+    import pandas as pd
+
+    from ablate.report.tables import footnotes, summarize
+
+    rows = []
+    for v, steps in (("base", [None, None, None]), ("fast", [500, 750, 600])):
+        for i, st in enumerate(steps):
+            rows.append({"run_id": f"{v}{i}", "variant": v, "label": v, "seed": i, "status": "finished",
+                         "test/seq_acc": 0.5, "train.target.value": 0.99, "steps_to_target": st, "steps": 3000})
+    s = summarize(pd.DataFrame(rows), "test/seq_acc", baseline="base", keys=[])
+    f = s.frame.set_index("label")
+    assert f.at["fast", "p/reached"] == pytest.approx(0.1)  # 3/3 against 0/3
+    p, _ = stats.logrank_steps([500, 750, 600], [True] * 3, [3000] * 3, [False] * 3)
+    assert f.at["fast", "p/steps_to_target"] == pytest.approx(p) and p < 0.05
+    assert any("log-rank" in n and "Fisher" in n for n in footnotes(s))

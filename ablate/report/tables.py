@@ -77,7 +77,7 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
         return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def family_text(s: "Summary") -> str:
+def family_text(s: Summary) -> str:
     """What the correction was and over which comparisons: 'p Holm-adjusted over the 13 comparisons ...'."""
     sizes = {k: v for k, v in s.family.items() if v}
     if not sizes:

@@ -1,6 +1,7 @@
 """ablate: architecture ablations for sequence models, from RNNs to the Transformer.
 
-The Python API: ablate.run, ablate.plan, ablate.build_report, ablate.load_results (see ablate.api).
+The Python API: ablate.run, ablate.plan, ablate.build_report, ablate.hypotheses, ablate.load_results (see
+ablate.api).
 """
 
 from typing import Any
@@ -29,6 +30,13 @@ def build_report(*args: Any, **kwargs: Any) -> Any:
     return _build(*args, **kwargs)
 
 
+def hypotheses(*args: Any, **kwargs: Any) -> Any:
+    """ablate.hypotheses(["reports/<name>", ...]) -> markdown table of the declared hypotheses' verdicts."""
+    from ablate.api import hypotheses as _hypotheses
+
+    return _hypotheses(*args, **kwargs)
+
+
 def load_results(path: Any) -> Any:
     """runs/<name> -> pandas DataFrame, one row per run (see ablate.experiment.results)."""
     from ablate.api import load_results as _load
@@ -36,4 +44,4 @@ def load_results(path: Any) -> Any:
     return _load(path)
 
 
-__all__ = ["run", "plan", "build_report", "load_results", "__version__"]
+__all__ = ["run", "plan", "build_report", "hypotheses", "load_results", "__version__"]

@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     add_plan(sub)
     add_data(sub)
     add_report(sub)
+    add_hypotheses(sub)
     add_list(sub)
     add_attend(sub)
     return p
@@ -80,6 +81,12 @@ def add_report(sub: Any) -> None:
     rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>", epilog=EPILOG)
     rep.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="an experiment's runs: runs/<name>")
     rep.add_argument("--out", type=Path, default=None, help="the report's folder (default reports/<name>)")
+
+
+def add_hypotheses(sub: Any) -> None:
+    h = sub.add_parser("hypotheses", help="the declared hypotheses' computed verdicts, as one markdown table",
+                       epilog=EPILOG)
+    h.add_argument("report_dirs", type=Path, nargs="+", metavar="REPORT_DIR", help="reports: reports/<name>")
 
 
 def add_list(sub: Any) -> None:
@@ -196,6 +203,13 @@ def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     return 0
 
 
+def cmd_hypotheses(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.api import hypotheses
+
+    print(hypotheses(args.report_dirs), end="")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.listing import listing
 
@@ -209,8 +223,8 @@ def cmd_attend(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     return attend(args.run_dir, args.text, args.out)
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "data": cmd_data, "report": cmd_report, "list": cmd_list,
-            "attend": cmd_attend}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "data": cmd_data, "report": cmd_report,
+            "hypotheses": cmd_hypotheses, "list": cmd_list, "attend": cmd_attend}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -153,3 +153,100 @@ def test_reached_counts_get_fishers_test_and_steps_the_log_rank_test():
     p, _ = stats.logrank_steps([500, 750, 600], [True] * 3, [3000] * 3, [False] * 3)
     assert f.at["fast", "p/steps_to_target"] == pytest.approx(p) and p < 0.05
     assert any("log-rank" in n and "Fisher" in n for n in footnotes(s))
+
+
+# ------------------------------------------------------------------ confounds
+def test_runs_record_whether_the_package_had_uncommitted_changes(tmp_path):
+    import subprocess
+
+    from ablate.train.fit import git_dirty
+
+    assert git_dirty(tmp_path) is None  # no git: not recorded
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "ablate").mkdir()
+    (tmp_path / "ablate" / "m.py").write_text("x = 1\n")
+    (tmp_path / "notes.md").write_text("a\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    assert git_dirty(tmp_path / "ablate") is False
+    (tmp_path / "notes.md").write_text("b\n")  # outside ablate/: not the code
+    assert git_dirty(tmp_path / "ablate") is False
+    (tmp_path / "ablate" / "m.py").write_text("x = 2\n")
+    assert git_dirty(tmp_path / "ablate") is True
+
+
+def test_the_bottleneck_reports_thread_mix_is_caught():
+    """The committed bottleneck report's seq2seq runs used 1 thread, its attention and Transformer runs 2."""
+    from pathlib import Path
+
+    import yaml
+
+    from ablate.experiment.results import newest_per_cell, results_frame
+    from ablate.experiment.tune import report_runs, stored_tune_keys
+    from ablate.report.confounds import audit
+
+    repo = Path(__file__).resolve().parent.parent
+    root = repo / "reports" / "bottleneck" / "runs"
+    raw = yaml.safe_load((repo / "experiments" / "bottleneck.yaml").read_text())
+    runs, _ = newest_per_cell(results_frame(root), tuple(stored_tune_keys(raw)))
+    df, _, _ = report_runs(runs, raw, root)
+    found = audit(df, dict.fromkeys(df["label"], ""))
+    threads = [c for c in found.confounds if c.field == "threads"]
+    assert len(threads) == 1 and not threads[0].accepted
+    assert threads[0].values == {"model.arch=transformer": ["2"], "model.arch=seq2seq_attention": ["2"],
+                                 "model.arch=seq2seq": ["1"]}
+    assert found.between("model.arch=seq2seq", "model.arch=transformer") == ["threads"]
+    assert found.between("model.arch=seq2seq_attention", "model.arch=transformer") == []
+    text = " ".join(found.warnings())
+    assert "threads differ" in text and "model.arch=seq2seq: 1" in text
+    accepted = audit(df, dict.fromkeys(df["label"], ""), accept=["threads"])
+    assert accepted.between("model.arch=seq2seq", "model.arch=transformer") == []
+    assert "Accepted on purpose" in accepted.warnings()[0]
+
+
+def _runs(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"status": "finished", **r} for r in rows])
+
+
+def test_a_field_not_recorded_is_not_a_difference_and_panels_are_not_compared():
+    from ablate.report.confounds import audit
+
+    df = _runs([{"label": "a", "threads": 1.0, "cpu": "Xeon"}, {"label": "a", "threads": None, "cpu": None},
+                {"label": "b", "threads": 1.0, "cpu": None}, {"label": "c", "threads": 4.0, "cpu": "EPYC"}])
+    assert audit(df, {"a": "copy", "b": "copy", "c": "reverse"}).confounds == []  # c is another panel
+    found = audit(df, {"a": "copy", "b": "copy", "c": "copy"})
+    assert {c.field for c in found.confounds} == {"threads", "cpu"}
+    assert found.between("a", "b") == []  # b's cpu was not recorded: not a difference
+    assert found.between("a", "c") == ["threads", "cpu"]
+
+
+def test_numerics_code_is_compared_by_a_diff_of_models_train_tasks(tmp_path):
+    import subprocess
+
+    from ablate.report.confounds import audit, same_numerics
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+
+    def commit(path: str, text: str) -> str:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", path], check=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    a = commit("ablate/models/m.py", "x = 1\n")
+    b = commit("README.md", "docs\n")  # not numerics code
+    c = commit("ablate/train/t.py", "lr = 2\n")
+    root = str(tmp_path)
+    assert same_numerics(a, b, root) is True and same_numerics(b, c, root) is False
+    assert same_numerics(a, "0" * 40, root) is None and same_numerics(a, b, None) is None
+    df = _runs([{"label": "x", "git_commit": a}, {"label": "y", "git_commit": b}, {"label": "z", "git_commit": c}])
+    found = audit(df, {"x": "", "y": "", "z": ""}, root=tmp_path)
+    assert found.between("x", "y") == [] and found.between("x", "z") == ["code"]
+    unknown = audit(_runs([{"label": "x", "git_commit": a}, {"label": "y", "git_commit": "f" * 40}]),
+                    {"x": "", "y": ""}, root=tmp_path)
+    assert unknown.between("x", "y") == [] and "could not be compared" in unknown.notes[0]

@@ -250,3 +250,209 @@ def test_numerics_code_is_compared_by_a_diff_of_models_train_tasks(tmp_path):
     unknown = audit(_runs([{"label": "x", "git_commit": a}, {"label": "y", "git_commit": "f" * 40}]),
                     {"x": "", "y": ""}, root=tmp_path)
     assert unknown.between("x", "y") == [] and "could not be compared" in unknown.notes[0]
+
+
+# ------------------------------------------------------------------ hypotheses: declared, checked, computed
+def _store(root, raw, runs):
+    """A run store with one directory per run: config.yaml and result.json as `ablate run` writes them."""
+    import json
+
+    import yaml
+
+    root.mkdir(parents=True)
+    (root / "experiment.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    for i, r in enumerate(runs):
+        d = root / f"run{i:03d}"
+        d.mkdir()
+        cfg = {"seed": r["seed"], "task": {"name": "reverse", "max_len": 8}, "model": {"arch": "transformer"},
+               "train": {"max_steps": 1000, "target": {"metric": "val/seq_acc", "value": 0.99}}}
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        res = {"status": "finished", "variant": r["variant"], "label": r["variant"], "seed": r["seed"],
+               "metrics": {"test/seq_acc": r["acc"]}, "steps": r.get("steps", 1000),
+               "steps_to_target": r.get("reached"), "started": 1.0e9 + i, "wall_s": 10.0,
+               "reproduce": {"threads": r.get("threads", 1), "torch": "2.13.0+cpu"},
+               **{k: r[k] for k in ("stop_reason", "still_improving") if k in r}}
+        (d / "result.json").write_text(json.dumps(res))
+
+
+ACC = {"base": [0.50, 0.52, 0.51], "better": [0.80, 0.82, 0.81], "worse": [0.20, 0.22, 0.21],
+       "same": [0.50, 0.53, 0.49]}
+
+
+def _experiment(hypotheses, variants=("base", "better", "worse", "same")):
+    return {"name": "audit", "task": {"name": "reverse"}, "model": {"arch": "transformer"},
+            "train": {"target": {"metric": "val/seq_acc", "value": 0.99}}, "seeds": [0, 1, 2],
+            "variants": {v: {} for v in variants}, "report": {"metric": "test/seq_acc", "baseline": "base"},
+            "hypotheses": hypotheses}
+
+
+def _hyp(name, a, b, expect, **more):
+    return {"name": name, "claim": f"{a} is {expect} than {b}", "rows": [a, b], "expect": expect, **more}
+
+
+def test_verdicts_supported_contradicted_not_significant_with_holm_over_the_hypotheses():
+    import pandas as pd
+
+    from ablate.experiment.hypotheses import parse_hypotheses
+    from ablate.report.confounds import Audit
+    from ablate.report.verdicts import verdicts
+
+    runs = pd.DataFrame([{"label": v, "variant": v, "seed": s, "status": "finished", "test/seq_acc": x}
+                         for v, xs in ACC.items() for s, x in enumerate(xs)])
+    raw = _experiment([_hyp("up", "better", "base", "higher"), _hyp("down", "worse", "base", "higher"),
+                       _hyp("flat", "same", "base", "higher")])
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+    got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), runs, frame, Audit())}
+    assert got["up"]["verdict"] == "supported" and got["down"]["verdict"] == "contradicted"
+    assert got["flat"]["verdict"] == "not significant"
+    from scipy.stats import ttest_ind
+
+    raw_p = [ttest_ind(ACC[v], ACC["base"], equal_var=False).pvalue for v in ("better", "worse", "same")]
+    assert [got[n]["p"] for n in ("up", "down", "flat")] == pytest.approx(raw_p)
+    assert [got[n]["p_adj"] for n in ("up", "down", "flat")] == pytest.approx(list(stats.holm(raw_p)))
+    assert got["up"]["delta"] == pytest.approx(0.30) and got["up"]["test"] == "Welch's t-test"
+    assert "Holm over the 3 hypotheses" in got["up"]["correction"]
+
+
+def test_verdicts_are_inconclusive_with_few_seeds_a_confound_or_runs_capped_while_improving():
+    import pandas as pd
+
+    from ablate.experiment.hypotheses import parse_hypotheses
+    from ablate.report.confounds import audit
+    from ablate.report.verdicts import verdicts
+
+    rows = [{"label": v, "variant": v, "seed": s, "status": "finished", "test/seq_acc": x, "threads": 1,
+             "stop_reason": "target", "still_improving": False} for v, xs in ACC.items() for s, x in enumerate(xs)]
+    runs = pd.DataFrame(rows)
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+    h = parse_hypotheses(_experiment([_hyp("up", "better", "base", "higher")]), "test/seq_acc")
+    assert verdicts(h, runs, frame, audit(runs, dict.fromkeys(ACC, "")))[0]["verdict"] == "supported"
+
+    few = runs.drop(runs.index[(runs["label"] == "better") & (runs["seed"] == 2)])
+    r = verdicts(h, few, frame, audit(few, dict.fromkeys(ACC, "")))[0]
+    assert r["verdict"] == "inconclusive" and "fewer than 3 seeds (2 and 3)" in r["reason"]
+
+    mixed = runs.assign(threads=[2 if lab == "better" else 1 for lab in runs["label"]])
+    r = verdicts(h, mixed, frame, audit(mixed, dict.fromkeys(ACC, "")))[0]
+    assert r["verdict"] == "inconclusive" and "confound" in r["reason"] and "threads" in r["reason"]
+    accepted = audit(mixed, dict.fromkeys(ACC, ""), accept=["threads"])
+    assert verdicts(h, mixed, frame, accepted)[0]["verdict"] == "supported"
+
+    capped = runs.copy()
+    hit = (capped["label"] == "base") & (capped["seed"] == 0)
+    capped.loc[hit, "stop_reason"], capped.loc[hit, "still_improving"] = "max_steps", True
+    r = verdicts(h, capped, frame, audit(capped, dict.fromkeys(ACC, "")))[0]
+    assert r["verdict"] == "inconclusive" and "capped while improving (1 of 6)" in r["reason"]
+    plateau = capped.assign(stop_reason="plateau")  # improving but not capped: a plateau stop is not a cap
+    assert verdicts(h, plateau, frame, audit(plateau, dict.fromkeys(ACC, "")))[0]["verdict"] == "supported"
+
+
+def test_reached_fraction_and_steps_to_target_hypotheses_use_fisher_and_log_rank():
+    import pandas as pd
+
+    from ablate.experiment.hypotheses import parse_hypotheses
+    from ablate.report.confounds import Audit
+    from ablate.report.verdicts import verdicts
+
+    steps = {"fast": [500.0, 600.0, 700.0, 550.0, 650.0, 580.0], "slow": [None] * 6}
+    runs = pd.DataFrame([{"label": v, "variant": v, "seed": s, "status": "finished", "test/seq_acc": 0.5,
+                          "train.target.value": 0.99, "steps_to_target": st, "steps": 3000}
+                         for v, xs in steps.items() for s, st in enumerate(xs)])
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+    raw = _experiment([_hyp("more", "fast", "slow", "higher", metric="reached"),
+                       _hyp("sooner", "fast", "slow", "lower", metric="steps_to_target")], variants=("fast", "slow"))
+    got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), runs, frame, Audit())}
+    assert got["more"]["p"] == pytest.approx(stats.fisher_reached(6, 6, 0, 6))  # 0.0022
+    assert got["more"]["ours"] == ["6/6", "0/6"] and got["more"]["verdict"] == "supported"
+    p, _ = stats.logrank_steps(steps["fast"], [True] * 6, [3000] * 6, [False] * 6)
+    assert got["sooner"]["p"] == pytest.approx(p) and got["sooner"]["verdict"] == "supported"
+    assert got["sooner"]["ours"] == ["590 (6/6 reached)", "≥3,000 (0/6 reached)"]
+    raw["hypotheses"][1]["expect"] = "higher"  # "more steps": the data say the opposite
+    got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), runs, frame, Audit())}
+    assert got["sooner"]["verdict"] == "contradicted"
+
+
+@pytest.mark.parametrize("bad,key,words", [
+    ({"rows": ["better", "nope"]}, "hypotheses.h.rows", "names no row"),
+    ({"rows": ["better"]}, "hypotheses.h.rows", "must be two rows"),
+    ({"rows": [{"arch": "lstm"}, "base"]}, "hypotheses.h.rows", "dotted config keys"),
+    ({"expect": "up"}, "hypotheses.h.expect", "higher, lower"),
+    ({"alpha": 1.5}, "hypotheses.h.alpha", "(0, 1)"),
+    ({"metric": "seq_acc"}, "hypotheses.h.metric", "test/<name>"),
+    ({"published": "Fig. 2"}, "hypotheses.h.published", "figure"),
+    ({"claims": "x"}, "hypotheses.h.claims", "unknown key; did you mean 'claim'"),
+])
+def test_a_bad_hypothesis_is_one_clear_line_exit_2_before_anything_runs(tmp_path, capsys, bad, key, words):
+    import yaml
+
+    from ablate.cli import main
+
+    h = {**_hyp("h", "better", "base", "higher"), **bad}
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(_experiment([h])))
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{key}=" in err[0] and words in err[0], err
+
+
+def test_accept_confounds_names_a_known_field(tmp_path, capsys):
+    import yaml
+
+    from ablate.cli import main
+
+    raw = _experiment([])
+    raw["report"]["accept_confounds"] = ["thread"]
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "report.accept_confounds='thread'" in err and "did you mean 'threads'" in err and "dtype" in err
+
+
+def test_report_shows_verdicts_first_writes_hypotheses_json_and_ablate_hypotheses_prints_them(tmp_path, capsys):
+    import json
+
+    from ablate.cli import main
+    from ablate.report import build_report
+
+    raw = _experiment([_hyp("up", "better", "base", "higher",
+                            published={"figure": "25.8 vs 24.9 BLEU", "source": "Vaswani et al. 2017"}),
+                       _hyp("mixed", "worse", "base", "lower")])
+    runs = [{"variant": v, "seed": s, "acc": x, "threads": 2 if v == "worse" else 1}
+            for v, xs in ACC.items() for s, x in enumerate(xs)]
+    _store(tmp_path / "runs" / "audit", raw, runs)
+    build_report(tmp_path / "runs" / "audit", tmp_path / "rep")
+    records = json.loads((tmp_path / "rep" / "hypotheses.json").read_text())
+    assert [(r["name"], r["verdict"]) for r in records] == [("up", "supported"), ("mixed", "inconclusive")]
+    assert "threads" in records[1]["reason"]
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert page.index("Hypotheses and verdicts") < page.index("Confound: threads") < page.index('id="results"')
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert readme.index("## Hypotheses and verdicts") < readme.index("## Results")
+    assert "Vaswani et al. 2017; 25.8 vs 24.9 BLEU" in readme
+    assert main(["hypotheses", str(tmp_path / "rep")]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n") == 4 and "| better is higher than base ([rep](" in table
+    assert "**supported**" in table and "**inconclusive** (a confound: the rows differ in threads)" in table
+    assert main(["hypotheses", str(tmp_path / "nothing")]) == 2
+    assert "REPORT_DIR=" in capsys.readouterr().err
+
+
+def test_a_row_named_by_config_values_must_match_exactly_one_row():
+    import pandas as pd
+
+    from ablate.experiment.hypotheses import Hypothesis
+    from ablate.report.confounds import Audit
+    from ablate.report.verdicts import resolve, verdicts
+
+    runs = pd.DataFrame([{"label": f"task={t}, model.arch={a}", "variant": "", "seed": s, "status": "finished",
+                          "task.name": t, "model.arch": a, "task.max_len": 12.0, "test/seq_acc": 0.5 + 0.1 * s}
+                         for t in ("reverse", "scan") for a in ("lstm", "transformer") for s in range(3)])
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+    assert resolve({"model.arch": "lstm", "task.name": "scan"}, frame, runs) == ["task=scan, model.arch=lstm"]
+    assert resolve({"model.arch": "lstm", "task.max_len": 12}, frame, runs) == [
+        "task=reverse, model.arch=lstm", "task=scan, model.arch=lstm"]  # 12.0 recorded, 12 asked: the same
+    h = Hypothesis("h", "c", ({"model.arch": "lstm"}, {"model.arch": "transformer", "task.name": "scan"}),
+                   "test/seq_acc", "higher")
+    r = verdicts([h], runs, frame, Audit())[0]
+    assert r["verdict"] == "inconclusive" and "'model.arch=lstm' matches 2 rows" in r["reason"]

@@ -3,7 +3,8 @@
     hypotheses:
       - name: no_pe_hurts                      # unique plain name
         claim: Without positional encoding the encoder is a bag of tokens
-        rows: [no_pe, base]                    # the row tested, the row it is compared with (variant or row label)
+        rows: [no_pe, base]                    # the row tested, the row it is compared with: a variant name, a
+                                               # row label, or {model.arch: lstm, task.name: reverse}
         metric: test/seq_acc                   # default report.metric; also steps_to_target, reached
         expect: lower                          # higher | lower: the first row against the second
         alpha: 0.05                            # family-wise level (Holm over the experiment's hypotheses)
@@ -24,6 +25,8 @@ from ablate.registry import suggest
 
 KEYS = ["name", "claim", "rows", "metric", "expect", "alpha", "published", "note"]
 EXPECT = ["higher", "lower"]
+RECORDED = ["tokens_per_s", "decode_tokens_per_s", "train_time_s", "eval_time_s", "params"]  # result.json fields
+SECTIONS = ("task.", "model.", "train.", "eval.")
 COUNTS = {"steps_to_target": "steps to target (log-rank, unreached seeds censored)",
           "reached": "fraction of seeds that reached the target (Fisher's exact test)"}
 
@@ -32,7 +35,7 @@ COUNTS = {"steps_to_target": "steps to target (log-rank, unreached seeds censore
 class Hypothesis:
     name: str
     claim: str
-    rows: tuple[str, str]
+    rows: tuple[Any, Any]  # each a variant name, a row label, or {dotted config key: value}
     metric: str
     expect: str
     alpha: float = 0.05
@@ -49,6 +52,23 @@ def row_names(raw: dict[str, Any]) -> list[str]:
     grid = {k: v for k, v in grid.items() if isinstance(v, list) and v}
     labels = [PlannedRun("", None, v, p, 0).label for v in (variants or {"": {}}) for p in grid_points(grid)]
     return list(dict.fromkeys([*variants, *labels]))
+
+
+def _row_errors(row: Any, names: list[str], key: str, where: Optional[str]) -> list[ConfigError]:
+    if isinstance(row, str):
+        if row in names:
+            return []
+        return [ConfigError(key, row, f"names no row of this experiment{suggest(row, names)} (rows: "
+                            f"{', '.join(names)}; or a mapping of config keys to values)", where)]
+    bad = [k for k in row if not isinstance(k, str) or not (k == "variant" or k.startswith(SECTIONS))]
+    if not row or bad:
+        return [ConfigError(key, row, "a row given as a mapping names it by dotted config keys and values, e.g. "
+                            "{model.arch: lstm, task.name: reverse} (and 'variant')", where)]
+    nested = [k for k, v in row.items() if isinstance(v, (dict, list))]
+    if nested:
+        return [ConfigError(f"{key}.{nested[0]}", row[nested[0]], "must be one value (a number, text or true/false)",
+                            where)]
+    return []
 
 
 def _has_target(raw: dict[str, Any]) -> bool:
@@ -90,21 +110,20 @@ def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str]) -> l
         if not isinstance(h.get("claim"), str) or not h["claim"].strip():
             errors.append(ConfigError(f"{at}.claim", h.get("claim"), "must be the claim, as text", where))
         rows = h.get("rows")
-        if not isinstance(rows, list) or len(rows) != 2 or not all(isinstance(r, str) for r in rows):
-            errors.append(ConfigError(f"{at}.rows", rows, "must be two row names: [the row tested, the row it is "
-                                      f"compared with] (rows: {', '.join(names)})", where))
+        if not isinstance(rows, list) or len(rows) != 2 or not all(isinstance(r, (str, dict)) for r in rows):
+            errors.append(ConfigError(f"{at}.rows", rows, "must be two rows: [the row tested, the row it is compared "
+                                      "with], each a row name or a mapping of config keys to values (rows: "
+                                      f"{', '.join(names)})", where))
         else:
             for r in rows:
-                if r not in names:
-                    errors.append(ConfigError(f"{at}.rows", r, f"names no row of this experiment{suggest(r, names)} "
-                                              f"(rows: {', '.join(names)})", where))
+                errors += _row_errors(r, names, f"{at}.rows", where)
             if rows[0] == rows[1]:
                 errors.append(ConfigError(f"{at}.rows", rows, "must name two different rows", where))
         metric = h.get("metric")
-        if metric is not None and (not isinstance(metric, str)
-                                   or not (metric in COUNTS or re.fullmatch(r"(test|val)/\w+", metric))):
-            errors.append(ConfigError(f"{at}.metric", metric, "must be a recorded metric (test/<name>, val/<name>), "
-                                      f"or {' or '.join(COUNTS)}", where))
+        if metric is not None and (not isinstance(metric, str) or not (
+                metric in COUNTS or metric in RECORDED or re.fullmatch(r"(test|val)/\w+", metric))):
+            errors.append(ConfigError(f"{at}.metric", metric, "must be a recorded metric (test/<name>, val/<name>, "
+                                      f"{', '.join(RECORDED)}), or {' or '.join(COUNTS)}", where))
         elif metric in COUNTS and not _has_target(raw):
             errors.append(ConfigError(f"{at}.metric", metric, "needs train.target (the runs record steps to a "
                                       "target only when they have one)", where))

@@ -39,11 +39,29 @@ CAPS = ("max_steps", "max_epochs", "time_limit")
 VERDICTS = ("supported", "not significant", "contradicted", "inconclusive")
 
 
-def resolve(name: str, frame: pd.DataFrame) -> list[str]:
-    """The table rows a hypothesis's row name means: the row with that label, else the rows of that variant."""
-    if (frame["label"] == name).any():
-        return [name]
-    return list(frame.loc[frame["variant"] == name, "label"]) if "variant" in frame else []
+def _same(v: Any, want: Any) -> bool:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v) == str(want)
+
+
+def resolve(row: Any, frame: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """The table rows a hypothesis's row means: the row with that label, else the rows of that variant; a
+    mapping {dotted key: value} means the rows all of whose runs have those values."""
+    if isinstance(row, dict):
+        out = []
+        for lab in frame["label"]:
+            mine = runs[runs["label"] == lab]
+            if len(mine) and all(k in mine and all(_same(v, want) for v in mine[k]) for k, want in row.items()):
+                out.append(lab)
+        return out
+    if (frame["label"] == row).any():
+        return [row]
+    return list(frame.loc[frame["variant"] == row, "label"]) if "variant" in frame else []
+
+
+def row_text(row: Any) -> str:
+    return row if isinstance(row, str) else ", ".join(f"{k}={v}" for k, v in row.items())
 
 
 def _values(runs: pd.DataFrame, metric: str) -> np.ndarray:
@@ -106,10 +124,12 @@ def verdicts(hyps: list[Hypothesis], runs: pd.DataFrame, frame: pd.DataFrame, au
     for h in hyps:
         rec: dict[str, Any] = {"name": h.name, "experiment": experiment, "claim": h.claim, "metric": h.metric,
                                "expect": h.expect, "alpha": h.alpha, "published": h.published, "note": h.note}
-        found = [resolve(r, frame) for r in h.rows]
-        rec["rows"] = [names.get(f[0], f[0]) if len(f) == 1 else r for r, f in zip(h.rows, found, strict=True)]
+        found = [resolve(r, frame, ok) for r in h.rows]
+        rec["rows"] = [names.get(f[0], f[0]) if len(f) == 1 else row_text(r)
+                       for r, f in zip(h.rows, found, strict=True)]
         if any(len(f) != 1 for f in found):
-            bad = [f"{r!r} matches {len(f)} rows" for r, f in zip(h.rows, found, strict=True) if len(f) != 1]
+            bad = [f"{row_text(r)!r} matches {len(f)} rows" for r, f in zip(h.rows, found, strict=True)
+                   if len(f) != 1]
             rec.update(verdict="inconclusive", reason="; ".join(bad) + " (name one row: its label)", p=math.nan,
                        test="", n=[0, 0], ours=["–", "–"], delta=math.nan, ci=[math.nan, math.nan], sign=0.0)
             out.append(rec)

@@ -199,7 +199,7 @@ def test_the_bottleneck_reports_thread_mix_is_caught():
     assert found.between("model.arch=seq2seq", "model.arch=transformer") == ["threads"]
     assert found.between("model.arch=seq2seq_attention", "model.arch=transformer") == []
     text = " ".join(found.warnings())
-    assert "threads differ" in text and "model.arch=seq2seq: 1" in text
+    assert "compared rows differ in threads" in text and "model.arch=seq2seq: 1" in text
     accepted = audit(df, dict.fromkeys(df["label"], ""), accept=["threads"])
     assert accepted.between("model.arch=seq2seq", "model.arch=transformer") == []
     assert "Accepted on purpose" in accepted.warnings()[0]
@@ -426,7 +426,7 @@ def test_report_shows_verdicts_first_writes_hypotheses_json_and_ablate_hypothese
     assert [(r["name"], r["verdict"]) for r in records] == [("up", "supported"), ("mixed", "inconclusive")]
     assert "threads" in records[1]["reason"]
     page = (tmp_path / "rep" / "index.html").read_text()
-    assert page.index("Hypotheses and verdicts") < page.index("Confound: threads") < page.index('id="results"')
+    assert page.index("Hypotheses and verdicts") < page.index("Confound: compared rows differ in threads") < page.index('id="results"')
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert readme.index("## Hypotheses and verdicts") < readme.index("## Results")
     assert "Vaswani et al. 2017; 25.8 vs 24.9 BLEU" in readme

@@ -39,7 +39,7 @@ class Confound:
         names = names or {}
         what = FIELDS[self.field][1]
         rows = "; ".join(f"{names.get(lab, lab)}: {' / '.join(v)}" for lab, v in self.values.items())
-        return f"{what} differ between compared rows ({rows})"
+        return f"compared rows differ in {what} ({rows})"
 
 
 @dataclass

@@ -416,7 +416,7 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
     if raw.get("description"):
         lines += [*(f"> {line}".rstrip() for line in raw["description"].splitlines()), ""]
     lines += verdicts_md(ctx.get("verdicts"))
-    lines += [f"*{n}*" for n in [*ctx.get("warnings", []), *ctx["notes"]]]
+    lines += [x for n in [*ctx.get("warnings", []), *ctx["notes"]] for x in (f"*{n}*", "")]
     lines += ["## Results", ""]
     if s is not None:
         lines += [to_markdown(s), "Download: " + " · ".join(f"[{p.name}]({rel(p, out)})" for p in tables.values()), ""]

@@ -83,7 +83,7 @@ def family_text(s: Summary) -> str:
     if not sizes:
         return "no comparison to correct"
     where = (" per panel (" + "; ".join(f"{k}: {v}" for k, v in sizes.items()) + ")" if len(sizes) > 1 or
-             next(iter(sizes)) else f" ({next(iter(sizes.values()))})")
+             next(iter(sizes)) else f" ({next(iter(sizes.values()))} comparisons)")
     return (f"p Holm-adjusted over the comparisons of each row with the baseline on {metric_name(s.primary)}"
             f"{where}")
 
@@ -241,7 +241,8 @@ def panels(s: Summary) -> pd.Series:
     keys = [k for k in FACET_KEYS if k in s.keys]
     if not keys:
         return pd.Series("", index=s.frame.index)
-    return s.frame[keys].astype(str).agg(", ".join, axis=1)
+    return pd.Series([", ".join(_value(v) for v in row) for row in s.frame[keys].itertuples(index=False)],
+                     index=s.frame.index, dtype=object)
 
 
 def _correct(s: Summary) -> None:

@@ -426,7 +426,8 @@ def test_report_shows_verdicts_first_writes_hypotheses_json_and_ablate_hypothese
     assert [(r["name"], r["verdict"]) for r in records] == [("up", "supported"), ("mixed", "inconclusive")]
     assert "threads" in records[1]["reason"]
     page = (tmp_path / "rep" / "index.html").read_text()
-    assert page.index("Hypotheses and verdicts") < page.index("Confound: compared rows differ in threads") < page.index('id="results"')
+    first, warning = page.index("Hypotheses and verdicts"), page.index("Confound: compared rows differ in threads")
+    assert first < warning < page.index('id="results"')
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert readme.index("## Hypotheses and verdicts") < readme.index("## Results")
     assert "Vaswani et al. 2017; 25.8 vs 24.9 BLEU" in readme

@@ -81,6 +81,9 @@ def test_logrank_censors_seeds_that_never_reached():
     p_as_time, o_e_as_time = stats.logrank_steps([1, 4, 5], [True, True, True], [2, 3, 6], [True, True, True])
     assert o_e == pytest.approx(0.1) and o_e_as_time == pytest.approx(13 / 30)
     assert p_cens == pytest.approx(0.91994438, abs=1e-7) and p_as_time == pytest.approx(0.69389252, abs=1e-7)
+    # tied reaches count together: at step 1, 3 of 6 at risk reach, 2 of them in a: O - E = 2 - 3 * 3/6, then
+    # -1/3 at step 2 and +1/2 at step 3: 2/3 in all
+    assert stats.logrank_steps([1, 1, 3], [True] * 3, [1, 2, 4], [True] * 3)[1] == pytest.approx(2 / 3)
     assert math.isnan(stats.logrank_steps([5], [False], [5], [False])[0])  # nobody reached: no test
 
 

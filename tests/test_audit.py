@@ -224,6 +224,11 @@ def test_a_field_not_recorded_is_not_a_difference_and_panels_are_not_compared():
     assert {c.field for c in found.confounds} == {"threads", "cpu"}
     assert found.between("a", "b") == []  # b's cpu was not recorded: not a difference
     assert found.between("a", "c") == ["threads", "cpu"]
+    # one row's runs mixed: 1 and 2 threads in both rows, so the rows agree, yet each row mixes two settings
+    mixed = _runs([{"label": "a", "threads": 1}, {"label": "a", "threads": 2}, {"label": "b", "threads": 2},
+                   {"label": "b", "threads": 1}])
+    assert [(c.field, c.values) for c in audit(mixed, {"a": "", "b": ""}).confounds] == [
+        ("threads", {"a": ["1", "2"], "b": ["1", "2"]})]
 
 
 def test_numerics_code_is_compared_by_a_diff_of_models_train_tasks(tmp_path):
@@ -279,7 +284,7 @@ def _store(root, raw, runs):
 
 
 ACC = {"base": [0.50, 0.52, 0.51], "better": [0.80, 0.82, 0.81], "worse": [0.20, 0.22, 0.21],
-       "same": [0.50, 0.53, 0.49]}
+       "same": [0.50, 0.53, 0.49], "slight": [0.525, 0.545, 0.535], "wide": [0.10, 0.90, 0.95]}
 
 
 def _experiment(hypotheses, variants=("base", "better", "worse", "same")):
@@ -302,19 +307,24 @@ def test_verdicts_supported_contradicted_not_significant_with_holm_over_the_hypo
 
     runs = pd.DataFrame([{"label": v, "variant": v, "seed": s, "status": "finished", "test/seq_acc": x}
                          for v, xs in ACC.items() for s, x in enumerate(xs)])
-    raw = _experiment([_hyp("up", "better", "base", "higher"), _hyp("down", "worse", "base", "higher"),
-                       _hyp("flat", "same", "base", "higher")])
+    names = {"up": "better", "down": "worse", "flat": "same", "slight": "slight", "wide": "wide"}
+    raw = _experiment([_hyp(n, v, "base", "higher") for n, v in names.items()], variants=list(ACC))
     frame = runs.drop_duplicates("label")[["label", "variant"]]
     got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), runs, frame, Audit())}
     assert got["up"]["verdict"] == "supported" and got["down"]["verdict"] == "contradicted"
-    assert got["flat"]["verdict"] == "not significant"
+    assert got["flat"]["verdict"] == got["wide"]["verdict"] == "not significant"
     from scipy.stats import ttest_ind
 
-    raw_p = [ttest_ind(ACC[v], ACC["base"], equal_var=False).pvalue for v in ("better", "worse", "same")]
-    assert [got[n]["p"] for n in ("up", "down", "flat")] == pytest.approx(raw_p)
-    assert [got[n]["p_adj"] for n in ("up", "down", "flat")] == pytest.approx(list(stats.holm(raw_p)))
+    raw_p = [ttest_ind(ACC[v], ACC["base"], equal_var=False).pvalue for v in names.values()]
+    assert [got[n]["p"] for n in names] == pytest.approx(raw_p)
+    assert [got[n]["p_adj"] for n in names] == pytest.approx(list(stats.holm(raw_p)))
+    # significant alone (raw p 0.037), not after Holm over the 5 hypotheses: the verdict follows the correction
+    assert got["slight"]["p"] < 0.05 < got["slight"]["p_adj"] and got["slight"]["verdict"] == "not significant"
     assert got["up"]["delta"] == pytest.approx(0.30) and got["up"]["test"] == "Welch's t-test"
-    assert "Holm over the 3 hypotheses" in got["up"]["correction"]
+    assert "Holm over the 5 hypotheses" in got["up"]["correction"]
+    # wide's interval would reach past accuracies of 0 and 1: clipped at 0 - 0.51 and 1 - 0.51
+    _, lo, hi = stats.welch_ci(ACC["wide"], ACC["base"])
+    assert lo < -0.51 and hi > 0.49 and got["wide"]["ci"] == pytest.approx([-0.51, 0.49])
 
 
 def test_verdicts_are_inconclusive_with_few_seeds_a_confound_or_runs_capped_while_improving():

@@ -355,7 +355,8 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
     errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
     from ablate.experiment.hypotheses import check_hypotheses
 
-    errors += check_hypotheses(raw.get("hypotheses"), raw, where)
+    swept = any(k in (raw.get("grid") or {}) for k in keys)  # the command line changed the rows
+    errors += check_hypotheses(raw.get("hypotheses"), raw, where, rows_known=not swept)
     sections = {}
     for section in ("report", "slurm"):
         try:

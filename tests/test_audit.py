@@ -512,3 +512,25 @@ def test_readme_claims_table_is_the_output_of_ablate_hypotheses_on_the_committed
     if not any((p / "hypotheses.json").is_file() for p in reports):
         pytest.skip("the committed reports are not yet re-rendered with their hypotheses")
     assert _readme_table() == hypotheses_table(reports, start=root)
+
+
+def test_a_command_line_sweep_may_drop_a_hypothesis_row_and_the_verdict_says_so(tmp_path, capsys):
+    """Sweeping a grid axis from the command line changes the rows: a row a hypothesis names may be gone. That
+    plans (a typo in the file itself is still an error); the report then calls the hypothesis inconclusive, as
+    for a row that matches no row or several (test_a_row_named_by_config_values_must_match_exactly_one_row)."""
+    import yaml
+
+    from ablate.cli import main
+
+    raw = {"name": "sw", "task": {"name": "reverse"}, "model": {"arch": "gru"}, "seeds": [0, 1, 2],
+           "grid": {"model.arch": ["gru", "lstm"]},
+           "hypotheses": [{"name": "h", "claim": "c", "rows": ["model.arch=lstm", "model.arch=gru"],
+                           "expect": "higher"}]}
+    path = tmp_path / "sw.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["plan", str(path), "model.arch=gru,rnn"]) == 0
+    raw["hypotheses"][0]["rows"][0] = "model.arch=lsmt"
+    path.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(["plan", str(path)]) == 2
+    assert "did you mean 'model.arch=lstm'" in capsys.readouterr().err

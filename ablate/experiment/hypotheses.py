@@ -54,9 +54,9 @@ def row_names(raw: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*variants, *labels]))
 
 
-def _row_errors(row: Any, names: list[str], key: str, where: Optional[str]) -> list[ConfigError]:
+def _row_errors(row: Any, names: Optional[list[str]], key: str, where: Optional[str]) -> list[ConfigError]:
     if isinstance(row, str):
-        if row in names:
+        if names is None or row in names:
             return []
         return [ConfigError(key, row, f"names no row of this experiment{suggest(row, names)} (rows: "
                             f"{', '.join(names)}; or a mapping of config keys to values)", where)]
@@ -80,8 +80,13 @@ def _has_target(raw: dict[str, Any]) -> bool:
     return any(str(k).startswith("train.target") for k in overrides)
 
 
-def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str]) -> list[ConfigError]:
-    """Every problem of a `hypotheses:` value, each naming the key, the value and what would be valid."""
+def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str],
+                     rows_known: bool = True) -> list[ConfigError]:
+    """Every problem of a `hypotheses:` value, each naming the key, the value and what would be valid.
+
+    rows_known=False: the rows may differ from the file's (a command-line sweep replaced a grid axis), so a row
+    name is not checked against them; the report then calls a hypothesis whose rows are not there inconclusive.
+    """
     if value is None:
         return []
     if not isinstance(value, list):
@@ -116,7 +121,7 @@ def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str]) -> l
                                       f"{', '.join(names)})", where))
         else:
             for r in rows:
-                errors += _row_errors(r, names, f"{at}.rows", where)
+                errors += _row_errors(r, names if rows_known else None, f"{at}.rows", where)
             if rows[0] == rows[1]:
                 errors.append(ConfigError(f"{at}.rows", rows, "must name two different rows", where))
         metric = h.get("metric")

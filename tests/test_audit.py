@@ -122,6 +122,10 @@ def test_holm_family_is_the_primary_metrics_comparisons_per_panel_and_the_marks_
     assert len(body) == 2 and "\\*" not in body[0] and body[1].count("\\*") == 1  # copy: no mark; reverse: *
     assert "Holm-adjusted" in md and "copy: 2; reverse: 1" in md and "exploratory" in md
     assert "p_adj/test/loss" not in f  # other metrics: raw p only
+    from ablate.report.tables import to_latex
+
+    tex = to_latex(s)  # pdflatex without unicode-math: the footnotes' α as $\alpha$
+    assert "α" not in tex and r"$\alpha$" in tex
     csv = to_csv(s).splitlines()[0].split(",")
     assert {"p/test/seq_acc", "p_adj/test/seq_acc", "ci_low/test/seq_acc", "ci_high/test/seq_acc",
             "seeds_80/test/seq_acc", "p/test/loss"} <= set(csv)

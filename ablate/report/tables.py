@@ -454,7 +454,7 @@ def to_markdown(s: Summary) -> str:
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
-                 "<": r"\textless{}", ">": r"\textgreater{}"}
+                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$"}
 
 
 def latex_escape(text: str) -> str:

@@ -88,5 +88,6 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
                     "t-test, clipped to the metric's bounds). Coloured: significant after the table's Holm "
                     f"correction ({n_sig} of {len(rows)} rows; blue = better, red = worse); grey: not significant"
                     + (f" (hollow: the interval excludes 0 but the comparison does not survive the correction, "
-                       f"{n_raw} row{'s' * (n_raw != 1)})" if n_raw else "") + ", or fewer than 2 seeds a side (x, no interval).")
+                       f"{n_raw} row{'s' * (n_raw != 1)})" if n_raw else "")
+                    + ", or fewer than 2 seeds a side (x, no interval).")
     return fig_

@@ -1,13 +1,14 @@
 """ablate: architecture ablations for sequence models, from RNNs to the Transformer.
 
-The Python API: ablate.run, ablate.plan, ablate.build_report, ablate.load_results (see ablate.api).
+The Python API: ablate.run, ablate.plan, ablate.build_report, ablate.hypotheses, ablate.load_results (see
+ablate.api).
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
 
-API = ("run", "plan", "build_report", "load_results")
+API = ("run", "plan", "build_report", "load_results", "hypotheses")
 
 
 def __getattr__(name: str) -> Any:

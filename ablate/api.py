@@ -5,6 +5,7 @@
     runs = ablate.plan("experiments/quickstart.yaml")
     page = ablate.build_report("runs/quickstart")          # -> reports/quickstart/index.html
     df = ablate.load_results("runs/quickstart")
+    print(ablate.hypotheses(["reports/heads", "reports/bottleneck"]))   # declared hypotheses, computed verdicts
 
 Bad input raises ablate.errors.ConfigErrors (the CLI prints it and exits 2).
 """
@@ -166,6 +167,19 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     if note:
         print(f"note: {note}", file=notes or sys.stderr)
     return _build(root, dest)
+
+
+def hypotheses(report_dirs: list[str | Path], start: str | Path = ".") -> str:
+    """The declared hypotheses' computed verdicts of the reports (their hypotheses.json) as one markdown table;
+    links to each report are relative to `start`. Raises ConfigErrors naming a directory that is not a report."""
+    from ablate.errors import ConfigError, ConfigErrors
+    from ablate.report.verdicts import hypotheses_table
+
+    bad = [d for d in report_dirs if not (Path(d) / "index.html").is_file()]
+    if bad:
+        raise ConfigErrors([ConfigError("REPORT_DIR", str(d), "is not a report (no index.html there; write one with "
+                                        "`ablate report runs/<name>`)") for d in bad])
+    return hypotheses_table(list(report_dirs), start)
 
 
 def load_results(path: str | Path) -> pd.DataFrame:

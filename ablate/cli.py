@@ -17,6 +17,7 @@ EXITS = {"run": EPILOG, "plan": "exit codes: 0 ok, 2 invalid experiment or usage
          "data": "exit codes: 0 ok, 2 invalid experiment, usage or --out",
          "report": "exit codes: 0 ok, 2 not an experiment's runs, usage or --out",
          "attend": "exit codes: 0 ok, 2 not a trained run, an input outside its vocabulary, usage or --out",
+         "hypotheses": "exit codes: 0 ok, 2 not a report, usage",
          "list": "exit codes: 0 ok, 2 usage"}
 
 
@@ -29,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register archs, components, tasks); repeatable")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_run, add_plan, add_data, add_report, add_list, add_attend):
+    for add in (add_run, add_plan, add_data, add_report, add_hypotheses, add_list, add_attend):
         add(sub)
     return p
 
@@ -91,6 +92,12 @@ def add_report(sub: Any) -> None:
     rep.add_argument("--force", action="store_true",
                      help="write into reports/<name>/ even when its manifest.json names another experiment "
                           "(default: such a report is left alone and this one goes to reports/_<name>/)")
+
+
+def add_hypotheses(sub: Any) -> None:
+    h = sub.add_parser("hypotheses", help="the declared hypotheses' computed verdicts, as one markdown table",
+                       epilog=EXITS["hypotheses"])
+    h.add_argument("report_dirs", type=Path, nargs="+", metavar="REPORT_DIR", help="reports: reports/<name>")
 
 
 def add_list(sub: Any) -> None:
@@ -219,6 +226,13 @@ def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     return 0
 
 
+def cmd_hypotheses(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
+    from ablate.api import hypotheses
+
+    print(hypotheses(args.report_dirs), end="")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.listing import listing
 
@@ -232,8 +246,8 @@ def cmd_attend(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     return attend(args.run_dir, args.text, args.out)
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "data": cmd_data, "report": cmd_report, "list": cmd_list,
-            "attend": cmd_attend}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "data": cmd_data, "report": cmd_report,
+            "hypotheses": cmd_hypotheses, "list": cmd_list, "attend": cmd_attend}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -99,6 +99,11 @@ class ReportConfig:
     baseline: Optional[str] = None  # a variant name (or grid-point label) the Δ column compares against
     metrics: Optional[list[str]] = None  # table columns; default: seq_acc, token_acc, loss + the task's own
     samples: Optional[list[str]] = None  # inputs for the attention heatmaps (default: a short test input)
+    # environment fields in which compared rows may differ on purpose (the page still names them, as accepted)
+    accept_confounds: Optional[list[str]] = None
+
+
+CONFOUND_FIELDS = ["threads", "torch", "lightning", "python", "cpu", "device", "dtype", "code", "dirty"]
 
 
 @dataclass
@@ -115,7 +120,7 @@ class SlurmConfig:
 
 CHOICES = {"train.monitor": MONITORS}  # for callers that ask a section's choices by dotted key
 TOP_KEYS = ["name", "description", "task", "model", "train", "eval", "logger", "seeds", "grid", "variants", "tune",
-            "report", "slurm"]
+            "report", "slurm", "hypotheses"]
 SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "logger": LoggerConfig, "report": ReportConfig,
             "slurm": SlurmConfig}
 
@@ -387,6 +392,10 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
             errors.append(ConfigError(f"variants.{vname}", over_v,
                                       "must be a mapping of dotted keys to values (or {})", where))
     errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
+    from ablate.experiment.hypotheses import check_hypotheses
+
+    swept = any(k in (raw.get("grid") or {}) for k in keys)  # the command line changed the rows
+    errors += check_hypotheses(raw.get("hypotheses"), raw, where, rows_known=not swept)
     sections = {}
     for section in ("report", "slurm"):
         try:
@@ -394,6 +403,11 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
             errors += field_errors(sections[section], section, where)
         except ConfigErrors as e:
             errors += e.errors
+    for f in (getattr(sections.get("report"), "accept_confounds", None) or []):
+        if f not in CONFOUND_FIELDS:
+            errors.append(ConfigError("report.accept_confounds", f, "is not an environment field"
+                                      f"{suggest(str(f), CONFOUND_FIELDS)} (valid: {', '.join(CONFOUND_FIELDS)})",
+                                      where))
     if errors:
         raise ConfigErrors(errors)
     base = {k: raw.get(k) or {} for k in ("task", "model", "train", "eval", "logger")}

@@ -395,6 +395,9 @@ def test_a_report_names_the_machine_the_threads_and_the_wall_time(grid, tmp_path
     df = results_frame(grid)
     result = json.loads((grid / df["run_id"].iloc[0] / "result.json").read_text())
     assert result["reproduce"]["cpu"] and result["reproduce"]["cpu_count"] == os.cpu_count()
+    # what the report's confound check compares: the device and dtype it ran with, uncommitted code changes
+    assert result["reproduce"]["device"] == "cpu" and result["reproduce"]["dtype"] == "32-true"
+    assert result["reproduce"]["dirty"] in (True, False, None) and "dirty" in df
     line = made_on(df)
     assert result["reproduce"]["cpu"] in line and "1 thread per run" in line  # the fixture runs one thread each
     # wall = first start to last end; run time = the sum; 8 tiny runs one after another: wall >= run time

@@ -27,10 +27,13 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
-                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s"):
+                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s",
+                  "stop_reason", "still_improving", "stop_source", "tested_step"):  # why it stopped (issue 22)
             if k in res:
                 row[k] = res[k]
-        for k in ("threads", "cpu", "cpu_count", "torch"):  # the machine it ran on, for the report's "made on"
+        # the machine and code it ran on: the report's "made on" line and its confound check
+        for k in ("threads", "cpu", "cpu_count", "torch", "lightning", "python", "device", "dtype", "git_commit",
+                  "dirty"):
             if k in res.get("reproduce", {}):
                 row[k] = res["reproduce"][k]
         if isinstance(res.get("claim"), dict):  # which driver trained it (claims.py)

@@ -10,37 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ablate.report import stats
 from ablate.report.figures import Figure, save
 from ablate.report.tables import Summary, better, metric_name, row_names
 
 LEVEL = 0.95
 
 
-def delta_ci(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean(a) - mean(b), low, high): Welch's interval (unequal variances, Welch–Satterthwaite degrees of
-    freedom), the interval of the same test as the table's p-value. NaN bounds with fewer than 2 seeds a side;
-    with no spread on either side the interval is the point itself."""
-    from scipy.stats import t
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if not len(a) or not len(b):
-        return math.nan, math.nan, math.nan
-    d = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return d, math.nan, math.nan
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return d, d, d
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(t.ppf(0.5 + level / 2, dof)) * se
-    return d, d - half, d + half
+delta_ci = stats.welch_ci  # the interval of the table's t-test (kept under its old name for callers)
 
 
 def forest_rows(df: pd.DataFrame, s: Summary) -> pd.DataFrame:
-    """One row per table row compared with a baseline: name, delta, low, high, significant, n, n_base."""
-    cols = ["label", "name", "baseline", "delta", "low", "high", "significant", "n", "n_base"]
+    """One row per table row compared with a baseline: name, delta, low, high (clipped to the metric's bounds),
+    excludes_0 (the raw interval), significant (survives the table's Holm correction), n, n_base."""
+    cols = ["label", "name", "baseline", "delta", "low", "high", "excludes_0", "significant", "n", "n_base"]
     if "baseline" not in s.frame:
         return pd.DataFrame(columns=cols)
     ok = df[df["status"] == "finished"].copy()
@@ -54,8 +37,11 @@ def forest_rows(df: pd.DataFrame, s: Summary) -> pd.DataFrame:
         a = pd.to_numeric(ok.loc[ok["label"] == r["label"], s.primary], errors="coerce").to_numpy(float)
         b = pd.to_numeric(ok.loc[ok["label"] == base, s.primary], errors="coerce").to_numpy(float)
         d, lo, hi = delta_ci(a, b)
-        sig = bool(not math.isnan(lo) and (lo > 0 or hi < 0))
-        rows.append([r["label"], names.get(r["label"], r["label"]), base, d, lo, hi, sig,
+        raw = bool(not math.isnan(lo) and (lo > 0 or hi < 0))
+        lo, hi, _ = stats.clip_interval(lo, hi, stats.delta_bounds(s.primary, float(np.nanmean(b)) if len(b) else 0))
+        p_adj = r.get(f"p_adj/{s.primary}")
+        sig = bool(p_adj is not None and not math.isnan(p_adj) and p_adj < stats.ALPHA)
+        rows.append([r["label"], names.get(r["label"], r["label"]), base, d, lo, hi, raw, sig,
                      int(np.isfinite(a).sum()), int(np.isfinite(b).sum())])
     return pd.DataFrame(rows, columns=cols)
 
@@ -78,7 +64,10 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
         color = ("tab:blue" if good else "tab:red") if r["significant"] else "0.6"
         if not math.isnan(r["low"]):
             ax.plot([r["low"], r["high"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
-        ax.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7)
+        # hollow: the interval excludes 0 but the comparison does not survive the correction
+        hollow = r["excludes_0"] and not r["significant"]
+        ax.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7,
+                markerfacecolor="white" if hollow else color)
     ax.axvline(0, color="0.2", lw=1)
     labels = [f"{n}  (n={k})" if k < 2 else n for n, k in zip(rows["name"], rows["n"], strict=True)]
     ax.set_yticks(y, labels, fontsize=9)
@@ -92,8 +81,12 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
     n_sig = int(rows["significant"].sum())
+    n_raw = int((rows["excludes_0"] & ~rows["significant"]).sum())
     fig_.caption = (f"Each row's mean test {metric_name(s.primary)} minus the baseline's ({s.baseline}), with a "
                     f"{int(LEVEL * 100)}% Welch confidence interval across seeds (the interval of the table's "
-                    f"t-test). Coloured: the interval excludes 0 ({n_sig} of {len(rows)} rows; blue = better, "
-                    "red = worse); grey: not significant, or fewer than 2 seeds a side (x, no interval).")
+                    "t-test, clipped to the metric's bounds). Coloured: significant after the table's Holm "
+                    f"correction ({n_sig} of {len(rows)} rows; blue = better, red = worse); grey: not significant"
+                    + (f" (hollow: the interval excludes 0 but the comparison does not survive the correction, "
+                       f"{n_raw} row{'s' * (n_raw != 1)})" if n_raw else "")
+                    + ", or fewer than 2 seeds a side (x, no interval).")
     return fig_

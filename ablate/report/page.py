@@ -33,6 +33,7 @@ from ablate.report.tables import (
     to_markdown,
     write_tables,
 )
+from ablate.report.verdicts import ours_text, verdicts, write_json
 
 CSS = """
 body{font:15px/1.5 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -51,6 +52,7 @@ figcaption{font-size:.88em;color:#444;max-width:900px}
 .skip{color:#8a5a00;background:#fff8e6;padding:.4em .8em;border-left:4px solid #e0b050}
 .err{color:#a00;font-size:.85em;white-space:pre-wrap;max-width:600px}
 nav a{margin-right:1em}code{background:#f2f2f2;padding:0 .25em}
+.v-supported{color:#1a6b1a}.v-contradicted{color:#a00}.v-inconclusive{color:#8a5a00}.v-not-significant{color:#555}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
 """
@@ -135,6 +137,7 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
                             f"show); still in the store: {', '.join(map(str, older['run_id']))}")
     if df.empty:
         ctx["notes"].append(f"no runs with a result yet in {root}")
+        write_json([], out)
         return write_pages(ctx, None, [], {})
     metric = rep.metric
     if metric not in df.columns:
@@ -150,9 +153,30 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 
     ctx["names"] = short_names(df, s)
+    audit_and_verdicts(ctx, s, df, rep)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
+
+
+def audit_and_verdicts(ctx: dict[str, Any], s: Summary, df: pd.DataFrame, rep: ReportConfig) -> None:
+    """ctx["warnings"]: the environment fields compared rows differ in; ctx["verdicts"]: the declared hypotheses'
+    computed verdicts, also written to hypotheses.json."""
+    from ablate.experiment.hypotheses import check_hypotheses, parse_hypotheses
+    from ablate.report.confounds import audit, project_root
+    from ablate.report.tables import panels
+
+    ok = df[df["status"] == "finished"]
+    ok = ok.assign(label=ok["label"].fillna("").replace("", "base")) if "label" in ok else ok.assign(label="base")
+    found = audit(ok, dict(zip(s.frame["label"], panels(s), strict=True)), rep.accept_confounds, project_root())
+    ctx["warnings"] = found.warnings(ctx.get("names"))
+    raw = ctx["raw"]
+    errors = check_hypotheses(raw.get("hypotheses"), raw, "experiment.yaml", rows_known=False)
+    if errors:
+        ctx["notes"].append("hypotheses not evaluated: " + "; ".join(e.render() for e in errors))
+    hyps = [] if errors else parse_hypotheses(raw, s.primary)
+    ctx["verdicts"] = verdicts(hyps, ok, s.frame, found, ctx.get("names"), ctx["name"])
+    write_json(ctx["verdicts"], ctx["out"])
 
 
 # ------------------------------------------------------------------ the two pages
@@ -257,7 +281,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body.append(f'<div class="desc">{e(desc)}</div>' if desc else
                 '<p class="meta">(The experiment file has no description: write one as a comment block at its top, '
                 "or a <code>description:</code> key.)</p>")
-    body += [f"<p class='skip'>{e(n)}</p>" for n in ctx["notes"]]
+    body += verdicts_html(ctx.get("verdicts"))
+    body += [f"<p class='skip'>{e(n)}</p>" for n in [*ctx.get("warnings", []), *ctx["notes"]]]
     body.append('<h2 id="results">Results</h2>')
     if s is not None:
         lead = grid(s).head[: grid(s).n_lead]
@@ -294,6 +319,52 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body.append("</tbody></table>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
             f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+VERDICT_NOTE = ("Each verdict is computed from the runs: the test named, its p Holm-adjusted over this experiment's "
+                "hypotheses; supported / contradicted = significant at the hypothesis's α in / against the expected "
+                "direction; inconclusive = fewer than 3 seeds a side, rows that differ in a recorded environment "
+                "field, or runs capped while still improving. The published figure is shown beside ours, never "
+                "tested. All of it is in hypotheses.json.")
+
+
+def _verdict_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in records:
+        pub = r.get("published") or {}
+        rows.append([r["claim"], f"{r['rows'][0]} vs {r['rows'][1]}, {metric_name(r['metric'])} "
+                     f"({r['expect']} expected, α = {r['alpha']:g})",
+                     "; ".join(x for x in (pub.get("source"), pub.get("figure")) if x) or "–", ours_text(r),
+                     r["verdict"], (r.get("reason") or "") + (" — " if r.get("reason") and r.get("note") else "")
+                     + (r.get("note") or "")])
+    return rows
+
+
+def verdicts_html(records: Optional[list[dict[str, Any]]]) -> list[str]:
+    """The computed verdicts, first thing after the question."""
+    if not records:
+        return []
+    e = html.escape
+    body = ['<h2 id="hypotheses">Hypotheses and verdicts</h2><div class="scroll"><table><thead><tr>'
+            '<th class="l">claim</th><th class="l">compared</th><th class="l">published</th><th class="l">ours</th>'
+            '<th class="l">verdict</th></tr></thead><tbody>']
+    for claim, what, pub, ours, verdict, why in _verdict_rows(records):
+        body.append(f"<tr><td class='l'>{e(claim)}</td><td class='l'>{e(what)}</td><td class='l'>{e(pub)}</td>"
+                    f"<td class='l'>{e(ours)}</td><td class='l'><b class='v-{verdict.replace(' ', '-')}'>"
+                    f"{e(verdict)}</b>{'<br>' + e(why) if why else ''}</td></tr>")
+    body.append(f'</tbody></table></div><p class="meta">{e(VERDICT_NOTE)}</p>')
+    return body
+
+
+def verdicts_md(records: Optional[list[dict[str, Any]]]) -> list[str]:
+    if not records:
+        return []
+    lines = ["## Hypotheses and verdicts", "", "| claim | compared | published | ours | verdict |",
+             "|---|---|---|---|---|"]
+    for claim, what, pub, ours, verdict, why in _verdict_rows(records):
+        cells = [claim, what, pub, ours, f"**{verdict}**" + (f" ({why})" if why else "")]
+        lines.append("| " + " | ".join(" ".join(c.split()).replace("|", "\\|") for c in cells) + " |")
+    return [*lines, "", VERDICT_NOTE, ""]
 
 
 def _figure_html(f: Any, out: Path) -> str:
@@ -346,7 +417,8 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
         lines += [f"{made}.", ""]
     if raw.get("description"):
         lines += [*(f"> {line}".rstrip() for line in raw["description"].splitlines()), ""]
-    lines += [f"*{n}*" for n in ctx["notes"]]
+    lines += verdicts_md(ctx.get("verdicts"))
+    lines += [x for n in [*ctx.get("warnings", []), *ctx["notes"]] for x in (f"*{n}*", "")]
     lines += ["## Results", ""]
     if s is not None:
         lines += [to_markdown(s), "Download: " + " · ".join(f"[{p.name}]({rel(p, out)})" for p in tables.values()), ""]

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ablate.report import target
+from ablate.report import stats, target
 from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
@@ -77,6 +77,17 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
         return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def family_text(s: Summary) -> str:
+    """What the correction was and over which comparisons: 'p Holm-adjusted over the 13 comparisons ...'."""
+    sizes = {k: v for k, v in s.family.items() if v}
+    if not sizes:
+        return "no comparison to correct"
+    where = (" per panel (" + "; ".join(f"{k}: {v}" for k, v in sizes.items()) + ")" if len(sizes) > 1 or
+             next(iter(sizes)) else f" ({next(iter(sizes.values()))} comparisons)")
+    return (f"p Holm-adjusted over the comparisons of each row with the baseline on {metric_name(s.primary)}"
+            f"{where}")
+
+
 def stars(p: float) -> str:
     if p is None or math.isnan(p):
         return ""
@@ -92,6 +103,8 @@ class Summary:
     baseline: Optional[str] = None  # as given in report.baseline
     notes: list[str] = field(default_factory=list)  # things a reader should know (baseline not found, ...)
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failed run
+    family: dict[str, int] = field(default_factory=dict)  # panel -> comparisons in its Holm family
+    clipped: bool = False  # some Δ interval was clipped to the metric's bounds
 
     @property
     def has_delta(self) -> bool:
@@ -194,20 +207,69 @@ def _add_deltas(s: Summary, ok: pd.DataFrame) -> None:
         same = of_b[np.logical_and.reduce([of_b[k].astype(str) == str(row[k]) for k in match])] if match else of_b
         base_of[i] = same.index[0] if len(same) else None
     f["baseline"] = [f.at[j, "label"] if j is not None else None for j in base_of.values()]
+    runs_of = {lab: ok[ok["label"] == lab] for lab in f["label"]}
     for m in s.metrics:
-        deltas, ps = [], []
+        cols: dict[str, list[Any]] = {k: [] for k in ("delta", "p", "ci_low", "ci_high", "seeds_80")}
         for i, j in base_of.items():
             if j is None or i == j:
-                deltas.append(math.nan)
-                ps.append(math.nan)
+                for v in cols.values():
+                    v.append(math.nan)
                 continue
-            deltas.append(f.at[i, f"{m}/mean"] - f.at[j, f"{m}/mean"])
-            a = pd.to_numeric(ok.loc[ok["label"] == f.at[i, "label"], m], errors="coerce").to_numpy()
-            c = pd.to_numeric(ok.loc[ok["label"] == f.at[j, "label"], m], errors="coerce").to_numpy()
-            ps.append(welch_p(a, c))
-        f[f"delta/{m}"], f[f"p/{m}"] = deltas, ps
+            a = pd.to_numeric(runs_of[f.at[i, "label"]][m], errors="coerce").to_numpy(float)
+            c = pd.to_numeric(runs_of[f.at[j, "label"]][m], errors="coerce").to_numpy(float)
+            d, lo, hi = stats.welch_ci(a, c)
+            lo, hi, moved = stats.clip_interval(lo, hi, stats.delta_bounds(m, f.at[j, f"{m}/mean"]))
+            s.clipped |= moved
+            cols["delta"].append(f.at[i, f"{m}/mean"] - f.at[j, f"{m}/mean"])
+            cols["p"].append(welch_p(a, c))
+            cols["ci_low"].append(lo)
+            cols["ci_high"].append(hi)
+            cols["seeds_80"].append(stats.seeds_for_power(d, stats.pooled_sd(a, c)))
+        for k, v in cols.items():
+            f[f"{k}/{m}"] = v
+    _correct(s)
+    if target.has_target(ok):
+        _target_tests(s, ok, base_of)
     if not exact and match:
         s.notes.append(f"Δ compares each row with variant {b!r} at the same {', '.join(key_name(k) for k in match)}.")
+
+
+def panels(s: Summary) -> pd.Series:
+    """Each table row's panel: the task and split it answers (the keys facets.FACET_KEYS that vary), '' when one."""
+    from ablate.report.facets import FACET_KEYS
+
+    keys = [k for k in FACET_KEYS if k in s.keys]
+    if not keys:
+        return pd.Series("", index=s.frame.index)
+    return pd.Series([", ".join(_value(v) for v in row) for row in s.frame[keys].itertuples(index=False)],
+                     index=s.frame.index, dtype=object)
+
+
+def _correct(s: Summary) -> None:
+    """p_adj/<primary>: the primary metric's p-values Holm-adjusted within each panel's family of comparisons
+    against the baseline; the marks follow it. Other metrics keep raw p only (exploratory)."""
+    f, m = s.frame, s.primary
+    f[f"p_adj/{m}"] = math.nan
+    for _, idx in f.groupby(panels(s), sort=False).groups.items():
+        f.loc[idx, f"p_adj/{m}"] = stats.holm(f.loc[idx, f"p/{m}"].to_numpy(float))
+    s.family = {str(k): int(f.loc[idx, f"p/{m}"].notna().sum())
+                for k, idx in f.groupby(panels(s), sort=False).groups.items()}
+
+
+def _target_tests(s: Summary, ok: pd.DataFrame, base_of: dict[int, Optional[int]]) -> None:
+    """p/reached (Fisher's exact test on k of n reached) and p/steps_to_target (log-rank, seeds that never
+    reached censored at their last step) against the baseline; raw, exploratory."""
+    f = s.frame
+    fisher, logrank = [], []
+    for i, j in base_of.items():
+        if j is None or i == j:
+            fisher.append(math.nan)
+            logrank.append(math.nan)
+            continue
+        (ta, ea), (tb, eb) = (target.times(ok[ok["label"] == f.at[k, "label"]]) for k in (i, j))
+        fisher.append(stats.fisher_reached(int(ea.sum()), len(ea), int(eb.sum()), len(eb)))
+        logrank.append(stats.logrank_steps(ta, ea, tb, eb)[0])
+    f["p/reached"], f[f"p/{target.COL}"] = fisher, logrank
 
 
 # ------------------------------------------------------------------ formatting
@@ -300,7 +362,7 @@ def grid(s: Summary) -> Grid:
         if steps_col:
             cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
         if s.has_delta:
-            d, p = r.get(f"delta/{s.primary}"), r.get(f"p/{s.primary}")
+            d, p = r.get(f"delta/{s.primary}"), r.get(f"p_adj/{s.primary}")  # marks follow the corrected p
             if r.get("baseline") == r["label"]:
                 cells.append(Cell("baseline"))
             elif d is None or math.isnan(d):
@@ -351,8 +413,19 @@ def footnotes(s: Summary) -> list[str]:
              "(↑ higher is better, ↓ lower is better; nothing bold when all rows tie)."]
     if s.has_delta:
         notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
-                     f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}; no mark = not significant or fewer "
-                     "than 2 seeds on a side. p-values for every metric are in table.csv.")
+                     f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}, {family_text(s)}; no mark = not "
+                     "significant after the correction, or fewer than 2 seeds on a side.")
+        notes.append("table.csv has, per comparison: Δ with its 95% Welch interval (ci_low/, ci_high/), the raw p "
+                     f"(p/) and, for {s.primary}, the Holm-adjusted p (p_adj/); the other metrics' p-values are raw, "
+                     "exploratory. seeds_80/ = seeds a row a two-sided two-sample t-test at α = 0.05 would need for "
+                     "80% power at the observed Δ and pooled spread (noncentral t; 'any' when the spread is 0).")
+        if s.clipped:
+            notes.append("Intervals of bounded metrics are clipped to the metric's bounds (an accuracy stays in "
+                         "[0, 1]); a bootstrap over 3 seeds has too few distinct resamples to help.")
+    if s.has_delta and "p/reached" in s.frame:
+        notes.append("Reached counts k/n are compared with Fisher's exact test (p/reached in table.csv) and steps to "
+                     f"target with the log-rank test, seeds that never reached censored at their last step "
+                     f"(p/{target.COL}); both raw, exploratory.")
     notes += [target.NOTE] if f"{target.COL}/median" in s.frame else []
     notes += s.notes
     if s.frame["n_failed"].sum():
@@ -381,7 +454,7 @@ def to_markdown(s: Summary) -> str:
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
-                 "<": r"\textless{}", ">": r"\textgreater{}"}
+                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$"}
 
 
 def latex_escape(text: str) -> str:

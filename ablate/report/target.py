@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 COL = "steps_to_target"
@@ -35,6 +36,18 @@ def target_stats(good: pd.DataFrame) -> dict[str, Any]:
     hit = steps.notna()
     return {f"{COL}/median": float(steps.where(hit, last).median()), f"{COL}/reached": int(hit.sum()),
             f"{COL}/n": len(runs)}
+
+
+def times(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, reached) of one row's finished runs that had a target: the step it reached the target at, or
+    the last step of a seed that never did (for a test that censors it there)."""
+    runs = runs[runs[TARGET_KEY].notna()] if TARGET_KEY in runs else runs.iloc[0:0]
+    steps = pd.to_numeric(runs[COL], errors="coerce") if COL in runs else pd.Series(math.nan, index=runs.index)
+    last = pd.to_numeric(runs["steps"], errors="coerce") if "steps" in runs else pd.Series(math.nan, index=runs.index)
+    hit = steps.notna()
+    when = steps.where(hit, last)
+    keep = when.notna()
+    return when[keep].to_numpy(float), hit[keep].to_numpy(bool)
 
 
 def best_labels(frame: pd.DataFrame) -> set[str]:

@@ -81,6 +81,18 @@ def git_commit() -> Optional[str]:
         return None
 
 
+def git_dirty(package: Optional[Path] = None) -> Optional[bool]:
+    """Whether the project's git tree has uncommitted changes (untracked files included) under the package
+    directory (ablate/) now: then git_commit alone does not say which code trained a run. None without git."""
+    here = package or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True,
+                             text=True, timeout=10)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def cpu_model() -> str:
     """What the report names as the machine: the CPU's model name (Linux), else the platform's word for it."""
     try:
@@ -131,6 +143,7 @@ class Run:
     params: int
     trained: Optional[Trained] = None  # a finished run differing only in eval.*: its weights are tested
     fit_time: float = 0.0
+    dirty: Optional[bool] = None  # uncommitted changes under ablate/ when the run started (git_dirty)
 
 
 def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -> Run:
@@ -175,7 +188,7 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     return Run(cfg, run_dir, data, module, dm, trainer, ckpt, timer, eval_timer, resume, stoppers, progress, loggers,
-               params, trained)
+               params, trained, dirty=git_dirty())
 
 
 def train(run: Run) -> None:
@@ -264,6 +277,7 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
             "seed": cfg.seed, "task_seed": getattr(cfg.task, "seed", None), "deterministic": t.deterministic,
             "python": platform.python_version(), "torch": str(torch.__version__), "lightning": pl.__version__,
             "git_commit": git_commit(), "threads": torch.get_num_threads(),
-            "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "dirty": run.dirty,
+            "device": str(run.trainer.strategy.root_device), "dtype": str(run.trainer.precision),
         },
     }

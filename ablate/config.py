@@ -392,10 +392,6 @@ def _experiment(path: Path, text: str, raw: dict[str, Any], where: str, keys: li
             errors.append(ConfigError(f"variants.{vname}", over_v,
                                       "must be a mapping of dotted keys to values (or {})", where))
     errors += check_tune(raw.get("tune"), grid, where, len(seeds) if isinstance(seeds, list) else 1)
-    from ablate.experiment.hypotheses import check_hypotheses
-
-    swept = any(k in (raw.get("grid") or {}) for k in keys)  # the command line changed the rows
-    errors += check_hypotheses(raw.get("hypotheses"), raw, where, rows_known=not swept)
     sections = {}
     for section in ("report", "slurm"):
         try:

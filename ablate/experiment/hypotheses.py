@@ -43,17 +43,6 @@ class Hypothesis:
     note: str = ""
 
 
-def row_names(raw: dict[str, Any]) -> list[str]:
-    """What `rows` may name: the variants, and the report's row labels (variant, grid point)."""
-    from ablate.experiment.plan import PlannedRun, grid_points
-
-    variants = raw.get("variants") if isinstance(raw.get("variants"), dict) else {}
-    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
-    grid = {k: v for k, v in grid.items() if isinstance(v, list) and v}
-    labels = [PlannedRun("", None, v, p, 0).label for v in (variants or {"": {}}) for p in grid_points(grid)]
-    return list(dict.fromkeys([*variants, *labels]))
-
-
 def _row_errors(row: Any, names: Optional[list[str]], key: str, where: Optional[str]) -> list[ConfigError]:
     if isinstance(row, str):
         if names is None or row in names:
@@ -81,11 +70,12 @@ def _has_target(raw: dict[str, Any]) -> bool:
 
 
 def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str],
-                     rows_known: bool = True) -> list[ConfigError]:
+                     names: Optional[list[str]] = None) -> list[ConfigError]:
     """Every problem of a `hypotheses:` value, each naming the key, the value and what would be valid.
 
-    rows_known=False: the rows may differ from the file's (a command-line sweep replaced a grid axis), so a row
-    name is not checked against them; the report then calls a hypothesis whose rows are not there inconclusive.
+    names: what `rows` may name (the planner's `row_names`). None: the rows may differ from the file's (a
+    command-line sweep replaced a grid axis, or a report reads a stored experiment), so a row name is not checked
+    against them; the report then calls a hypothesis whose rows are not there inconclusive.
     """
     if value is None:
         return []
@@ -93,7 +83,6 @@ def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str],
         return [ConfigError("hypotheses", value, "must be a list of mappings (name, claim, rows, metric, expect)",
                             where)]
     errors: list[ConfigError] = []
-    names = row_names(raw)
     seen: set[str] = set()
     for i, h in enumerate(value):
         at = f"hypotheses[{i}]"
@@ -121,7 +110,7 @@ def check_hypotheses(value: Any, raw: dict[str, Any], where: Optional[str],
                                       f"{', '.join(names)})", where))
         else:
             for r in rows:
-                errors += _row_errors(r, names if rows_known else None, f"{at}.rows", where)
+                errors += _row_errors(r, names, f"{at}.rows", where)
             if rows[0] == rows[1]:
                 errors.append(ConfigError(f"{at}.rows", rows, "must name two different rows", where))
         metric = h.get("metric")

@@ -13,6 +13,7 @@ from typing import Any
 from ablate.config import Experiment, RunConfig, apply, build_run, train_id  # noqa: F401 - train_id: read here too
 from ablate.config import config_hash as _hash
 from ablate.errors import ConfigError, ConfigErrors
+from ablate.experiment.hypotheses import check_hypotheses
 
 
 @dataclass
@@ -95,6 +96,9 @@ def plan(exp: Experiment) -> Plan:
                                       f"(see `ablate list` for each arch's toggles)", where))
     if not errors:
         errors += check_report(exp, list(runs.values()), where)
+        swept = any(k in (exp.raw.get("grid") or {}) for k in exp.overrides)  # the command line changed the rows
+        errors += check_hypotheses(exp.raw.get("hypotheses"), exp.raw, where,
+                                   names=None if swept else row_names(exp.raw))
     if errors:
         from ablate.overrides import blame
 
@@ -141,6 +145,15 @@ def known_metrics(runs: list[PlannedRun]) -> list[str]:
             names += ["bleu", "chrf"]
     names = list(dict.fromkeys(names))
     return [f"{stage}/{n}" for stage in ("test", "val") for n in names] + SUMMARY_STATS
+
+
+def row_names(raw: dict[str, Any]) -> list[str]:
+    """What `rows` may name: the variants, and the report's row labels (variant, grid point)."""
+    variants = raw.get("variants") if isinstance(raw.get("variants"), dict) else {}
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    grid = {k: v for k, v in grid.items() if isinstance(v, list) and v}
+    labels = [PlannedRun("", None, v, p, 0).label for v in (variants or {"": {}}) for p in grid_points(grid)]
+    return list(dict.fromkeys([*variants, *labels]))
 
 
 def check_report(exp: Experiment, runs: list[PlannedRun], where: str) -> list[ConfigError]:

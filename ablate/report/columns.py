@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+FACET_KEYS = ("task.name", "task.split", "task.path")  # what changes the question: the task / dataset
+
 
 def same_values(a: Any, b: Any) -> bool:
     """Two per-row series of numbers equal (NaN where the other is NaN)."""

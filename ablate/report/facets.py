@@ -8,10 +8,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from ablate.report.columns import FACET_KEYS
 from ablate.report.tables import Summary, key_name
 
 MAX_LEGEND = 10
-FACET_KEYS = ("task.name", "task.split", "task.path")  # what changes the question: the task / dataset
 
 
 def _text(v: Any) -> str:

@@ -171,7 +171,7 @@ def audit_and_verdicts(ctx: dict[str, Any], s: Summary, df: pd.DataFrame, rep: R
     found = audit(ok, dict(zip(s.frame["label"], panels(s), strict=True)), rep.accept_confounds, project_root())
     ctx["warnings"] = found.warnings(ctx.get("names"))
     raw = ctx["raw"]
-    errors = check_hypotheses(raw.get("hypotheses"), raw, "experiment.yaml", rows_known=False)
+    errors = check_hypotheses(raw.get("hypotheses"), raw, "experiment.yaml")
     if errors:
         ctx["notes"].append("hypotheses not evaluated: " + "; ".join(e.render() for e in errors))
     hyps = [] if errors else parse_hypotheses(raw, s.primary)

@@ -235,8 +235,8 @@ def _add_deltas(s: Summary, ok: pd.DataFrame) -> None:
 
 
 def panels(s: Summary) -> pd.Series:
-    """Each table row's panel: the task and split it answers (the keys facets.FACET_KEYS that vary), '' when one."""
-    from ablate.report.facets import FACET_KEYS
+    """Each table row's panel: the task and split it answers (the keys columns.FACET_KEYS that vary), '' when one."""
+    from ablate.report.columns import FACET_KEYS
 
     keys = [k for k in FACET_KEYS if k in s.keys]
     if not keys:

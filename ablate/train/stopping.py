@@ -49,3 +49,25 @@ def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[Co
         elif not tg.metric.endswith("loss") and not 0 < tg.value <= 1 and not tg.metric.endswith("bleu"):
             errors.append(ConfigError("train.target.value", tg.value, f"must be in (0, 1] for {tg.metric}", where))
     return errors
+
+
+# ------------------------------------------------------------------ why a run stopped (pure: the report uses these)
+STOP_REASONS = ("target", "plateau", "max_steps", "max_epochs", "time_limit", "diverged", "interrupted")
+IMPROVING_WINDOW = 3  # validations the still-improving rule looks back over
+
+
+def better_by(new: float, old: float, mode: str, delta: float) -> bool:
+    """new beats old by more than delta (mode 'min': lower is better, 'max': higher)."""
+    return new < old - delta if mode == "min" else new > old + delta
+
+
+def still_improving(values: list[float], mode: str, min_delta: float = 0.0,
+                    window: int = IMPROVING_WINDOW) -> Optional[bool]:
+    """Was the run still improving when it stopped? True when the best monitored value over the last `window`
+    validations beats the best value before them by more than min_delta; None with fewer than window + 1
+    validations (nothing before the window to compare with). NaN values count as no value."""
+    clean = [float(v) for v in values if v is not None and v == v]
+    if len(clean) <= window:
+        return None
+    pick = min if mode == "min" else max
+    return better_by(pick(clean[-window:]), pick(clean[:-window]), mode, min_delta)

@@ -82,3 +82,93 @@ def test_inference_reads_reasons_in_order(tmp_path):
     assert infer_stop({"train": {"max_epochs": 3}}, {"status": "finished", "steps": 750, "epochs": 3},
                       tmp_path / "metrics.csv")["stop_reason"] == "max_epochs"
     assert infer_stop(cfg, {"status": "failed"}, tmp_path / "metrics.csv") == {}
+
+
+# ---------------------------------------------------------------- recorded by fit: one run per reason
+TASK = {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 64, "n_val": 16, "n_test": 16}
+MODEL = {"arch": "gru", "d_model": 16, "n_layers": 1}
+
+
+def test_an_experiment_records_why_each_run_stopped(tmp_path):
+    """Three variants, each stopping for its own reason: capped while improving, plateau, target."""
+    from ablate import load_results
+    from ablate.cli import main
+
+    exp = {"name": "why", "task": TASK, "model": MODEL, "seeds": [0],
+           "train": {"batch_size": 32, "max_epochs": 50, "val_every_n_steps": 1, "lr": 0.01, "monitor": "val/loss"},
+           "variants": {
+               "capped": {"train.max_steps": 6},  # the loss still falls fast at step 6
+               "plateau": {"train.early_stopping": {"patience": 2, "min_delta": 10}},  # nothing beats the first by 10
+               "target": {"train.target": {"metric": "val/loss", "value": 5.0}}}}  # met at the first validation
+    p = tmp_path / "e.yaml"
+    p.write_text(yaml.safe_dump(exp))
+    assert main(["run", str(p), "--runs-dir", str(tmp_path / "runs"), "--no-report"]) == 0
+    df = load_results(tmp_path / "runs" / "why").set_index("variant")
+    assert df.loc["capped", "stop_reason"] == "max_steps" and df.loc["capped", "still_improving"] == True  # noqa: E712
+    assert df.loc["plateau", "stop_reason"] == "plateau" and df.loc["plateau", "steps"] == 3
+    assert df.loc["target", "stop_reason"] == "target" and df.loc["target", "tested_step"] == 1
+    assert set(df["stop_source"]) == {"recorded"}
+    assert (df["test/hit_cap"] >= 0).all() and "val/hit_cap" in df
+    res = json.loads(next((tmp_path / "runs" / "why").glob("*/result.json")).read_text())
+    assert {"stop_reason", "still_improving", "stop_source", "tested_step"} <= set(res)
+    assert "dirty" in res["reproduce"]
+
+
+def test_a_tie_on_the_monitor_goes_to_the_lower_loss_then_the_later_step(tmp_path):
+    """val/seq_acc stays 0 on this tiny run: Lightning alone would test the first checkpoint; the tie goes to the
+    validation with the lowest val/loss (the falling loss: the last one)."""
+    import csv
+
+    from ablate.config import build_run
+    from ablate.train.fit import fit
+
+    cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {
+        "batch_size": 32, "max_epochs": 50, "max_steps": 4, "val_every_n_steps": 1, "lr": 0.01,
+        "monitor": "val/seq_acc"}}, 0, "test")
+    result = fit(cfg, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        vals = [(int(r["step"]) + 1, float(r["val/seq_acc"]), float(r["val/loss"])) for r in csv.DictReader(f)
+                if r.get("val/loss")]
+    top = max(acc for _, acc, _ in vals)
+    best = min((loss, -step) for step, acc, loss in vals if acc == top)
+    assert len({acc for _, acc, _ in vals}) == 1  # the tie the test is about
+    assert result["tested_step"] == -best[1] != vals[0][0]
+
+
+@pytest.mark.parametrize("metric,value,n,tokens,sq,expected", [
+    ("val/seq_acc", 0.9, 300, 0, None, 0.017320508),  # sqrt(0.9 * 0.1 / 300)
+    ("val/acc", 0.5, 100, 0, None, 0.05),
+    ("val/token_acc", 0.5, 10, 400, None, 0.025),  # on the 400 target tokens
+    ("val/loss", 0.5, 10, 100, 0.5, 0.05),  # var = E[x^2] - mean^2 = 0.25; sqrt(0.25 / 100)
+    ("val/bleu", 50.0, 100, 0, None, 5.0),  # 100 * sqrt(0.25 / 100)
+    ("val/seq_acc", 1.0, 300, 0, None, 0.0),
+])
+def test_standard_error_worked_examples(metric, value, n, tokens, sq, expected):
+    from ablate.train.stopping import standard_error
+
+    assert standard_error(metric, value, n, tokens, sq) == pytest.approx(expected, rel=1e-6)
+
+
+def test_plateau_min_delta_defaults_to_the_standard_error_at_the_best_value():
+    from types import SimpleNamespace
+
+    import torch
+
+    from ablate.train.callbacks import PlateauStopping
+
+    es = PlateauStopping("val/seq_acc", "max", patience=2, min_delta=None)
+    module = SimpleNamespace(val_stats={"n": 100, "tokens": 500, "nll_sq_mean": 0.1})
+    trainer = SimpleNamespace(callback_metrics={"val/seq_acc": torch.tensor(0.5)}, lightning_module=module,
+                              sanity_checking=False, fast_dev_run=False, should_stop=False, global_rank=0,
+                              strategy=SimpleNamespace(reduce_boolean_decision=lambda x, **k: x))
+    es._run_early_stopping_check(trainer)  # first check: best 0.5
+    assert es.used_delta == pytest.approx(0.05)
+    trainer.callback_metrics["val/seq_acc"] = torch.tensor(0.54)  # +0.04 < SE 0.05: no improvement
+    es._run_early_stopping_check(trainer)
+    assert es.wait_count == 1 and float(es.best_score) == pytest.approx(0.5)
+    trainer.callback_metrics["val/seq_acc"] = torch.tensor(0.56)  # +0.06 > SE: an improvement
+    es._run_early_stopping_check(trainer)
+    assert es.wait_count == 0 and float(es.best_score) == pytest.approx(0.56)
+    fixed = PlateauStopping("val/seq_acc", "max", patience=2, min_delta=0.001)
+    fixed._run_early_stopping_check(trainer)
+    assert fixed.used_delta == 0.001  # a min_delta given stays

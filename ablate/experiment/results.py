@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 
 from ablate.config import flatten
+from ablate.experiment.stops import STOP_FIELDS, infer_stop
 from ablate.experiment.store import atomic_write, read_result
 
 FIRST = ["run_id", "variant", "label", "seed", "status"]
@@ -30,6 +31,10 @@ def results_frame(root: str | Path) -> pd.DataFrame:
                   "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s"):
             if k in res:
                 row[k] = res[k]
+        # why it stopped: as recorded, or for a run from before these fields, inferred from its metrics.csv
+        stops = {k: res[k] for k in STOP_FIELDS if k in res} if "stop_reason" in res else infer_stop(cfg, res,
+                                                                                                      d / "metrics.csv")
+        row.update(stops)
         for k in ("threads", "cpu", "cpu_count", "torch"):  # the machine it ran on, for the report's "made on"
             if k in res.get("reproduce", {}):
                 row[k] = res["reproduce"][k]

@@ -59,6 +59,7 @@ class SeqModule(pl.LightningModule):
         self.extra_metrics = extra_metrics or {}
         self.texts = texts or TextView(vocab, vocab)  # ids -> text for the metrics and the samples
         self._sums: dict[str, torch.Tensor] = {}
+        self.val_stats: dict[str, float] = {}  # examples, tokens, E[nll^2] of the latest validation
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
         self.test_text: list[tuple[Any, Any]] = []
         self.val_text: list[tuple[Any, Any]] = []  # (hypothesis, reference) of this validation, for BLEU/chrF
@@ -109,8 +110,9 @@ class SeqModule(pl.LightningModule):
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
         logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
-                              reduction="sum")  # no smoothing: the reported loss is the NLL per target token
+        per_token = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
+                                    reduction="none")  # no smoothing: the reported loss is the NLL per target token
+        nll = per_token.sum()
         timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
         if timed:
             sync(batch["src"].device)
@@ -123,7 +125,10 @@ class SeqModule(pl.LightningModule):
             self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
-        sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
+        # an output without <eos> stopped at its cap: counted, so a cut answer never passes silently
+        hit_cap = (~(pred == Vocab.eos).any(1)).sum().float() if pred.numel() else nll.new_zeros(())
+        sums = {"nll": nll.detach(), "nll_sq": per_token.detach().pow(2).sum(), "hit_cap": hit_cap,
+                "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),
                 "seq_correct": counts["seq_correct"].sum().float()}
         for k, v in sums.items():
@@ -139,9 +144,11 @@ class SeqModule(pl.LightningModule):
         s = dict(zip(keys, vec.tolist(), strict=True))
         self._sums = {}
         out = {f"{stage}/loss": s["nll"] / s["tokens"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
-               f"{stage}/seq_acc": s["seq_correct"] / s["n"]}
+               f"{stage}/seq_acc": s["seq_correct"] / s["n"], f"{stage}/hit_cap": s.get("hit_cap", 0.0)}
         if self.kind == "classification":
             out[f"{stage}/acc"] = out[f"{stage}/seq_acc"]
+        if stage == "val":  # what early stopping's default min_delta (the metric's standard error) reads
+            self.val_stats = {"n": s["n"], "tokens": s["tokens"], "nll_sq_mean": s.get("nll_sq", 0.0) / s["tokens"]}
         for k, v in out.items():
             self.log(k, v, sync_dist=False)
         return out

@@ -4,6 +4,7 @@ train.early_stopping, train.target), and their checks. No torch here: planning i
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Optional
 
 from ablate.errors import ConfigError
@@ -12,7 +13,9 @@ from ablate.errors import ConfigError
 @dataclass
 class EarlyStoppingConfig:
     patience: int = 5  # validation passes without an improvement of more than min_delta before stopping
-    min_delta: float = 0.0
+    # None: the monitored metric's standard error on the validation set at its best value so far
+    # (standard_error); a number: that fixed improvement
+    min_delta: Optional[float] = None
 
 
 @dataclass
@@ -26,7 +29,14 @@ def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[Co
     errors = []
     if t.max_steps == 0 or t.max_steps < -1:
         errors.append(ConfigError("train.max_steps", t.max_steps, "must be > 0 (stop after that many optimizer "
-                                  "steps), or -1 for no limit (max_epochs decides)", where))
+                                  "steps), or -1 for no limit", where))
+    if t.max_epochs == 0 or t.max_epochs < -1:
+        errors.append(ConfigError("train.max_epochs", t.max_epochs, "must be > 0 (stop after that many epochs), or -1 "
+                                  "for no limit", where))
+    if t.max_steps == -1 and t.max_epochs == -1 and (t.schedule == "cosine" or t.warmup_steps > 0):
+        errors.append(ConfigError("train.max_steps", t.max_steps, f"must be > 0 (or train.max_epochs > 0): "
+                                  f"schedule={t.schedule} with warmup_steps={t.warmup_steps} needs a horizon and "
+                                  "neither limit is set", where))
     if t.val_every_n_steps < 0:
         errors.append(ConfigError("train.val_every_n_steps", t.val_every_n_steps,
                                   "must be > 0 (validate every N optimizer steps) or 0 (use val_every, in epochs)",
@@ -36,7 +46,7 @@ def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[Co
         if es.patience < 1:
             errors.append(ConfigError("train.early_stopping.patience", es.patience,
                                       "must be >= 1 (validation passes without improvement before stopping)", where))
-        if es.min_delta < 0:
+        if es.min_delta is not None and es.min_delta < 0:
             errors.append(ConfigError("train.early_stopping.min_delta", es.min_delta, "must be >= 0", where))
     tg = t.target
     if tg is not None:
@@ -71,3 +81,24 @@ def still_improving(values: list[float], mode: str, min_delta: float = 0.0,
         return None
     pick = min if mode == "min" else max
     return better_by(pick(clean[-window:]), pick(clean[:-window]), mode, min_delta)
+
+
+def standard_error(metric: str, value: float, n_examples: int, n_tokens: int = 0,
+                   nll_sq_mean: Optional[float] = None) -> float:
+    """The standard error of a validation metric at `value`, the plateau's default min_delta.
+
+    An accuracy p on n examples (seq_acc, acc; token_acc on n target tokens): sqrt(p(1-p)/n). The loss, a mean
+    NLL over n_tokens target tokens: sqrt(var/n_tokens), var = E[nll^2] - loss^2 over those tokens (0 when
+    nll_sq_mean is unknown). BLEU and chrF (0-100) have no closed form; they are treated as a proportion q =
+    value/100 on n examples: 100 sqrt(q(1-q)/n), a rough approximation of a bootstrap's spread."""
+    name = metric.split("/")[-1]
+    if name.endswith("loss"):
+        if not n_tokens or nll_sq_mean is None:
+            return 0.0
+        return math.sqrt(max(nll_sq_mean - value * value, 0.0) / n_tokens)
+    scale = 100.0 if name in ("bleu", "chrf") else 1.0
+    n = n_tokens if name == "token_acc" else n_examples
+    if not n:
+        return 0.0
+    p = min(max(value / scale, 0.0), 1.0)
+    return scale * math.sqrt(p * (1.0 - p) / n)

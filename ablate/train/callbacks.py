@@ -166,8 +166,9 @@ def stop_record(trainer: pl.Trainer, callbacks: list[Callback], recorder: StopRe
     """result.json's stop_reason, still_improving (the rule of ablate.train.stopping, with early stopping's
     min_delta, 0 without it) and stop_source."""
     deltas = [cb.used_delta for cb in callbacks if isinstance(cb, PlateauStopping)]
+    delta = deltas[0] if deltas else 0.0
     return {"stop_reason": stop_reason(trainer, callbacks),
-            "still_improving": still_improving(recorder.values, mode_of(recorder.monitor), deltas[0] if deltas else 0.0),
+            "still_improving": still_improving(recorder.values, mode_of(recorder.monitor), delta),
             "stop_source": "recorded"}
 
 

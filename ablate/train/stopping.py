@@ -3,8 +3,8 @@ train.early_stopping, train.target), and their checks. No torch here: planning i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ablate.errors import ConfigError

@@ -172,3 +172,47 @@ def test_plateau_min_delta_defaults_to_the_standard_error_at_the_best_value():
     fixed = PlateauStopping("val/seq_acc", "max", patience=2, min_delta=0.001)
     fixed._run_early_stopping_check(trainer)
     assert fixed.used_delta == 0.001  # a min_delta given stays
+
+
+# ---------------------------------------------------------------- budgets as Lightning means them
+def test_max_steps_alone_means_no_epoch_limit(tmp_path):
+    from ablate.config import build_run
+    from ablate.train.fit import fit
+
+    alone, _ = build_run({"task": TASK, "model": MODEL, "train": {"max_steps": 3000}}, 0, "t")
+    both, _ = build_run({"task": TASK, "model": MODEL, "train": {"max_steps": 3000, "max_epochs": 10}}, 0, "t")
+    neither, _ = build_run({"task": TASK, "model": MODEL, "train": {}}, 0, "t")
+    assert (alone.train.max_epochs, both.train.max_epochs, neither.train.max_epochs) == (-1, 10, 10)
+    # 64 examples in batches of 32: 2 steps an epoch; the old default of 10 epochs would stop at 20
+    cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {"batch_size": 32, "max_steps": 23,
+                                                                "schedule": "cosine"}}, 0, "t")
+    result = fit(cfg, tmp_path)
+    assert (result["steps"], result["stop_reason"]) == (23, "max_steps")
+
+
+@pytest.mark.parametrize("train,expected", [
+    ({"max_steps": 2000, "max_epochs": 200, "batch_size": 64}, "2000 (max_steps)"),
+    ({"max_steps": 3000, "max_epochs": 10, "batch_size": 64}, "630 (max_epochs 10)"),  # 4000/64 -> 63 a epoch
+    ({"max_steps": 3000, "batch_size": 64}, "3000 (max_steps)"),  # alone: no epoch limit
+    ({"max_epochs": 2, "batch_size": 64}, "126 (max_epochs 2)"),
+])
+def test_plan_shows_the_step_budget_and_the_binding_limit(tmp_path, capsys, train, expected):
+    from ablate.cli import main
+
+    p = tmp_path / "e.yaml"
+    p.write_text(yaml.safe_dump({"task": {**TASK, "n_train": 4000}, "model": MODEL, "train": train}))
+    assert main(["plan", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "step budget (binding limit)" in out and expected in out
+
+
+@pytest.mark.parametrize("train", [{"max_epochs": -1, "schedule": "cosine"},
+                                   {"max_epochs": -1, "warmup_steps": 100}])
+def test_a_schedule_with_no_horizon_is_refused(tmp_path, capsys, train):
+    from ablate.cli import main
+
+    p = tmp_path / "e.yaml"
+    p.write_text(yaml.safe_dump({"task": TASK, "model": MODEL, "train": train}))
+    assert main(["plan", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "train.max_steps=-1" in err and "needs a horizon" in err

@@ -102,8 +102,9 @@ class SeqModule(pl.LightningModule):
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.cfg.optimizer]
         betas = (0.9, 0.98) if self.cfg.schedule == "noam" else (0.9, 0.999)
         opt = opt_cls(self.parameters(), lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
-        total = self.trainer.estimated_stepping_batches
-        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total))
+        total = self.trainer.estimated_stepping_batches  # max_steps alone: max_steps (Lightning)
+        # no limit at all: only schedules without a horizon get here (config refuses cosine and warm-up then)
+        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total) if math.isfinite(total) else 0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

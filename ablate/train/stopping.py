@@ -102,3 +102,26 @@ def standard_error(metric: str, value: float, n_examples: int, n_tokens: int = 0
         return 0.0
     p = min(max(value / scale, 0.0), 1.0)
     return scale * math.sqrt(p * (1.0 - p) / n)
+
+
+def step_budget(t: Any, n_train: Optional[int]) -> tuple[Optional[int], str]:
+    """(optimizer steps the run may take at most, the limit that binds first) for n_train training examples
+    (None: unknown until the data is read). As in Lightning, max_steps and max_epochs each stop the run,
+    whichever comes first; -1 is no limit. Token-budget batches (max_tokens) have no step count before they are
+    drawn: then the steps of max_epochs are unknown too. Early stopping and a target may end a run sooner."""
+    per_epoch = -(-n_train // t.batch_size) if n_train and not getattr(t, "max_tokens", 0) else None
+    epoch_steps = t.max_epochs * per_epoch if t.max_epochs > 0 and per_epoch else None
+    if t.max_steps > 0 and (t.max_epochs <= 0 or (epoch_steps is not None and t.max_steps <= epoch_steps)):
+        return t.max_steps, "max_steps"
+    if t.max_epochs > 0:
+        return epoch_steps, "max_epochs" if t.max_steps <= 0 or epoch_steps is not None else "max_epochs or max_steps"
+    return None, "none"
+
+
+def budget_text(t: Any, n_train: Optional[int]) -> str:
+    """`ablate plan`'s budget cell: '2000 (max_steps)', '320 (max_epochs 10)', '? (max_epochs 10)'."""
+    steps, binds = step_budget(t, n_train)
+    where = f"max_epochs {t.max_epochs}" if binds.startswith("max_epochs") else binds
+    if binds == "max_epochs or max_steps":
+        where = f"max_epochs {t.max_epochs} or max_steps {t.max_steps}"
+    return f"{steps if steps is not None else '?'} ({where})"

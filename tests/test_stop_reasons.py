@@ -216,3 +216,55 @@ def test_a_schedule_with_no_horizon_is_refused(tmp_path, capsys, train):
     assert main(["plan", str(p)]) == 2
     err = capsys.readouterr().err
     assert "train.max_steps=-1" in err and "needs a horizon" in err
+
+
+# ---------------------------------------------------------------- decoding never cuts an answer silently
+def test_an_output_without_eos_counts_as_stopped_at_its_cap():
+    import torch
+
+    from ablate.train.metrics import decode_counts
+
+    tgt = torch.tensor([[5, 6, 2], [5, 6, 2], [7, 2, 0]])
+    pred = torch.tensor([[5, 6, 2, 0], [5, 6, 6, 6], [7, 7, 7, 2]])  # ends on time; cut at the cap; late <eos>
+    assert decode_counts(pred, tgt)["hit_cap"].tolist() == [0, 1, 0]
+
+
+def tsv_build(tmp_path, **task):
+    from ablate.config import build_run
+    from ablate.tasks import build_task
+
+    cfg, _ = build_run({"task": {"name": "tsv", **task}, "model": MODEL}, 0, "t")
+    return build_task(cfg.task)
+
+
+def cut(data) -> int:
+    """Examples of every split whose reference is longer than their decoding cap (could never be right)."""
+    return sum(int((sp.tgt_len > data.decode.caps(sp.src_len)).sum()) for sp in data.splits.values())
+
+
+def test_a_corpus_whose_targets_are_three_times_its_sources_is_never_cut(tmp_path):
+    words = "a b c d e f g h".split()
+    lines = []
+    for n in range(1, 16):
+        for k in range(8):
+            src = [words[(k + i) % 8] for i in range(n)]
+            lines.append(" ".join(src) + "\t" + " ".join(w for w in src for _ in range(3)))
+    (tmp_path / "x.tsv").write_text("\n".join(lines) + "\n")
+    data = tsv_build(tmp_path, path=str(tmp_path / "x.tsv"))
+    assert cut(data) == 0
+    assert data.decode.ratio == 4.0  # a one-word source: 3 words and <eos>
+    # The old fixed default (2 * source + 10) cuts every long one; a decode_ratio given by hand still wins.
+    assert cut(tsv_build(tmp_path, path=str(tmp_path / "x.tsv"), decode_ratio=2.0)) > 0
+    assert cut(tsv_build(tmp_path, path=str(tmp_path / "x.tsv"), decode_margin=0)) > 0
+
+
+def test_scan_simple_split_as_tsv_files_is_never_cut_by_the_default_cap(tmp_path):
+    from ablate.config import load_experiment
+    from ablate.tasks.export import export_data
+
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({"name": "s", "model": MODEL, "task": {
+        "name": "scan", "split": "simple", "n_train": 1500, "n_test": 500}}))
+    export_data(load_experiment(tmp_path / "e.yaml"), tmp_path / "data")
+    data = tsv_build(tmp_path, **{k: str(tmp_path / "data" / f"{k}.tsv") for k in ("train", "val", "test")})
+    assert max(int(sp.tgt_len.max()) for sp in data.splits.values()) > 26  # the long action sequences are there
+    assert cut(data) == 0

@@ -126,9 +126,8 @@ class SeqModule(pl.LightningModule):
             self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
-        # an output without <eos> stopped at its cap: counted, so a cut answer never passes silently
-        hit_cap = (~(pred == Vocab.eos).any(1)).sum().float() if pred.numel() else nll.new_zeros(())
-        sums = {"nll": nll.detach(), "nll_sq": per_token.detach().pow(2).sum(), "hit_cap": hit_cap,
+        sums = {"nll": nll.detach(), "nll_sq": per_token.detach().pow(2).sum(),
+                "hit_cap": counts["hit_cap"].sum().float(),
                 "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),
                 "seq_correct": counts["seq_correct"].sum().float()}

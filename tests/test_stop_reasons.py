@@ -268,3 +268,38 @@ def test_scan_simple_split_as_tsv_files_is_never_cut_by_the_default_cap(tmp_path
     data = tsv_build(tmp_path, **{k: str(tmp_path / "data" / f"{k}.tsv") for k in ("train", "val", "test")})
     assert max(int(sp.tgt_len.max()) for sp in data.splits.values()) > 26  # the long action sequences are there
     assert cut(data) == 0
+
+
+# ---------------------------------------------------------------- nothing degenerate trains
+def test_match_params_never_lands_below_the_width_floor():
+    """architectures.yaml once gave the MLP d_model 1 for 40k parameters; now no width is below 8 (nor n_heads),
+    and every shipped experiment that matches parameters keeps to it."""
+    import ablate
+    from ablate.experiment.plan import MIN_WIDTH
+
+    runs = [r for p in sorted((ROOT / "experiments").glob("*.yaml")) for r in ablate.plan(p)
+            if r.config.model.match_params]
+    assert {r.config.model.arch for r in runs} >= {"mlp", "transformer"}
+    for r in runs:
+        m = r.config.model
+        assert m.d_model >= max(MIN_WIDTH, getattr(m, "n_heads", None) or 1), (r.label, m.d_model)
+        assert (getattr(m, "d_ff", None) or MIN_WIDTH) >= MIN_WIDTH, (r.label, m.d_ff)
+    mlp = next(r.config.model for r in runs if r.config.model.arch == "mlp")
+    assert mlp.d_model == MIN_WIDTH  # the closest fit (width 1) was below the floor: it starts there
+
+
+def test_match_params_shrinks_layers_then_fails_naming_the_smallest_size(tmp_path, capsys):
+    from ablate.cli import main
+    from ablate.config import build_run
+    from ablate.experiment.plan import match_params
+
+    model = {"arch": "transformer", "n_layers": 3, "n_heads": 4}
+    small = 2500  # 3 layers at the floor width (8) hold 3786 parameters here, 2 layers 2554: one layer goes
+    cfg, _ = build_run({"task": TASK, "model": {**model, "match_params": small}}, 0, "t")
+    got = match_params(cfg, "t").model
+    assert (got.n_layers, got.d_model) == (2, 8)
+    p = tmp_path / "e.yaml"
+    p.write_text(yaml.safe_dump({"task": TASK, "model": {**model, "match_params": 500}}))
+    assert main(["plan", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "model.match_params=500" in err and "'transformer'" in err and "the smallest it can build has" in err

@@ -77,12 +77,16 @@ def run_code(exp: Experiment, runs_dir: str | Path = "runs", **kwargs: Any) -> i
 
 def build_report(runs_dir: str | Path, out: Optional[str | Path] = None) -> Path:
     """Tables, plots, index.html and README.md for runs/<name>; returns the index.html path.
-    out defaults to reports/<name>. Raises ConfigErrors when runs_dir is not an experiment's runs."""
+    out defaults to reports/<name>; for a report's own copies, reports/<name>/runs, to that report (re-rendered
+    in place). Raises ConfigErrors when runs_dir is not an experiment's runs."""
     from ablate.experiment.locate import check_experiment_dir
     from ablate.report.page import build_report as _build
 
     root = check_experiment_dir(runs_dir)
-    return _build(root, Path(out) if out is not None else Path("reports") / root.name)
+    if out is None:
+        own = root.name == "runs" and (root.parent / "index.html").is_file()
+        out = root.parent if own else Path("reports") / root.name
+    return _build(root, Path(out))
 
 
 def load_results(path: str | Path) -> pd.DataFrame:

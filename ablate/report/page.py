@@ -102,7 +102,12 @@ def rel(target: Path, start: Path) -> str:
     return quote(os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/"))
 
 
-RUN_FILES = ("config.yaml", "result.json", "metrics.csv")
+RUN_FILES = ("config.yaml", "result.json", "metrics.csv", "by_length.csv")
+
+
+def in_place(root: Path, out: Path) -> bool:
+    """The report is rendered from its own copies (ablate report reports/<name>/runs): nothing to copy or prune."""
+    return (out / "runs").resolve() == root.resolve()
 
 
 def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
@@ -112,15 +117,25 @@ def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
     for f in RUN_FILES:
         if (run_dir / f).is_file():
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run_dir / f, dest / f)
+            if (run_dir / f).resolve() != (dest / f).resolve():
+                shutil.copyfile(run_dir / f, dest / f)
             copies[f] = dest / f
     return copies
+
+
+def copy_experiment(root: Path, out: Path) -> None:
+    """The stored experiment.yaml goes with the run copies, so the report can be re-rendered from its own folder."""
+    src, dest = root / "experiment.yaml", out / "runs" / "experiment.yaml"
+    if src.is_file() and not in_place(root, out):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
 
 
 def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html."""
     root, out = Path(runs_root), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    copy_experiment(root, out)
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
@@ -169,7 +184,8 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,
                          "error": r.get("error")})
-    prune_run_copies(out, set(df["run_id"].astype(str)))
+    if not in_place(root, out):  # in place, the copies are the store: the runs left out stay
+        prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
 
 

@@ -328,3 +328,84 @@ def test_every_committed_run_replans_to_its_own_id(report):
         if (run_id(cfg) != path.parent.name) != degenerate:
             wrong.append(path.parent.name)
     assert not wrong, f"{report}: {len(wrong)} runs replan to another id, e.g. {wrong[:3]}"
+
+
+# ---------------------------------------------------------------- the report shows it
+def runs_frame(**cols) -> pd.DataFrame:
+    base = {"label": ["a", "a", "b", "b"], "variant": [""] * 4, "status": ["finished"] * 4, "seed": [0, 1, 0, 1],
+            "test/seq_acc": [0.5, 0.6, 0.9, 0.8]}
+    return pd.DataFrame({**base, **cols})
+
+
+def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
+    from ablate.report.page import _summary_line
+    from ablate.report.tables import summarize, to_markdown
+
+    df = runs_frame(stop_reason=["max_steps", "max_steps", "target", "plateau"],
+                    still_improving=[True, False, None, True], stop_source=["recorded"] * 4,
+                    **{"test/hit_cap": [0, 0, 3, 0]})
+    md = to_markdown(summarize(df))
+    assert "| a † |" in md and "| b ‡ |" in md
+    assert "† k of n runs stopped at the step cap while improving: a lower bound (a: 1 of 2)" in md
+    assert "‡ test outputs stopped at their decoding cap" in md and "b: 1 of 2 runs, 3 outputs" in md
+    assert "hit cap" not in md  # a count the mark shows, not a metric column
+    assert "1 of 4 runs stopped at a step or epoch cap while still improving" in _summary_line({"df": df})
+    plain = to_markdown(summarize(runs_frame()))  # nothing recorded: nothing marked
+    assert "†" not in plain and "‡" not in plain
+
+
+def test_steps_to_target_prints_its_resolution():
+    from ablate.report.stops import steps_text
+
+    assert steps_text(250.0, 3, 3, 250) == "≤ 250"  # met at the first check
+    assert steps_text(500.0, 3, 3, 250) == "500"
+    assert steps_text(2000.0, 1, 3, 250) == "≥2000"  # not every seed reached it: a lower bound
+    assert steps_text(250.0, 3, 3, None) == "250"  # per-epoch checks: no step interval to state
+
+
+COMMITTED = sorted(p.parent.parent.name for p in ROOT.glob("reports/*/runs/experiment.yaml"))
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_a_committed_report_rerenders_from_its_own_folder_without_drift(name, tmp_path, monkeypatch):
+    """table.csv keeps every committed column's values; table.md is compared whole, except where the committed
+    page predates this issue's marks (the lead re-renders the committed reports once after the merge)."""
+    import ablate.report.plots as plots
+    from ablate.report.page import build_report
+
+    monkeypatch.setattr(plots, "all_plots", lambda *a, **k: [])  # the tables are the numbers; plots are slow
+    report = ROOT / "reports" / name
+    build_report(report / "runs", tmp_path)
+    old, new = pd.read_csv(report / "table.csv"), pd.read_csv(tmp_path / "table.csv")
+    pd.testing.assert_frame_equal(new[list(old.columns)], old, check_dtype=False)
+    committed, rendered = (report / "table.md").read_text(), (tmp_path / "table.md").read_text()
+    assert without_stop_marks(rendered) == without_stop_marks(committed)  # everything else: no drift
+    if rendered != committed and not any(m in committed for m in ("†", "‡", "≤ ", "Targets were checked")):
+        pytest.xfail("the committed table.md predates the stop marks of issue 22 (†, ‡, ≤ 250 and their "
+                     "footnotes): the lead re-renders it")
+    assert rendered == committed
+
+
+def without_stop_marks(md: str) -> str:
+    """table.md without what issue 22 added: the row marks, the ≤ of steps to target, their footnotes."""
+    import re
+
+    md = re.sub(r" [†‡]+ \|", " |", md)
+    md = re.sub(r"≤ (\d+)", r"\1", md)
+    return "\n".join(line for line in md.splitlines() if not line.startswith(("† ", "‡ ", "Targets were checked")))
+
+
+def test_ablate_report_on_a_reports_own_runs_rerenders_it_in_place(tmp_path, monkeypatch):
+    import shutil
+
+    import ablate.report.plots as plots
+    from ablate.cli import main
+
+    monkeypatch.setattr(plots, "all_plots", lambda *a, **k: [])
+    report = tmp_path / "bottleneck"
+    shutil.copytree(ROOT / "reports" / "bottleneck", report)
+    before = sorted(p.name for p in (report / "runs").iterdir())
+    (report / "table.csv").unlink()
+    assert main(["report", str(report / "runs")]) == 0
+    assert (report / "table.csv").is_file() and not (report / "runs" / "table.csv").exists()
+    assert sorted(p.name for p in (report / "runs").iterdir()) == before  # the runs left out stay in the store

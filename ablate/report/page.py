@@ -207,6 +207,9 @@ def _summary_line(ctx: dict[str, Any]) -> str:
         if col in df:
             parts.append(f"{what}: {', '.join(dict.fromkeys(df[col].astype(str)))}")
     parts.append(f"seeds: {', '.join(str(x) for x in sorted(set(df['seed'].dropna().astype(int))))}")
+    from ablate.report.stops import header_line
+
+    parts += [line for line in [header_line(df)] if line]
     return "; ".join(parts)
 
 

@@ -39,7 +39,7 @@ def final_runs(report: Path) -> list[Path]:
     table = pd.read_csv(report / "table.csv")
     keys = [c for c in table.columns if c.startswith("train.")]
     cells: dict[tuple, tuple[float, Path]] = {}
-    for d in sorted((report / "runs").iterdir()):
+    for d in sorted(p for p in (report / "runs").iterdir() if p.is_dir()):
         res = json.loads((d / "result.json").read_text())
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         row = table[table["label"] == res.get("label")]
@@ -75,7 +75,9 @@ def test_inference_reads_reasons_in_order(tmp_path):
                      "early_stopping": {"patience": 3, "min_delta": 0.005}}}
     assert validations(tmp_path / "metrics.csv", "val/seq_acc")[0] == (250, 0.1)
     got = infer_stop(cfg, {"status": "finished", "steps": 1000, "epochs": 3}, tmp_path / "metrics.csv")
-    assert got == {"stop_reason": "max_steps", "still_improving": True, "stop_source": "inferred"}
+    assert got == {"stop_reason": "max_steps", "still_improving": True, "stop_source": "inferred", "tested_step": 1000}
+    (tmp_path / "tie.csv").write_text("epoch,step,val/seq_acc\n0,249,0.0\n1,499,0.0\n")
+    assert infer_stop(cfg, {"status": "finished", "steps": 500}, tmp_path / "tie.csv")["tested_step"] == 250
     assert infer_stop(cfg, {"status": "finished", "steps": 1000, "steps_to_target": 1000},
                       tmp_path / "metrics.csv")["stop_reason"] == "target"
     assert infer_stop(cfg, {"status": "finished", "steps": 750}, tmp_path / "metrics.csv")["stop_reason"] == "plateau"
@@ -350,6 +352,11 @@ def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
     assert "‡ test outputs stopped at their decoding cap" in md and "b: 1 of 2 runs, 3 outputs" in md
     assert "hit cap" not in md  # a count the mark shows, not a metric column
     assert "1 of 4 runs stopped at a step or epoch cap while still improving" in _summary_line({"df": df})
+    from ablate.report.stops import run_text
+
+    assert run_text(df.assign(tested_step=[1750, 2000, 250, 500]).iloc[0]) == "max_steps while improving; " \
+        "tested step 1750"
+    assert run_text(df.iloc[3].copy().replace({"recorded": "inferred"})) == "plateau (inferred)"
     plain = to_markdown(summarize(runs_frame()))  # nothing recorded: nothing marked
     assert "†" not in plain and "‡" not in plain
 

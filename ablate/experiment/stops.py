@@ -58,7 +58,8 @@ def infer_stop(config: dict[str, Any], result: dict[str, Any], metrics_csv: str 
     monitor = _get(config, "train.monitor", "val/loss")
     es = _get(config, "train.early_stopping")
     min_delta = float(es.get("min_delta") or 0.0) if isinstance(es, dict) else 0.0
-    values = [v for _, v in validations(metrics_csv, monitor)]
+    checks = validations(metrics_csv, monitor)
+    values = [v for _, v in checks]
     max_steps = _get(config, "train.max_steps", -1) or -1
     max_epochs = _get(config, "train.max_epochs", -1) or -1
     steps, epochs = result.get("steps"), result.get("epochs")
@@ -73,4 +74,16 @@ def infer_stop(config: dict[str, Any], result: dict[str, Any], metrics_csv: str 
     else:
         reason = "interrupted"
     return {"stop_reason": reason, "still_improving": still_improving(values, _mode(monitor), min_delta),
-            "stop_source": "inferred"}
+            "stop_source": "inferred", "tested_step": _tested_step(config, result, checks, _mode(monitor))}
+
+
+def _tested_step(config: dict[str, Any], result: dict[str, Any], checks: list[tuple[int, float]],
+                 mode: str) -> Optional[int]:
+    """The step of the weights tested: the last step (test_on last), else the first validation with the best
+    monitored value (the rule these runs were made with: a tie kept the earliest)."""
+    if (_get(config, "train.test_on", "best") or "best") == "last":
+        return result.get("steps")
+    if not checks:
+        return None
+    best = (min if mode == "min" else max)(v for _, v in checks)
+    return next(step for step, v in checks if v == best)

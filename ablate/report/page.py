@@ -170,8 +170,9 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
 
 # ------------------------------------------------------------------ the two pages
 def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
-    """One entry per run: label, seed, status, score, links (relative to the report dir)."""
+    """One entry per run: label, seed, status, score, links (relative to the report dir), why it stopped."""
     from ablate.report.plots import pretty_label
+    from ablate.report.stops import run_text
 
     names = ctx.get("names", {})
     df, root, out = ctx["df"], ctx["root"], ctx["out"]
@@ -183,6 +184,7 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
         score = r.get(metric) if metric else None
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,
+                         "stop": run_text(r),
                          "error": r.get("error")})
     if not in_place(root, out):  # in place, the copies are the store: the runs left out stay
         prune_run_copies(out, set(df["run_id"].astype(str)))
@@ -303,11 +305,11 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body += samples_html(ctx.get("samples"))
     body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
-                '<th class="l">run</th></tr></thead><tbody>')
+                '<th class="l">stopped</th><th class="l">run</th></tr></thead><tbody>')
     for r in runs:
         body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
                     f"<td class='l'>{e(str(r['status']))}</td><td class='r'>{_num(r['score'])}</td>"
-                    f"<td class='l'>{_links_html(r)}</td></tr>")
+                    f"<td class='l'>{e(r.get('stop', ''))}</td><td class='l'>{_links_html(r)}</td></tr>")
     body.append("</tbody></table>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
             f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -384,9 +386,10 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
             lines += [f"![{f.title}]({rel(f.files[0], out)})", "", f.caption, ""]
     if ctx.get("samples"):
         lines += ["## Sample outputs", "", "The same test inputs with every row's output: [samples.md](samples.md)", ""]
-    lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | config |",
-              "|:---|---:|:---|---:|:---|"]
+    lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | stopped | config |",
+              "|:---|---:|:---|---:|:---|:---|"]
     for r in runs:
         cfg = f"[{r['id']}]({r['links']['config.yaml']})" if "config.yaml" in r["links"] else r["id"]
-        lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {cfg} |")
+        lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {r.get('stop', '')} "
+                     f"| {cfg} |")
     return "\n".join(lines) + "\n"

@@ -112,3 +112,15 @@ def interval_note(frame: pd.DataFrame) -> Optional[str]:
         return (f"Targets were checked every {every} optimizer steps on validation: a step count is the first "
                 f"check that met the target, up to {every} steps late (≤ {every}: met at the first check).")
     return "Targets were checked at each validation (per epoch, or at intervals that differ between rows)."
+
+
+def run_text(run: pd.Series) -> str:
+    """A run's line in the report's run list: why it stopped and the step it was tested at."""
+    reason = run.get("stop_reason")
+    if not isinstance(reason, str) or not reason:
+        return ""
+    improving = run.get("still_improving")
+    text = reason + (" while improving" if reason in CAPS and (improving is True or str(improving) == "True") else "")
+    step = pd.to_numeric(pd.Series([run.get("tested_step")]), errors="coerce").iloc[0]
+    text += f"; tested step {int(step)}" if not math.isnan(step) else ""
+    return text + (" (inferred)" if run.get("stop_source") == "inferred" else "")

@@ -368,6 +368,13 @@ def test_steps_to_target_prints_its_resolution():
     assert steps_text(500.0, 3, 3, 250) == "500"
     assert steps_text(2000.0, 1, 3, 250) == "≥2000"  # not every seed reached it: a lower bound
     assert steps_text(250.0, 3, 3, None) == "250"  # per-epoch checks: no step interval to state
+    from ablate.report.stops import interval_note, row_stats
+
+    runs = runs_frame(**{"train.val_every_n_steps": [50] * 4, "train.val_subset": [200] * 4})
+    frame = pd.DataFrame([{"label": lab, **row_stats(runs[runs["label"] == lab])} for lab in ("a", "b")])
+    assert "every 50 optimizer steps on a fixed subset of 200 validation examples" in interval_note(frame)
+    whole = pd.DataFrame([row_stats(runs_frame(**{"train.val_every_n_steps": [250] * 4}))])
+    assert "every 250 optimizer steps on validation:" in interval_note(whole)
 
 
 COMMITTED = sorted(p.parent.parent.name for p in ROOT.glob("reports/*/runs/experiment.yaml"))

@@ -18,6 +18,7 @@ CAPPED_MARK = "†"  # a row with runs capped while improving
 CUT_MARK = "‡"  # a row with test outputs stopped at their decoding cap
 COUNTS = ("test/hit_cap", "val/hit_cap")  # counts shown by the marks, not as metric columns
 INTERVAL_KEY = "train.val_every_n_steps"
+SUBSET_KEY = "train.val_subset"  # > 0: validation (and the target check) on a fixed subset of this many examples
 
 
 def capped_improving(runs: pd.DataFrame) -> pd.Series:
@@ -48,7 +49,15 @@ def row_stats(good: pd.DataFrame) -> dict[str, Any]:
     cut = cut_outputs(good)
     return {"stops/capped_improving": int(capped_improving(good).sum()), "stops/n": len(good),
             "stops/cut_runs": int((cut > 0).sum()), "stops/cut_outputs": float(cut.sum()),
-            "stops/interval": interval(good)}
+            "stops/interval": interval(good), "stops/val_subset": _subset(good)}
+
+
+def _subset(runs: pd.DataFrame) -> Optional[int]:
+    """The validation subset size the target was checked on (None: the whole validation split, or mixed)."""
+    if SUBSET_KEY not in runs:
+        return None
+    sizes = set(pd.to_numeric(runs[SUBSET_KEY], errors="coerce").dropna().astype(int))
+    return sizes.pop() if len(sizes) == 1 and min(sizes, default=0) > 0 else None
 
 
 def row_mark(row: pd.Series) -> str:
@@ -107,9 +116,12 @@ def interval_note(frame: pd.DataFrame) -> Optional[str]:
     if "stops/interval" not in frame:
         return None
     steps = set(frame["stops/interval"].dropna().astype(int))
-    if len(steps) == 1:
+    subsets = set(frame["stops/val_subset"].dropna().astype(int)) if "stops/val_subset" in frame else set()
+    on = (f"a fixed subset of {subsets.pop()} validation examples (train.val_subset)" if len(subsets) == 1
+          and frame["stops/val_subset"].notna().all() else "validation")
+    if len(steps) == 1 and frame["stops/interval"].notna().all():
         every = steps.pop()
-        return (f"Targets were checked every {every} optimizer steps on validation: a step count is the first "
+        return (f"Targets were checked every {every} optimizer steps on {on}: a step count is the first "
                 f"check that met the target, up to {every} steps late (≤ {every}: met at the first check).")
     return "Targets were checked at each validation (per epoch, or at intervals that differ between rows)."
 

@@ -153,7 +153,8 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     """Tables, plots, index.html, README.md and manifest.json for runs/<name>; returns the index.html path.
 
     out: the report's folder; default reports/<name>, except when that folder's manifest.json names another
-    experiment: then reports/_<name>/ (said on notes, default stderr), unless force.
+    experiment: then reports/_<name>/ (said on notes, default stderr), unless force. For a report's own run copies
+    (reports/<name>/runs) the default is that report, re-rendered in place.
     Raises ConfigErrors when runs_dir is not an experiment's runs."""
     import sys
 
@@ -162,7 +163,8 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     from ablate.report.page import build_report as _build
 
     root = check_experiment_dir(runs_dir)
-    dest, note = report_dir(root, out, force, Path("reports") / root.name)
+    own = root.name == "runs" and (root.parent / "index.html").is_file()  # a report's own run copies
+    dest, note = report_dir(root, out, force, root.parent if own else Path("reports") / root.name)
     writable(dest, "--out" if out is not None else "--out (default reports/<name>)")
     if note:
         print(f"note: {note}", file=notes or sys.stderr)

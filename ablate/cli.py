@@ -194,10 +194,13 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     exp = load(args.experiment, args.overrides)
     store = Store(args.runs_dir / exp.name)
     p, pending = tuned_plan(exp, store.root) if exp.tune else (plan(exp), [])
+    from ablate.stopping import budget_text
+
     rows = [(r.run_id, r.variant or "-", ", ".join(f"{k}={v}" for k, v in {**r.point, **r.tuned}.items()) or "-",
-             str(r.seed), PENDING if r.run_id == "-" else store.status(r.run_id), r.config.model.arch)
+             str(r.seed), PENDING if r.run_id == "-" else store.status(r.run_id), r.config.model.arch,
+             budget_text(r.config.train, getattr(r.config.task, "n_train", 0) or None))
             for r in [*p.runs, *pending]]
-    head = ("run_id", "variant", "grid point", "seed", "status", "arch")
+    head = ("run_id", "variant", "grid point", "seed", "status", "arch", "step budget (binding limit)")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:

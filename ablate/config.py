@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,7 +32,8 @@ MONITORS = ["val/loss", "val/seq_acc", "val/token_acc", "val/acc", "val/bleu", "
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = option(10, "epochs at most", minimum=1)
+    max_epochs: int = option(10, "epochs at most; -1: no limit (as in Lightning, the default when max_steps is "
+                             "set alone)")
     max_steps: int = option(-1, "> 0 stops after this many optimizer steps (whichever of it and max_epochs comes "
                             "first); -1: no limit")
     batch_size: int = option(64, "training batch size", minimum=1)
@@ -287,6 +288,9 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
             errors += e.errors
     if errors:
         raise ConfigErrors(errors)
+    given = tree.get("train") if isinstance(tree.get("train"), dict) else {}
+    if "max_epochs" not in given and parts["train"].max_steps > 0:  # Lightning: max_steps alone, no epoch limit
+        parts["train"] = replace(parts["train"], max_epochs=-1)
     cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"],
                     eval=parts["eval"])
     errors = _check_values(cfg, where)

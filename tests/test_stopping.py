@@ -107,7 +107,7 @@ def test_steps_to_target_reaches_results_csv_and_the_table(tmp_path):
     text = (tmp_path / "runs" / "tgt" / "results.csv").read_text().splitlines()
     assert "steps_to_target" in text[0].split(",")
     md = to_markdown(summarize(df))
-    assert "steps to target ↓" in md and "**1 (2/2 reached)**" in md and "≥6 (0/2 reached)" in md
+    assert "steps to target ↓" in md and "**≤ 1 (2/2 reached)**" in md and "≥6 (0/2 reached)" in md
 
 
 def test_steps_to_target_median_counts_unreached_seeds_as_their_last_step():

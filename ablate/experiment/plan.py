@@ -219,33 +219,64 @@ def _merged(texts: list[str]) -> str:
     return f"{common} (what is valid differs by row: `ablate list` shows every arch's and task's options)"
 
 
+MIN_WIDTH = 8  # match_params never sizes a width below this (nor d_model below n_heads)
+
+
+def width_floor(model: Any) -> int:
+    """The smallest d_model match_params may choose: at least MIN_WIDTH and n_heads, in whole width steps."""
+    step = model.width_step()
+    least = max(MIN_WIDTH, getattr(model, "n_heads", None) or 1)
+    return -(-least // step) * step
+
+
 def match_params(cfg: RunConfig, where: str) -> RunConfig:
     """The run with its width chosen so its parameter count is within 5% of model.match_params.
 
-    d_model moves in steps that keep heads whole; where the arch has d_ff, that is
-    tuned after, for the finer grain small models need.
+    d_model moves in steps that keep heads whole; where the arch has d_ff, that is tuned after, for the finer
+    grain small models need. No width lands below its floor (width_floor; the fine width: MIN_WIDTH): where the
+    closest fit would, the widths start at the floor and, if that is still too big, layers are taken away; a
+    target even the smallest model misses is an error naming the smallest size the arch can build.
     """
     from ablate.train.sizing import count_params, task_info  # torch: only when asked for
 
     target = cfg.model.match_params
     info = task_info(cfg.task)
-    step = cfg.model.width_step()
-    model, n = _closest(lambda k: cfg.model.with_width(k * step), lambda m: count_params(m, info), target,
-                        4096 // step)
+    count = lambda m: count_params(m, info)  # noqa: E731
     fine = type(cfg.model).fine_width
-    if fine is not None:
-        model, n = _closest(lambda k: replace(model, **{fine: k}), lambda m: count_params(m, info), target, 65536)
+    model, n = _fit_width(cfg.model, count, target, 1, 1)  # unbounded first: runs sized before the floor keep it
+    floor = width_floor(cfg.model)
+    if model.d_model < floor or (fine is not None and getattr(model, fine) < MIN_WIDTH):
+        model, n = _fit_width(cfg.model, count, target, floor, MIN_WIDTH)
+        while n > target * 1.05 and model.n_layers > 1:  # too big even at the floor: fewer layers
+            model, n = _fit_width(replace(cfg.model, n_layers=model.n_layers - 1), count, target, floor, MIN_WIDTH)
     if abs(n - target) > 0.05 * target:
+        if n > target:
+            smallest = _fit_width(replace(model, n_layers=1), count, 0, floor, MIN_WIDTH)
+            sizes = f"d_model={floor}" + (f", {fine}={MIN_WIDTH}" if fine else "") + ", n_layers=1"
+            raise ConfigErrors([ConfigError("model.match_params", target,
+                                            f"arch {cfg.model.arch!r} cannot be built that small with no width below "
+                                            f"its floor (>= n_heads and >= {MIN_WIDTH}): the smallest it can build "
+                                            f"has {smallest[1]} parameters ({sizes}); ask for at least that",
+                                            where)])
         raise ConfigErrors([ConfigError("model.match_params", target,
                                         f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
                                         f"(d_model={model.d_model}); change n_layers or the target", where)])
     return replace(cfg, model=model)
 
 
-def _closest(make, count, target: int, hi: int):
-    """Binary search over k in 1..hi (count grows with k) for the model whose count is closest to target."""
+def _fit_width(start: Any, count, target: int, floor: int, fine_floor: int):
+    """(model, parameters) closest to target with d_model >= floor (then the fine width >= fine_floor)."""
+    step = start.width_step()
+    model, n = _closest(lambda k: start.with_width(k * step), count, target, 4096 // step, -(-floor // step))
+    fine = type(start).fine_width
+    if fine is not None:
+        model, n = _closest(lambda k: replace(model, **{fine: k}), count, target, 65536, fine_floor)
+    return model, n
+
+
+def _closest(make, count, target: int, hi: int, lo: int = 1):
+    """Binary search over k in lo..hi (count grows with k) for the model whose count is closest to target."""
     best = None
-    lo = 1
     while lo <= hi:
         mid = (lo + hi) // 2
         model = make(mid)

@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 
 from ablate.config import flatten
+from ablate.experiment.stops import STOP_FIELDS, infer_stop
 from ablate.experiment.store import atomic_write, read_result
 
 FIRST = ["run_id", "variant", "label", "seed", "status"]
@@ -27,10 +28,13 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
-                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s",
-                  "stop_reason", "still_improving", "stop_source", "tested_step"):  # why it stopped (issue 22)
+                  "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s"):
             if k in res:
                 row[k] = res[k]
+        # why it stopped: as recorded, or for a run from before these fields, inferred from its metrics.csv
+        stops = {k: res[k] for k in STOP_FIELDS if k in res} if "stop_reason" in res else infer_stop(cfg, res,
+                                                                                                      d / "metrics.csv")
+        row.update(stops)
         # the machine and code it ran on: the report's "made on" line and its confound check
         for k in ("threads", "cpu", "cpu_count", "torch", "lightning", "python", "device", "dtype", "git_commit",
                   "dirty"):

@@ -105,7 +105,12 @@ def rel(target: Path, start: Path) -> str:
     return quote(os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/"))
 
 
-RUN_FILES = ("config.yaml", "result.json", "metrics.csv")
+RUN_FILES = ("config.yaml", "result.json", "metrics.csv", "by_length.csv")
+
+
+def in_place(root: Path, out: Path) -> bool:
+    """The report is rendered from its own copies (ablate report reports/<name>/runs): nothing to copy or prune."""
+    return (out / "runs").resolve() == root.resolve()
 
 
 def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
@@ -115,15 +120,25 @@ def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
     for f in RUN_FILES:
         if (run_dir / f).is_file():
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run_dir / f, dest / f)
+            if (run_dir / f).resolve() != (dest / f).resolve():
+                shutil.copyfile(run_dir / f, dest / f)
             copies[f] = dest / f
     return copies
+
+
+def copy_experiment(root: Path, out: Path) -> None:
+    """The stored experiment.yaml goes with the run copies, so the report can be re-rendered from its own folder."""
+    src, dest = root / "experiment.yaml", out / "runs" / "experiment.yaml"
+    if src.is_file() and not in_place(root, out):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
 
 
 def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html."""
     root, out = Path(runs_root), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    copy_experiment(root, out)
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
@@ -181,8 +196,9 @@ def audit_and_verdicts(ctx: dict[str, Any], s: Summary, df: pd.DataFrame, rep: R
 
 # ------------------------------------------------------------------ the two pages
 def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
-    """One entry per run: label, seed, status, score, links (relative to the report dir)."""
+    """One entry per run: label, seed, status, score, links (relative to the report dir), why it stopped."""
     from ablate.report.plots import pretty_label
+    from ablate.report.stops import run_text
 
     names = ctx.get("names", {})
     df, root, out = ctx["df"], ctx["root"], ctx["out"]
@@ -194,8 +210,10 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
         score = r.get(metric) if metric else None
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,
+                         "stop": run_text(r),
                          "error": r.get("error")})
-    prune_run_copies(out, set(df["run_id"].astype(str)))
+    if not in_place(root, out):  # in place, the copies are the store: the runs left out stay
+        prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
 
 
@@ -217,6 +235,9 @@ def _summary_line(ctx: dict[str, Any]) -> str:
         if col in df:
             parts.append(f"{what}: {', '.join(dict.fromkeys(df[col].astype(str)))}")
     parts.append(f"seeds: {', '.join(str(x) for x in sorted(set(df['seed'].dropna().astype(int))))}")
+    from ablate.report.stops import header_line
+
+    parts += [line for line in [header_line(df)] if line]
     return "; ".join(parts)
 
 
@@ -311,11 +332,11 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body += samples_html(ctx.get("samples"))
     body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
-                '<th class="l">run</th></tr></thead><tbody>')
+                '<th class="l">stopped</th><th class="l">run</th></tr></thead><tbody>')
     for r in runs:
         body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
                     f"<td class='l'>{e(str(r['status']))}</td><td class='r'>{_num(r['score'])}</td>"
-                    f"<td class='l'>{_links_html(r)}</td></tr>")
+                    f"<td class='l'>{e(r.get('stop', ''))}</td><td class='l'>{_links_html(r)}</td></tr>")
     body.append("</tbody></table>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
             f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -439,9 +460,10 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
             lines += [f"![{f.title}]({rel(f.files[0], out)})", "", f.caption, ""]
     if ctx.get("samples"):
         lines += ["## Sample outputs", "", "The same test inputs with every row's output: [samples.md](samples.md)", ""]
-    lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | config |",
-              "|:---|---:|:---|---:|:---|"]
+    lines += ["## Runs", "", f"| row | seed | status | {metric_name(s.primary) if s else ''} | stopped | config |",
+              "|:---|---:|:---|---:|:---|:---|"]
     for r in runs:
         cfg = f"[{r['id']}]({r['links']['config.yaml']})" if "config.yaml" in r["links"] else r["id"]
-        lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {cfg} |")
+        lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {r.get('stop', '')} "
+                     f"| {cfg} |")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ablate.report import stats, target
+from ablate.report import stats, stops, target
 from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
@@ -135,7 +135,8 @@ def varying_keys(df: pd.DataFrame, candidates: Optional[list[str]] = None) -> li
 
 
 def default_metrics(df: pd.DataFrame, primary: str) -> list[str]:
-    extra = sorted(c for c in df.columns if c.startswith("test/") and c not in DEFAULT_METRICS)
+    extra = sorted(c for c in df.columns if c.startswith("test/") and c not in DEFAULT_METRICS
+                   and c not in stops.COUNTS)
     out = [m for m in [primary, *DEFAULT_METRICS, *extra] if m in df.columns]
     return list(dict.fromkeys(out))
 
@@ -175,6 +176,7 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
             row[f"{m}/n"] = len(vals)
         if target.has_target(df):
             row.update(target.target_stats(good))
+        row.update(stops.row_stats(good))
         rows.append(row)
     frame = pd.DataFrame(rows)
     summary = Summary(frame, keys, metrics, primary, baseline)
@@ -357,6 +359,7 @@ def grid(s: Summary) -> Grid:
     for _, r in f.iterrows():
         cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
         cells = cells or [Cell(r["label"])]
+        cells[0].text += f" {stops.row_mark(r)}" if stops.row_mark(r) else ""
         for m in metrics:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
         if steps_col:
@@ -427,6 +430,8 @@ def footnotes(s: Summary) -> list[str]:
                      f"target with the log-rank test, seeds that never reached censored at their last step "
                      f"(p/{target.COL}); both raw, exploratory.")
     notes += [target.NOTE] if f"{target.COL}/median" in s.frame else []
+    notes += [n for n in [stops.interval_note(s.frame)] if n and f"{target.COL}/median" in s.frame]
+    notes += stops.footnotes(s.frame, row_names(s))
     notes += s.notes
     if s.frame["n_failed"].sum():
         notes.append(f"{int(s.frame['n_failed'].sum())} failed run(s) are listed apart and not averaged in.")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ablate.report import stops
+
 COL = "steps_to_target"
 TARGET_KEY = "train.target.value"  # results.csv column: present (not empty) when the run had a target
 TITLE = "steps to target ↓"
@@ -65,5 +67,6 @@ def cell_text(row: pd.Series) -> str:
     median, reached, n = row.get(f"{COL}/median"), int(row.get(f"{COL}/reached") or 0), int(row.get(f"{COL}/n") or 0)
     if not n or median is None or math.isnan(median):
         return "–"
-    num = f"{median:.0f}" if float(median).is_integer() else f"{median:.1f}"
-    return f"{'≥' if reached < n else ''}{num} ({reached}/{n} reached)"
+    every = row.get("stops/interval")
+    every = None if every is None or (isinstance(every, float) and math.isnan(every)) else int(every)
+    return f"{stops.steps_text(median, reached, n, every)} ({reached}/{n} reached)"

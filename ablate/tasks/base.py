@@ -63,12 +63,14 @@ class DecodeLimit:
 
     Either the task's declared maximum target length (`max_len`, <eos> included: synthetic tasks know it from
     their options), or for open-ended data `ratio * source length + margin` (rounded up); with both, the smaller.
-    Each example gets its own cap, so decoding does not depend on which examples share its batch.
+    Each example gets its own cap, so decoding does not depend on which examples share its batch. `floor`: no
+    cap below it (a default set from the training data: its longest target).
     """
 
     max_len: Optional[int] = None
     ratio: Optional[float] = None
     margin: int = 0
+    floor: int = 1
 
     def caps(self, src_len: torch.Tensor) -> torch.Tensor:
         """(B,) per-example caps for source lengths src_len (B,)."""
@@ -77,7 +79,7 @@ class DecodeLimit:
         caps = torch.full_like(src_len, self.max_len if self.max_len is not None else torch.iinfo(torch.long).max)
         if self.ratio is not None:
             caps = torch.minimum(caps, torch.ceil(self.ratio * src_len.double() + self.margin).long())
-        return caps.clamp(min=1)
+        return caps.clamp(min=max(self.floor, 1))
 
 
 @dataclass
@@ -173,12 +175,12 @@ def split_three(items: list, n_train: int, n_val: int, n_test: int) -> tuple[lis
     return items[:n_train], items[n_train : n_train + n_val], items[n_train + n_val : n_train + n_val + n_test]
 
 
-def check_decode(ratio: float, margin: int, where: str) -> None:
-    """Options of a ratio decoding cap (DecodeLimit) of an open-ended task."""
-    if not ratio > 0:
+def check_decode(ratio: Optional[float], margin: Optional[int], where: str) -> None:
+    """Options of a ratio decoding cap (DecodeLimit) of an open-ended task (None: not given)."""
+    if ratio is not None and not ratio > 0:
         raise ValueError(f"{where}: decode_ratio={ratio} must be > 0 (the cap is decode_ratio * source length "
                          "+ decode_margin tokens)")
-    if margin < 0:
+    if margin is not None and margin < 0:
         raise ValueError(f"{where}: decode_margin={margin} must be >= 0")
 
 

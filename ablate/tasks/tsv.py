@@ -26,6 +26,7 @@ import gzip
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from ablate.tasks.base import TASKS, DecodeLimit, TaskConfig, TaskData, check_decode, pack
 from ablate.tasks.subwords import SubwordModel, text_digest, train_or_load
@@ -36,6 +37,8 @@ TOKENIZERS = ("word", "char", "bpe", "unigram")
 SUBWORDS = ("bpe", "unigram")
 SPACE = "▁"  # char tokens: a space becomes this visible symbol, as SentencePiece writes it
 DEFAULT_PIECES = 8000
+DATA_MARGIN = 10  # tokens over what the training data needs, in the default decoding cap
+FIXED_RATIO, FIXED_MARGIN = 2.0, 10  # a cap set by hand: the key not given
 
 
 @dataclass
@@ -66,10 +69,13 @@ class TsvConfig(TaskConfig):
     # space) with sacreBLEU's tokenizer `tokenize` (13a, as sacreBLEU's default); none: the data is already
     # tokenized as it should be scored.
     tokenize: str = "13a"
-    # Free-running decoding stops at decode_ratio * source length + decode_margin tokens (<eos> included),
-    # never looking at the reference; raise them if your targets can be much longer than their sources.
-    decode_ratio: float = 2.0
-    decode_margin: int = 10
+    # Free-running decoding stops at a cap from the source alone (never the reference), <eos> included. Unset
+    # (the default): set from the training split, as fairseq's max_len_a * src + max_len_b is set from the data:
+    # max(the longest training target, ceil(the largest training target/source ratio * source length))
+    # + DATA_MARGIN tokens. Either one given: ceil(decode_ratio * source length + decode_margin), the one not
+    # given at its fixed default (2.0, 10).
+    decode_ratio: Optional[float] = None
+    decode_margin: Optional[int] = None
 
 
 Pair = tuple[str, str]  # (source text, target text), whitespace-normalised (char mode: stripped only)
@@ -276,10 +282,22 @@ def build_tsv(cfg: TsvConfig) -> TaskData:
         out.tgt_text, out.src_text = [t for _, t in pairs], [s for s, _ in pairs]
         return out
 
+    train = split(parts["train"])
     detok = detokenizer(cfg.tokens)
     # The harness hands these metrics text (the detokenized hypothesis, the raw reference: TaskData.detokenize);
     # token lists (a CorpusMetric's own signature check) are detokenized first.
     as_text = lambda x: x if isinstance(x, str) else detok(x)  # noqa: E731
-    return TaskData(tgt_vocab, split(parts["train"]), split(parts["val"]), split(parts["test"]),
+    return TaskData(tgt_vocab, train, split(parts["val"]), split(parts["test"]),
                     metrics=text_metrics(cfg.tokenize, as_text), src_vocab=src_vocab, detokenize=detok,
-                    decode=DecodeLimit(ratio=cfg.decode_ratio, margin=cfg.decode_margin))
+                    decode=decode_limit(cfg, train.src_len.tolist(), train.tgt_len.tolist()))
+
+
+def decode_limit(cfg: TsvConfig, src_len: list[int], tgt_len: list[int]) -> DecodeLimit:
+    """The decoding cap: by hand (decode_ratio/decode_margin), else covering the training split (lengths in
+    tokens, targets with their <eos>): ratio the largest target/source ratio there, floor its longest target,
+    both plus DATA_MARGIN."""
+    if cfg.decode_ratio is not None or cfg.decode_margin is not None:
+        return DecodeLimit(ratio=FIXED_RATIO if cfg.decode_ratio is None else cfg.decode_ratio,
+                           margin=FIXED_MARGIN if cfg.decode_margin is None else cfg.decode_margin)
+    ratio = max(t / max(s, 1) for s, t in zip(src_len, tgt_len, strict=True))
+    return DecodeLimit(ratio=ratio, margin=DATA_MARGIN, floor=max(tgt_len) + DATA_MARGIN)

@@ -12,7 +12,10 @@ import math
 from typing import Any, Optional
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, EarlyStopping
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from ablate.stopping import standard_error, still_improving
 
 
 def mode_of(metric: str) -> str:
@@ -52,6 +55,123 @@ class TrainToTarget(Callback):
         self.steps_to_target = state_dict.get("steps_to_target")
 
 
+class PlateauStopping(EarlyStopping):
+    """Lightning's early stopping; with min_delta None, before each check min_delta becomes the monitored metric's
+    standard error on the validation set at its best value so far (ablate.stopping.standard_error), so an
+    improvement must exceed the metric's own noise. The module's val_stats give n and, for the loss, E[nll^2]."""
+
+    def __init__(self, monitor: str, mode: str, patience: int, min_delta: Optional[float]):
+        super().__init__(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta or 0.0,
+                         check_on_train_epoch_end=False, strict=True)
+        self.auto = min_delta is None
+        self.used_delta = float(min_delta or 0.0)  # the min_delta of the latest check (positive)
+
+    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
+        if self.auto:
+            got = trainer.callback_metrics.get(self.monitor)
+            stats = getattr(trainer.lightning_module, "val_stats", {}) or {}
+            if got is not None and stats:
+                best = float(self.best_score)
+                value = float(got) if math.isinf(best) else best
+                self.used_delta = standard_error(self.monitor, value, int(stats.get("n", 0)),
+                                                 int(stats.get("tokens", 0)), stats.get("nll_sq_mean"))
+                self.min_delta = self.used_delta if self.monitor_op == torch.gt else -self.used_delta
+        super()._run_early_stopping_check(trainer)
+
+    @property
+    def plateaued(self) -> bool:
+        return self.wait_count >= self.patience
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """The best checkpoint on train.monitor; a tie on it goes to the lower val/loss, then to the later step
+    (Lightning keeps the earliest, so a metric stuck at 0 would test the first checkpoint). Remembers the
+    optimizer step of the checkpoint it keeps (result.json tested_step)."""
+
+    TIE = "val/loss"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.best_step: Optional[int] = None
+        self.best_tie: Optional[float] = None
+        self.best_hit_cap: Optional[float] = None  # val/hit_cap of the kept checkpoint's validation
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: Optional[torch.Tensor] = None) -> bool:
+        best = self.best_model_score
+        if current is None or best is None or not self.best_k_models or float(current) != float(best):
+            return super().check_monitor_top_k(trainer, current)
+        tie = trainer.callback_metrics.get(self.TIE)
+        wins = tie is not None and (self.best_tie is None or float(tie) <= self.best_tie)
+        return trainer.strategy.reduce_boolean_decision(bool(wins))
+
+    def _update_best_and_save(self, current: torch.Tensor, trainer: pl.Trainer,
+                              monitor_candidates: dict[str, torch.Tensor]) -> None:
+        self.best_step = trainer.global_step
+        tie = monitor_candidates.get(self.TIE)
+        self.best_tie = float(tie) if tie is not None else None
+        cap = monitor_candidates.get("val/hit_cap")
+        self.best_hit_cap = float(cap) if cap is not None else None
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_step": self.best_step, "best_tie": self.best_tie,
+                "best_hit_cap": self.best_hit_cap}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_step, self.best_tie = state_dict.get("best_step"), state_dict.get("best_tie")
+        self.best_hit_cap = state_dict.get("best_hit_cap")
+
+
+class StopRecorder(Callback):
+    """The monitored value of every validation, for result.json's stop_reason and still_improving."""
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+        self.values: list[float] = []
+        self.last_hit_cap: Optional[float] = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        got = trainer.callback_metrics.get(self.monitor)
+        self.values.append(float(got) if got is not None else math.nan)
+        cap = trainer.callback_metrics.get("val/hit_cap")
+        self.last_hit_cap = float(cap) if cap is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"values": list(self.values), "last_hit_cap": self.last_hit_cap}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.values = list(state_dict.get("values", []))
+        self.last_hit_cap = state_dict.get("last_hit_cap")
+
+
+def stop_reason(trainer: pl.Trainer, callbacks: list[Callback]) -> str:
+    """Why fit ended: a reached target, early stopping's plateau, then whichever budget ran out."""
+    if any(isinstance(cb, TrainToTarget) and cb.steps_to_target is not None for cb in callbacks):
+        return "target"
+    if any(isinstance(cb, PlateauStopping) and cb.plateaued for cb in callbacks):
+        return "plateau"
+    if trainer.interrupted:
+        return "interrupted"
+    if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        return "max_steps"
+    if trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch >= trainer.max_epochs:
+        return "max_epochs"
+    return "interrupted"
+
+
+def stop_record(trainer: pl.Trainer, callbacks: list[Callback], recorder: StopRecorder) -> dict[str, Any]:
+    """result.json's stop_reason, still_improving (the rule of ablate.stopping, with early stopping's
+    min_delta, 0 without it) and stop_source."""
+    deltas = [cb.used_delta for cb in callbacks if isinstance(cb, PlateauStopping)]
+    delta = deltas[0] if deltas else 0.0
+    return {"stop_reason": stop_reason(trainer, callbacks),
+            "still_improving": still_improving(recorder.values, mode_of(recorder.monitor), delta),
+            "stop_source": "recorded"}
+
+
 def val_schedule(train_cfg: Any) -> dict[str, Any]:
     """Trainer kwargs: validate every val_every_n_steps optimizer steps (counted across epochs) when it is set,
     else every val_every epochs."""
@@ -68,8 +188,7 @@ def stop_callbacks(train_cfg: Any) -> list[Callback]:
     if es is not None:
         # patience counts validation passes; the check runs after validation (also mid-epoch with
         # val_every_n_steps), never at the end of a training epoch without one.
-        out.append(EarlyStopping(monitor=train_cfg.monitor, mode=mode_of(train_cfg.monitor), patience=es.patience,
-                                 min_delta=es.min_delta, check_on_train_epoch_end=False, strict=True))
+        out.append(PlateauStopping(train_cfg.monitor, mode_of(train_cfg.monitor), es.patience, es.min_delta))
     target = getattr(train_cfg, "target", None)
     if target is not None:
         out.append(TrainToTarget(target.metric, target.value))

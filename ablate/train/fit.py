@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from ablate.config import RunConfig
@@ -38,7 +38,7 @@ from ablate.tasks import TaskData, build_task
 from ablate.tasks.textmetrics import signatures
 from ablate.train.accel import compile_model
 from ablate.train.batching import reload_every
-from ablate.train.callbacks import stop_callbacks, stop_fields, val_schedule
+from ablate.train.callbacks import BestCheckpoint, StopRecorder, stop_callbacks, stop_fields, stop_record, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
@@ -133,11 +133,12 @@ class Run:
     module: SeqModule
     dm: pl.LightningDataModule
     trainer: pl.Trainer
-    ckpt: ModelCheckpoint
+    ckpt: BestCheckpoint
     timer: TrainTimer
     eval_timer: EvalTimer
     resume: ResumeCheckpoint
     stoppers: list[Callback]
+    recorder: StopRecorder
     progress: RunProgress
     loggers: list
     params: int
@@ -169,12 +170,13 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
                                                             batching=t.batching, max_tokens=t.max_tokens,
                                                             val_subset=t.val_subset)
     mode = "min" if t.monitor.endswith("loss") else "max"
-    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
+    ckpt = BestCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=t.monitor, mode=mode,
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
                            save_weights_only=True)  # weights only: all testing and `attend` need; saves faster
     timer, eval_timer = TrainTimer(), EvalTimer()
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
     stoppers = stop_callbacks(t)
+    recorder = StopRecorder(t.monitor)
     label = " ".join(str(x) for x in (meta.get("label"), f"seed {cfg.seed}") if x)
     progress = RunProgress(label, t.monitor, run_dir)
     loggers = make_loggers(cfg, run_dir, meta)
@@ -182,13 +184,14 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, resume, timer, eval_timer, progress, *stoppers], gradient_clip_val=t.grad_clip or None,
+        callbacks=[ckpt, resume, timer, eval_timer, progress, recorder, *stoppers],
+        gradient_clip_val=t.grad_clip or None,
         **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.max_tokens),
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
-    return Run(cfg, run_dir, data, module, dm, trainer, ckpt, timer, eval_timer, resume, stoppers, progress, loggers,
-               params, trained, dirty=git_dirty())
+    return Run(cfg, run_dir, data, module, dm, trainer, ckpt, timer, eval_timer, resume, stoppers, recorder, progress,
+               loggers, params, trained, dirty=git_dirty())
 
 
 def train(run: Run) -> None:
@@ -249,8 +252,10 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS, MiB
     use_best, test_ckpt = _test_checkpoint(run)
     timer = run.timer
+    val_cap = run.ckpt.best_hit_cap if use_best else run.recorder.last_hit_cap  # the tested weights' validation
     return {
-        "metrics": {k: float(v) for k, v in tested.items()},
+        "metrics": {k: float(v) for k, v in tested.items()} | ({"val/hit_cap": val_cap} if val_cap is not None
+                                                               else {}),
         "best_val": {t.monitor: float(run.ckpt.best_model_score) if run.ckpt.best_model_score is not None else None},
         "params": run.params,
         # Positions beyond these were never trained (a learned table's rows there stay at their init).
@@ -269,6 +274,10 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         "steps": run.trainer.global_step,
         "resumed_at_step": run.resume.resumed_at_step,
         **stop_fields(run.stoppers),
+        # why training ended, and the optimizer step of the weights the test metrics come from (a re-test: its
+        # source's, from trained.fields())
+        **({**stop_record(run.trainer, run.stoppers, run.recorder),
+            "tested_step": run.ckpt.best_step if use_best else run.trainer.global_step} if run.trained is None else {}),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},
         "train_id": train_id(cfg),

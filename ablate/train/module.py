@@ -59,6 +59,7 @@ class SeqModule(pl.LightningModule):
         self.extra_metrics = extra_metrics or {}
         self.texts = texts or TextView(vocab, vocab)  # ids -> text for the metrics and the samples
         self._sums: dict[str, torch.Tensor] = {}
+        self.val_stats: dict[str, float] = {}  # examples, tokens, E[nll^2] of the latest validation
         self.test_rows: list[dict[str, torch.Tensor]] = []  # per-example results of the test epoch
         self.test_text: list[tuple[Any, Any]] = []
         self.val_text: list[tuple[Any, Any]] = []  # (hypothesis, reference) of this validation, for BLEU/chrF
@@ -101,16 +102,18 @@ class SeqModule(pl.LightningModule):
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.cfg.optimizer]
         betas = (0.9, 0.98) if self.cfg.schedule == "noam" else (0.9, 0.999)
         opt = opt_cls(self.parameters(), lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
-        total = self.trainer.estimated_stepping_batches
-        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total))
+        total = self.trainer.estimated_stepping_batches  # max_steps alone: max_steps (Lightning)
+        # no limit at all: only schedules without a horizon get here (config refuses cosine and warm-up then)
+        fn = lr_lambda(self.cfg.schedule, self.cfg.warmup_steps, int(total) if math.isfinite(total) else 0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
         logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
-                              reduction="sum")  # no smoothing: the reported loss is the NLL per target token
+        per_token = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
+                                    reduction="none")  # no smoothing: the reported loss is the NLL per target token
+        nll = per_token.sum()
         timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
         if timed:
             sync(batch["src"].device)
@@ -123,7 +126,9 @@ class SeqModule(pl.LightningModule):
             self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
-        sums = {"nll": nll.detach(), "n": torch.tensor(float(n), device=nll.device),
+        sums = {"nll": nll.detach(), "nll_sq": per_token.detach().pow(2).sum(),
+                "hit_cap": counts["hit_cap"].sum().float(),
+                "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),
                 "seq_correct": counts["seq_correct"].sum().float()}
         for k, v in sums.items():
@@ -139,9 +144,11 @@ class SeqModule(pl.LightningModule):
         s = dict(zip(keys, vec.tolist(), strict=True))
         self._sums = {}
         out = {f"{stage}/loss": s["nll"] / s["tokens"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
-               f"{stage}/seq_acc": s["seq_correct"] / s["n"]}
+               f"{stage}/seq_acc": s["seq_correct"] / s["n"], f"{stage}/hit_cap": s.get("hit_cap", 0.0)}
         if self.kind == "classification":
             out[f"{stage}/acc"] = out[f"{stage}/seq_acc"]
+        if stage == "val":  # what early stopping's default min_delta (the metric's standard error) reads
+            self.val_stats = {"n": s["n"], "tokens": s["tokens"], "nll_sq_mean": s.get("nll_sq", 0.0) / s["tokens"]}
         for k, v in out.items():
             self.log(k, v, sync_dist=False)
         return out

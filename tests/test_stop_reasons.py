@@ -262,7 +262,7 @@ def test_a_corpus_whose_targets_are_three_times_its_sources_is_never_cut(tmp_pat
 
 def test_scan_simple_split_as_tsv_files_is_never_cut_by_the_default_cap(tmp_path):
     from ablate.config import load_experiment
-    from ablate.tasks.export import export_data
+    from ablate.experiment.export import export_data
 
     (tmp_path / "e.yaml").write_text(yaml.safe_dump({"name": "s", "model": MODEL, "task": {
         "name": "scan", "split": "simple", "n_train": 1500, "n_test": 500}}))

@@ -112,13 +112,15 @@ def test_result_records_pad_fraction_eval_time_and_decode_speed(tmp_path):
         assert r["eval_time_s"] > 0 and r["decode_tokens_per_s"] > 0 and r["train_time_s"] > 0
 
 
-def test_a_bucketed_token_budget_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("batching", [{"batching": "bucket", "max_tokens": 150},
+                                      {"batching": "tokens"}])  # the default where lengths vary (issue 28)
+def test_a_bucketed_token_budget_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypatch, batching):
     from ablate.train import checkpointing
 
     class Interrupted(Exception):
         pass
 
-    train = {"batching": "bucket", "max_tokens": 150, "val_every_n_steps": 3, "max_epochs": 2}
+    train = {**batching, "val_every_n_steps": 3, "max_epochs": 2}
     want, _ = run(tmp_path, "a", **train)
     real = checkpointing.ResumeCheckpoint.on_validation_end
     saves = []

@@ -5,7 +5,9 @@ sorts each chunk by length, batches it, and shuffles the batches (so each batch
 holds examples of similar length, and the order of batches stays random).
 `train.max_tokens: N` fills each batch with examples until it would hold more
 than N padded source+target tokens (fairseq's --max-tokens); train.batch_size is
-then not used for training. Every draw comes from one seeded generator: the same
+then not used for training. `train.batching: tokens` is both: bucketed, under
+max_tokens or, unset, a budget of batch_size x the mean example length (the
+default where lengths vary: `auto`, resolved in ablate.config). Every draw comes from one seeded generator: the same
 seed gives the same batches, and the generator's state at the start of an epoch
 plus the number of batches trained (ResumableBatchSampler) is all a resume needs.
 """
@@ -116,10 +118,22 @@ class PlannedBatchSampler(ResumableBatchSampler):
         return self._peek[1]
 
 
-def reload_every(max_tokens: int) -> int:
+def budgeted(batching: str, max_tokens: int) -> bool:
+    """Whether training batches have a token budget (and so a batch count that varies from epoch to epoch)."""
+    return max_tokens > 0 or batching == "tokens"
+
+
+def token_budget(split: Split, batch_size: int) -> int:
+    """`batching: tokens` without max_tokens: batch_size examples' worth of the training split's mean
+    source+target length, so an epoch has about as many steps as with batch_size-example batches, each of
+    them near-full however long its examples are."""
+    return max(1, round(batch_size * float((split.src_len + split.tgt_len).float().mean())))
+
+
+def reload_every(batching: str, max_tokens: int) -> int:
     """Trainer's reload_dataloaders_every_n_epochs: a token-budget epoch's batch count depends on its draw, and
     Lightning counts an epoch's batches when it loads the loader, so it must look again every epoch."""
-    return 1 if max_tokens > 0 else 0
+    return 1 if budgeted(batching, max_tokens) else 0
 
 
 def padding_counts(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -134,4 +148,6 @@ def train_sampler(split: Split, batch_size: int, seed: int, batching: str = "ran
     """The planned sampler for bucketed or token-budget batches; None: plain random batches (the old sampler)."""
     if batching == "random" and max_tokens <= 0:
         return None
-    return PlannedBatchSampler(split, batch_size, max_tokens, batching == "bucket", seed, rank, world)
+    if batching == "tokens" and max_tokens <= 0:
+        max_tokens = token_budget(split, batch_size)
+    return PlannedBatchSampler(split, batch_size, max_tokens, batching in ("bucket", "tokens"), seed, rank, world)

@@ -1,0 +1,111 @@
+"""A corpus run at its defaults: token-budget bucketed batches (the default since issue 28) vs random batches.
+
+The corpus is the one benchmarks/corpus.py generates (shaped like Multi30k: source sentences of 5-40 words,
+long-tailed, mean about 13; Zipfian words; the target a locally reordered word-for-word dictionary of the
+source), 8,000 training pairs by default, written as train/val/test.tsv and read by the `tsv` task with
+sentencepiece BPE at 8,000 pieces per side. Each run trains the real harness (`fit`) in a fresh process:
+Transformer d_model 128, 2+2 layers, batch_size 64, 3 epochs, one thread; validation BLEU every epoch,
+test BLEU on the best checkpoint (free-running greedy decoding). The two settings differ only in
+train.batching (default `auto` -> `tokens` for a tsv task, vs `random`), seed by seed, interleaved
+(tokens, random, random, tokens, ...) so a busy spell of a shared machine hits both.
+
+Figures: padding fraction of the training batches (goal <= 10%), training tokens/s (real tokens, padding not
+counted) of the default over random (the median of per-seed ratios; goal >= 1.8x), test BLEU of each
+(mean and spread over seeds: the default must be within random's seed spread), and peak RSS of the run
+process (goal <= 1 GB, issue 28 item 3; docs/memory.md says where it goes).
+
+    .venv/bin/python benchmarks/default_batching.py [--pairs 8000] [--epochs 3] [--seeds 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import Row, cli, finish, print_table
+
+SETTINGS = {"default": {}, "random": {"batching": "random"}}
+
+
+def run_one(setting: str, seed: int, corpus: Path, epochs: int, threads: int) -> dict:
+    """Train one (setting, seed) in this process; its figures as a dict."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from ablate.config import build_run
+    from ablate.train.fit import fit
+
+    task = {"name": "tsv", **{k: str(corpus / f"{k}.tsv") for k in ("train", "val", "test")},
+            "tokens": "bpe", "vocab_size": 8000}
+    tree = {"task": task, "model": {"arch": "transformer", "d_model": 128, "n_layers": 2},
+            "train": {"max_epochs": epochs, "batch_size": 64, "monitor": "val/bleu", **SETTINGS[setting]}}
+    cfg, _ = build_run(tree, seed, "benchmark")
+    with tempfile.TemporaryDirectory() as run_dir:
+        r = fit(cfg, run_dir)
+    return {"batching": cfg.train.batching, "tokens_per_s": r["tokens_per_s"], "pad_fraction": r["pad_fraction"],
+            "bleu": r["metrics"]["test/bleu"], "steps": r["steps"], "train_time_s": r["train_time_s"],
+            "eval_time_s": r["eval_time_s"], "params": r["params"],
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> list[Row]:
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":  # a child: one run
+        setting, seed, corpus, epochs, threads, out = sys.argv[2:8]
+        Path(out).write_text(json.dumps(run_one(setting, int(seed), Path(corpus), int(epochs), int(threads))))
+        return []
+    import argparse
+
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--pairs", type=int, default=8000)
+    extra.add_argument("--epochs", type=int, default=3)
+    extra.add_argument("--seeds", type=int, default=2)
+    known, rest = extra.parse_known_args()
+    sys.argv = [sys.argv[0], *rest]
+    args = cli(__doc__.splitlines()[0])
+    pairs, epochs, seeds = (600, 1, 1) if args.quick else (known.pairs, known.epochs, known.seeds)
+    from corpus import write_corpus
+
+    got: dict[str, list[dict]] = {k: [] for k in SETTINGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp)
+        write_corpus(corpus, pairs)
+        env = {**os.environ, "ABLATE_CACHE_DIR": str(corpus / "cache"), "ABLATE_PROGRESS": "off"}
+        for seed in range(seeds):
+            order = list(SETTINGS) if seed % 2 == 0 else list(reversed(SETTINGS))
+            for setting in order:
+                out = corpus / f"{setting}{seed}.json"
+                cmd = [sys.executable, __file__, "--one", setting, str(seed), str(corpus), str(epochs),
+                       str(args.threads), str(out)]
+                subprocess.run(cmd, check=True, env=env)
+                got[setting].append(json.loads(out.read_text()))
+                print(f"seed {seed} {setting}: {got[setting][-1]}", file=sys.stderr, flush=True)
+    keys = ["pad_fraction", "tokens_per_s", "bleu", "steps", "train_time_s", "eval_time_s", "peak_mb"]
+    print_table(f"{pairs} training pairs, BPE 8k, Transformer d128 2+2, batch_size 64, {epochs} epochs, "
+                f"{seeds} seeds (median; min..max)",
+                ["setting", "batching", *keys],
+                [[k, v[0]["batching"], *(f"{statistics.median(r[x] for r in v):.4g} "
+                                          f"({min(r[x] for r in v):.4g}..{max(r[x] for r in v):.4g})" for x in keys)]
+                 for k, v in got.items()])
+    d, r = got["default"], got["random"]
+    rows = [Row.of("default_batching", "training tokens/s, default vs random", "tok/s",
+                   [x["tokens_per_s"] for x in d], [x["tokens_per_s"] for x in r], 1.8, False),
+            Row("default_batching", "padding fraction of the default vs 10%", "share",
+                max(x["pad_fraction"] for x in d), 0.10, max(x["pad_fraction"] for x in d) / 0.10, 1.0, True),
+            Row.of("default_batching", "test BLEU, default vs random (reported)", "BLEU",
+                   [x["bleu"] for x in d], [x["bleu"] for x in r], None, False),
+            Row("default_batching", "peak RSS of the default run vs 1 GB", "MB", max(x["peak_mb"] for x in d),
+                1024.0, max(x["peak_mb"] for x in d) / 1024.0, 1.0, True)]
+    finish(args, "Default (token-budget bucketed) vs random batches on a corpus", rows)
+    print("BLEU by seed: " + "  ".join(f"{k} {[round(x['bleu'], 2) for x in v]}" for k, v in got.items()))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,10 @@ from ablate.train.batching import padding_counts
 from ablate.train.metrics import decode_counts
 from ablate.train.texts import TextView
 
+# The validation/test loss computes logits for at most this many floats at once (64 MB in fp32): one eval
+# batch of a small vocabulary in one piece, as before; of an 8k-piece vocabulary, a few dozen rows at a time.
+EVAL_LOGIT_FLOATS = 2**24
+
 
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (timings of asynchronous devices)."""
@@ -107,10 +111,22 @@ class SeqModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------ evaluation
+    def _nll(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed teacher-forced NLL of a batch (no smoothing: the reported loss is the NLL per target token),
+        its logits computed a few rows at a time: a whole eval batch's logits (rows x target length x
+        vocabulary, held twice with the log-softmax) were the peak memory of a corpus run (docs/memory.md)."""
+        tgt = batch["tgt"]
+        step = max(1, EVAL_LOGIT_FLOATS // max(1, tgt.size(1) * len(self.vocab)))
+        nll = tgt.new_zeros((), dtype=torch.float32)
+        for i in range(0, tgt.size(0), step):
+            rows = slice(i, i + step)
+            logits = self.model(batch["src"][rows], batch["src_len"][rows], batch["tgt_in"][rows])
+            nll = nll + F.cross_entropy(logits.flatten(0, 1).float(), tgt[rows].flatten(), ignore_index=Vocab.pad,
+                                        reduction="sum")
+        return nll
+
     def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
-        logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
-                              reduction="sum")  # no smoothing: the reported loss is the NLL per target token
+        nll = self._nll(batch)
         timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
         if timed:
             sync(batch["src"].device)

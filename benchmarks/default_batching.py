@@ -1,18 +1,20 @@
 """A corpus run at its defaults: token-budget bucketed batches (the default since issue 28) vs random batches.
 
-The corpus is the one benchmarks/corpus.py generates (shaped like Multi30k: source sentences of 5-40 words,
-long-tailed, mean about 13; Zipfian words; the target a locally reordered word-for-word dictionary of the
-source), 8,000 training pairs by default, written as train/val/test.tsv and read by the `tsv` task with
-sentencepiece BPE at 8,000 pieces per side. Each run trains the real harness (`fit`) in a fresh process:
-Transformer d_model 128, 2+2 layers, batch_size 64, 3 epochs, one thread; validation BLEU every epoch,
-test BLEU on the best checkpoint (free-running greedy decoding). The two settings differ only in
-train.batching (default `auto` -> `tokens` for a tsv task, vs `random`), seed by seed, interleaved
-(tokens, random, random, tokens, ...) so a busy spell of a shared machine hits both.
+The corpus: the `translate` task's synthetic language pair (English-like SVO -> an invented SOV language with
+agreement) exported as train/val/test.tsv (8,000 / 300 / 300 pairs by default, lines as `ablate data` writes
+them), its pairs drawn so that source lengths are long-tailed like captions' (5-30 words, most short: see
+write_translate_corpus) and read back by the `tsv` task with sentencepiece BPE asked for
+8,000 pieces per side (the language's small vocabulary gets fewer: the run prints how many). Each run trains
+the real harness (`fit`) in a fresh process: Transformer d_model 128, 2+2 layers, batch_size 64, 3 epochs,
+one thread; validation BLEU every epoch, test BLEU on the best checkpoint (free-running greedy decoding).
+The two settings differ only in train.batching (the default `auto` -> `tokens` for a tsv task, vs `random`),
+seed by seed, interleaved (default, random, random, default, ...) so a busy spell of a shared machine hits
+both alike.
 
 Figures: padding fraction of the training batches (goal <= 10%), training tokens/s (real tokens, padding not
 counted) of the default over random (the median of per-seed ratios; goal >= 1.8x), test BLEU of each
-(mean and spread over seeds: the default must be within random's seed spread), and peak RSS of the run
-process (goal <= 1 GB, issue 28 item 3; docs/memory.md says where it goes).
+(per seed: the default must be within random's seed spread), and peak RSS of the run process (goal <= 1 GB,
+issue 28 item 3; docs/memory.md says where it goes).
 
     .venv/bin/python benchmarks/default_batching.py [--pairs 8000] [--epochs 3] [--seeds 2] [--quick]
 """
@@ -32,6 +34,31 @@ from common import Row, cli, finish, print_table
 SETTINGS = {"default": {}, "random": {"batching": "random"}}
 
 
+def write_translate_corpus(out: Path, pairs: int, seed: int = 0) -> None:
+    """The translate task's pairs as tsv files (as `ablate data` writes them), drawn so that source lengths
+    are long-tailed like captions' (most short, a few long: P(length L) ~ exp(-(L - 5) / 6) over 5-30 words)
+    rather than the task's uniform 5-30."""
+    import math
+    import random
+
+    from ablate.tasks import build_task
+    from ablate.tasks.export import split_lines
+    from ablate.tasks.translate import TranslateConfig
+
+    n_eval = 300
+    data = build_task(TranslateConfig(n_train=5 * (pairs + 2 * n_eval), n_val=10, n_test=10, min_len=5,
+                                      max_len=30))
+    rng = random.Random(seed)
+    lines = [line for line, n in zip(split_lines(data.train, data.vocab, data.vocab), data.train.src_len.tolist(),
+                                     strict=True) if rng.random() < math.exp(-(n - 5) / 6)]
+    if len(lines) < pairs + 2 * n_eval:
+        raise SystemExit(f"--pairs {pairs}: only {len(lines)} pairs drawn; ask for fewer")
+    sizes = {"train.tsv": lines[:pairs], "val.tsv": lines[pairs:pairs + n_eval],
+             "test.tsv": lines[pairs + n_eval:pairs + 2 * n_eval]}
+    for name, part in sizes.items():
+        (out / name).write_text("".join(line + "\n" for line in part))
+
+
 def run_one(setting: str, seed: int, corpus: Path, epochs: int, threads: int) -> dict:
     """Train one (setting, seed) in this process; its figures as a dict."""
     import resource
@@ -49,7 +76,11 @@ def run_one(setting: str, seed: int, corpus: Path, epochs: int, threads: int) ->
     cfg, _ = build_run(tree, seed, "benchmark")
     with tempfile.TemporaryDirectory() as run_dir:
         r = fit(cfg, run_dir)
-    return {"batching": cfg.train.batching, "tokens_per_s": r["tokens_per_s"], "pad_fraction": r["pad_fraction"],
+    from ablate.tasks import build_task
+
+    data = build_task(cfg.task)  # the subword models are cached: cheap
+    return {"batching": cfg.train.batching, "pieces": [len(data.src_vocab), len(data.vocab)],
+            "tokens_per_s": r["tokens_per_s"], "pad_fraction": r["pad_fraction"],
             "bleu": r["metrics"]["test/bleu"], "steps": r["steps"], "train_time_s": r["train_time_s"],
             "eval_time_s": r["eval_time_s"], "params": r["params"],
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -70,12 +101,10 @@ def main() -> list[Row]:
     sys.argv = [sys.argv[0], *rest]
     args = cli(__doc__.splitlines()[0])
     pairs, epochs, seeds = (600, 1, 1) if args.quick else (known.pairs, known.epochs, known.seeds)
-    from corpus import write_corpus
-
     got: dict[str, list[dict]] = {k: [] for k in SETTINGS}
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp)
-        write_corpus(corpus, pairs)
+        write_translate_corpus(corpus, pairs)
         env = {**os.environ, "ABLATE_CACHE_DIR": str(corpus / "cache"), "ABLATE_PROGRESS": "off"}
         for seed in range(seeds):
             order = list(SETTINGS) if seed % 2 == 0 else list(reversed(SETTINGS))
@@ -87,7 +116,8 @@ def main() -> list[Row]:
                 got[setting].append(json.loads(out.read_text()))
                 print(f"seed {seed} {setting}: {got[setting][-1]}", file=sys.stderr, flush=True)
     keys = ["pad_fraction", "tokens_per_s", "bleu", "steps", "train_time_s", "eval_time_s", "peak_mb"]
-    print_table(f"{pairs} training pairs, BPE 8k, Transformer d128 2+2, batch_size 64, {epochs} epochs, "
+    print_table(f"{pairs} training pairs (translate task as tsv), BPE pieces {got['default'][0]['pieces']}, "
+                f"Transformer d128 2+2, batch_size 64, {epochs} epochs, "
                 f"{seeds} seeds (median; min..max)",
                 ["setting", "batching", *keys],
                 [[k, v[0]["batching"], *(f"{statistics.median(r[x] for r in v):.4g} "

@@ -15,13 +15,13 @@ from ablate.train.data import TaskDataModule
 
 
 def varied_corpus(path: Path, n: int = 2000, seed: int = 0) -> str:
-    """Caption-like pairs: source lengths 3-40 words, log-normal (most short, a long tail), targets a few words
-    longer or shorter than their sources."""
+    """Caption-like pairs: source lengths 3-40 words, log-normal (most short, a long tail), each target about a
+    fifth longer than its source, give or take a word (as a translation's length follows its source's)."""
     rng = random.Random(seed)
     lines = []
     for _ in range(n):
         s = min(40, max(3, round(rng.lognormvariate(2.5, 0.5))))
-        t = max(1, s + rng.randint(-3, 3))
+        t = max(1, round(1.2 * s) + rng.randint(-1, 1))
         lines.append(" ".join(f"w{rng.randrange(50)}" for _ in range(s)) + "\t"
                      + " ".join(f"v{rng.randrange(50)}" for _ in range(t)) + "\n")
     path.write_text("".join(lines))

@@ -98,8 +98,17 @@ class SeqModule(pl.LightningModule):
         real, slots = padding_counts(batch)
         self._tokens_acc = self._tokens_acc + real.detach()
         self.train_slots += slots
-        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
+        if self._logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Whether Lightning writes this step's logged values to the loggers (every log_every_n_steps, and when
+        stopping): only then is train/loss logged, since each self.log costs about a millisecond of Lightning's
+        bookkeeping and the other steps' values were never written (issue 28: the harness's own cost)."""
+        t = self.trainer
+        n = t.log_every_n_steps
+        return bool(n) and ((self.global_step + 1) % n == 0 or t.should_stop)
 
     def configure_optimizers(self):
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.cfg.optimizer]

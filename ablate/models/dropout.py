@@ -1,8 +1,9 @@
 """Dropout at its real cost on CPU.
 
-torch's CPU dropout draws its mask with bernoulli_ (about 6 ns an element, the cost of the whole op several
-times over: benchmarks/dropout.py); a uniform draw compared with p is the same Bernoulli(1 - p) mask (to the
-2^-24 resolution of a float32 uniform) at about half the cost. Other devices keep torch's fused kernel;
+torch's CPU dropout draws its mask with bernoulli_ (about 6 ns an element, most of the op's cost; the multiply
+is 0.1 ns); a float32 uniform compared with p in place is the same Bernoulli(1 - p) mask (to the 2^-24
+resolution of the uniform) for about a third less, forward and backward (benchmarks/dropout.py measures what
+that does to a training step per architecture). Other devices keep torch's fused kernel;
 p = 0 or eval mode returns the input untouched. Attention-weight dropout is not done here: it is the fused
 attention kernel's own dropout_p (ablate.models.attention).
 """

@@ -104,8 +104,8 @@ class SeqModule(pl.LightningModule):
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning writes this step's logged values to the loggers (every log_every_n_steps, and when
-        stopping): only then is train/loss logged, since each self.log costs about a millisecond of Lightning's
-        bookkeeping and the other steps' values were never written (issue 28: the harness's own cost)."""
+        stopping): only then is train/loss logged, since each self.log goes through Lightning's bookkeeping (the
+        largest Python cost of a step in a profile) and the other steps' values were never written (issue 28)."""
         t = self.trainer
         n = t.log_every_n_steps
         return bool(n) and ((self.global_step + 1) % n == 0 or t.should_stop)

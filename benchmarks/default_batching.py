@@ -42,15 +42,18 @@ def write_translate_corpus(out: Path, pairs: int, seed: int = 0) -> None:
     import random
 
     from ablate.tasks import build_task
-    from ablate.tasks.export import split_lines
     from ablate.tasks.translate import TranslateConfig
 
     n_eval = 300
     data = build_task(TranslateConfig(n_train=5 * (pairs + 2 * n_eval), n_val=10, n_test=10, min_len=5,
                                       max_len=30))
-    rng = random.Random(seed)
-    lines = [line for line, n in zip(split_lines(data.train, data.vocab, data.vocab), data.train.src_len.tolist(),
-                                     strict=True) if rng.random() < math.exp(-(n - 5) / 6)]
+    rng, train, vocab = random.Random(seed), data.train, data.vocab
+    lines = []
+    for i, n in enumerate(train.src_len.tolist()):  # the lines `ablate data` writes
+        if rng.random() < math.exp(-(n - 5) / 6):
+            src = vocab.decode(train.src[i, :n].tolist(), strip=False)
+            tgt = vocab.decode(train.tgt[i, : int(train.tgt_len[i])].tolist())  # stops at <eos>
+            lines.append(" ".join(src) + "\t" + " ".join(tgt))
     if len(lines) < pairs + 2 * n_eval:
         raise SystemExit(f"--pairs {pairs}: only {len(lines)} pairs drawn; ask for fewer")
     sizes = {"train.tsv": lines[:pairs], "val.tsv": lines[pairs:pairs + n_eval],

@@ -38,8 +38,10 @@ class TrainConfig:
                             "first); -1: no limit")
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
-    batching: str = option("random", "training batches: random, or bucket (similar lengths batched together, "
-                           "batches shuffled)", choices=["random", "bucket"])
+    batching: str = option("auto", "training batches: random; bucket (similar lengths batched together, batches "
+                           "shuffled); tokens (bucketed, each under a token budget: max_tokens, or batch_size x the "
+                           "training split's mean source+target length); auto: tokens for tasks whose lengths vary "
+                           "(tsv, translate), random for the others", choices=["auto", "random", "bucket", "tokens"])
     max_tokens: int = option(0, "> 0: token-budget training batches of at most this many padded source+target "
                              "tokens (batch_size then unused for training)", minimum=0)
     lr: float = option(1.0e-3, "learning rate", above=0)
@@ -258,6 +260,13 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ building runs
+def resolve_batching(task: str) -> str:
+    """What `train.batching: auto` means for a task: token-budget bucketed batches where example lengths vary
+    (a task registered with lengths_vary=True: padding would otherwise be half of a random batch), else random
+    batches. Tasks of fixed or narrow lengths keep random batches, and so the ids their runs always had."""
+    return "tokens" if TASKS.meta(task).get("lengths_vary") else "random"
+
+
 def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, list[str]]:
     """A validated, fully resolved RunConfig from a config tree; returns (config, notes)."""
     errors: list[ConfigError] = []
@@ -291,6 +300,8 @@ def build_run(tree: dict[str, Any], seed: int, where: str) -> tuple[RunConfig, l
     given = tree.get("train") if isinstance(tree.get("train"), dict) else {}
     if "max_epochs" not in given and parts["train"].max_steps > 0:  # Lightning: max_steps alone, no epoch limit
         parts["train"] = replace(parts["train"], max_epochs=-1)
+    if parts["train"].batching == "auto":  # resolved here, so a run's config and id hold what it trains with
+        parts["train"].batching = resolve_batching(task.name)
     cfg = RunConfig(task=task, model=parts["model"], train=parts["train"], seed=seed, logger=parts["logger"],
                     eval=parts["eval"])
     errors = _check_values(cfg, where)

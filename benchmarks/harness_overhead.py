@@ -29,6 +29,7 @@ from ablate.models import build_model
 from ablate.tasks import build_task
 from ablate.tasks.vocab import Vocab
 from ablate.train.data import TaskDataModule
+from ablate.train.decoding import decode_caps
 from ablate.train.fit import fit
 from ablate.train.metrics import decode_counts
 from ablate.train.sizing import info_of
@@ -63,14 +64,16 @@ def run_harness(cfg) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model, loader, label_smoothing: float) -> dict[str, float]:
+def evaluate(model, loader, label_smoothing: float, caps) -> dict[str, float]:
+    """caps: the harness's per-example decoding caps (the task's, never the references'; here equal to the
+    longest target), so that both sides decode as many steps whatever the task."""
     model.eval()
     sums = {"loss": 0.0, "n": 0, "tokens": 0, "token_correct": 0, "seq_correct": 0}
     for b in loader:
         logits = model(b["src"], b["src_len"], b["tgt_in"])
         loss = F.cross_entropy(logits.flatten(0, 1), b["tgt"].flatten(), ignore_index=Vocab.pad,
                                label_smoothing=label_smoothing)
-        counts = decode_counts(model.generate(b["src"], b["src_len"], b["tgt"].size(1)), b["tgt"])
+        counts = decode_counts(model.generate(b["src"], b["src_len"], caps(b["src_len"])), b["tgt"])
         sums["loss"] += float(loss) * b["src"].size(0)
         sums["n"] += b["src"].size(0)
         for k, v in counts.items():
@@ -86,6 +89,7 @@ def run_plain(cfg) -> dict[str, float]:
     torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) does
     data = build_task(cfg.task)
     model = build_model(cfg.model, info_of(data))
+    caps = decode_caps(data, info_of(data).max_tgt_len)  # what fit() gives SeqModule
     dm = TaskDataModule(data, t.batch_size, t.eval_batch_size, seed=cfg.seed)
     train_loader, val_loader = dm.train_dataloader(), dm.val_dataloader()
     betas = (0.9, 0.98) if t.schedule == "noam" else (0.9, 0.999)
@@ -106,9 +110,9 @@ def run_plain(cfg) -> dict[str, float]:
             opt.step()
             sched.step()
         if (epoch + 1) % t.val_every == 0:
-            evaluate(model, val_loader, t.label_smoothing)
+            evaluate(model, val_loader, t.label_smoothing, caps)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    evaluate(model, dm.test_dataloader(), t.label_smoothing)
+    evaluate(model, dm.test_dataloader(), t.label_smoothing, caps)
     return {"fit": fit_s, "fit_cpu": fit_cpu, "call": time.perf_counter() - t_call}
 
 

@@ -20,7 +20,7 @@ from common import Row, print_rows
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["harness_overhead", "transformer_layer", "lstm_encoder", "attention_style", "grid_scaling", "ssm",
-              "corpus", "decode", "batching"]
+              "corpus", "decode", "batching", "dropout", "default_batching"]
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ablate.models.attention import ATTENTION, MultiHeadAttention
+from ablate.models.dropout import Dropout
 from ablate.models.encoders import RNN_CELLS, ConvStack, EncoderOutput, FeedForward, TransformerStackBase
 from ablate.registry import Registry
 
@@ -80,7 +81,7 @@ class RNNDecoder(nn.Module):
         if attention != "none":
             self.attn = ATTENTION.get(attention)(d_model, n_heads=n_heads, d_k=d_k, d_v=d_v, dropout=dropout)
             self.combine = nn.Linear((3 if self.style == "bahdanau" else 2) * d_model, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def init_state(self, enc: Optional[EncoderOutput]):
         """The encoder's final state, or (for non-recurrent encoders) its mean; None = zeros."""
@@ -240,7 +241,7 @@ class TransformerDecoderLayer(nn.Module):
         self.cross_attn = kind(d_model, n_heads, d_k, d_v, dropout)  # source and target positions differ
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.pre, self.causal = norm == "pre", causal
 
     def _sub(self, i, x, fn):

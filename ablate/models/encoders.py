@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ablate.models.attention import ATTENTION
+from ablate.models.dropout import Dropout
 from ablate.models.positional import POSITIONAL, PositionalEncoding
 from ablate.registry import Registry
 
@@ -51,7 +52,7 @@ class MLPEncoder(nn.Module):
         layers: list[nn.Module] = []
         width = in_len * d_model
         for _ in range(n_layers):
-            layers += [nn.Linear(width, d_ff), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, d_ff), nn.ReLU(), Dropout(dropout)]
             width = d_ff
         layers.append(nn.Linear(width, out_len * d_model))
         self.net = nn.Sequential(*layers)
@@ -77,7 +78,7 @@ class ConvBlock(nn.Module):
         span = (kernel_size - 1) * dilation
         self.span = span
         self.pad = (span, 0) if causal else (span // 2, span - span // 2)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def step(self, x: torch.Tensor, buf: torch.Tensor,
              lengths: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +177,7 @@ for _cell in RNN_CELLS:
 # ---------------------------------------------------------------- Transformer
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(dropout), nn.Linear(d_ff, d_model))
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -188,7 +189,7 @@ class TransformerEncoderLayer(nn.Module):
         self.attn = ATTENTION.get(attention)(d_model, n_heads, d_k, d_v, dropout, positional=positional)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.pre = norm == "pre"
 
     def forward(self, x, pad=None, need_weights=False):
@@ -212,7 +213,7 @@ class TransformerStackBase(nn.Module):
         super().__init__()
         self.scale = d_model**0.5
         self.pos = POSITIONAL.get(pos_encoding)(d_model, max_len)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

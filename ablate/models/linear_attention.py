@@ -13,10 +13,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ablate.models.attention import Attention, HeadProjections, allowed_mask
 from ablate.models.components import ATTENTION
+from ablate.models.dropout import Dropout
 from ablate.models.positional import PositionalEncoding
 
 EPS = 1e-6
@@ -39,7 +39,7 @@ class LinearAttention(HeadProjections, Attention):
                              f"{type(positional).__name__} biases scores and cannot apply (use sinusoidal, "
                              f"learned, rotary or none)")
         self._projections(d_model, n_heads, d_k, d_v)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def _out(self, y):
         return self.out(self.drop(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner)))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.decoders import DecoderOutput
+from ablate.models.dropout import Dropout
 
 LayerState = tuple[torch.Tensor, torch.Tensor]  # conv buffer (B, E, d_conv − 1), scan state h (B, E, N)
 
@@ -104,7 +105,7 @@ class SelectiveSSMBlock(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # (E, N)
         self.D = nn.Parameter(torch.ones(E))
         self.out_proj = nn.Linear(E, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         # Δ = softplus(dt_proj(.)) starts log-uniform in [dt_min, dt_max], as Mamba: the bias is softplus⁻¹ of it.
         with torch.no_grad():
             dt = torch.exp(torch.rand(E) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))

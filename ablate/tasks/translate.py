@@ -236,6 +236,7 @@ def _check(cfg: TranslateConfig) -> None:
 
 
 @TASKS.register("translate", check=_check, config=TranslateConfig, kind="seq2seq", metrics=("bleu", "chrf"),
+                lengths_vary=True,  # the default training batches are length-bucketed (train.batching: auto)
                 help="synthetic English-like SVO -> invented SOV language with agreement; reports BLEU and chrF")
 def build_translate(cfg: TranslateConfig) -> TaskData:
     _check(cfg)

@@ -263,6 +263,7 @@ def _tokenizers(cfg: TsvConfig, train: list[Pair]):
 
 
 @TASKS.register("tsv", check=_check, config=TsvConfig, kind="seq2seq", metrics=("bleu", "chrf"),
+                lengths_vary=True,  # the default training batches are length-bucketed (train.batching: auto)
                 help="your own source<TAB>target file(s) (path, or train/val/test; plain or .gz), "
                      "word/char/bpe/unigram tokens, separate or shared vocabularies; BLEU and chrF")
 def build_tsv(cfg: TsvConfig) -> TaskData:

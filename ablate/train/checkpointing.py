@@ -110,6 +110,16 @@ def all_ranks(obj: Any) -> list[Any]:
     return out
 
 
+def training_ends_here(trainer: Any) -> bool:
+    """This validation is the fit's last, by its budget (max_steps reached, or the end of the last epoch): a
+    resume checkpoint saved now would only be deleted when the run finishes (finish_resume), so it is not
+    written (issue 28: the harness's own cost). A stop by a rule (early stopping, a target) still saves."""
+    if trainer.max_steps is not None and trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        return True
+    last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= trainer.current_epoch + 1
+    return last_epoch and bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
 class ResumeCheckpoint(ModelCheckpoint):
     """Saves the full training state to checkpoints/last.ckpt after every validation, atomically.
 
@@ -132,7 +142,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         return "ResumeCheckpoint"
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or trainer.state.fn != "fit":
+        if trainer.sanity_checking or trainer.state.fn != "fit" or training_ends_here(trainer):
             return
         for lg in trainer.loggers:  # metrics.csv up to this point goes into the checkpoint
             lg.save()

@@ -8,7 +8,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from ablate.tasks import Split, TaskData
 from ablate.tasks.vocab import Vocab
-from ablate.train.batching import train_sampler
+from ablate.train.batching import budgeted, train_sampler
 from ablate.train.checkpointing import ResumableBatchSampler
 
 
@@ -64,7 +64,7 @@ class TaskDataModule(pl.LightningDataModule):
         ds = SplitDataset(split)
         if shuffle:  # a seeded generator: the same seed gives the same batch order, resumable mid-epoch
             # A reload (token budgets: every epoch, see reload_every) keeps the sampler, so its generator moves on.
-            if not (self.max_tokens > 0 and self.train_sampler is not None):
+            if not (budgeted(self.batching, self.max_tokens) and self.train_sampler is not None):
                 self.train_sampler = train_sampler(split, batch_size, self.seed, self.batching, self.max_tokens) or \
                     ResumableBatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed)),
                                           batch_size)

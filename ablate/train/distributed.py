@@ -26,7 +26,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ablate.config import RunConfig
-from ablate.train.batching import train_sampler
+from ablate.train.batching import budgeted, train_sampler
 from ablate.train.checkpointing import ResumableBatchSampler
 from ablate.train.data import SplitDataset, TaskDataModule, _identity
 
@@ -59,7 +59,7 @@ class DistributedData(TaskDataModule):
     def train_dataloader(self) -> DataLoader:  # reshuffled each epoch (Lightning calls set_epoch)
         t, ds = self.trainer, self.data.train
         # Bucketed or token-budget batches: every rank plans the same epoch and takes every world-th batch.
-        if not (self.max_tokens > 0 and self.train_sampler is not None):  # kept on a reload (reload_every)
+        if not (budgeted(self.batching, self.max_tokens) and self.train_sampler is not None):  # kept on a reload
             self.train_sampler = train_sampler(ds, self.batch_size, self.seed, self.batching, self.max_tokens,
                                                t.global_rank, t.world_size)
         if self.train_sampler is None:

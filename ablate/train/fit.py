@@ -186,7 +186,7 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
         callbacks=[ckpt, resume, timer, eval_timer, progress, recorder, *stoppers],
         gradient_clip_val=t.grad_clip or None,
-        **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.max_tokens),
+        **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.batching, t.max_tokens),
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )

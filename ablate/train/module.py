@@ -27,6 +27,10 @@ from ablate.train.batching import padding_counts
 from ablate.train.metrics import decode_counts
 from ablate.train.texts import TextView
 
+# The validation/test loss computes logits for at most this many floats at once (64 MB in fp32): one eval
+# batch of a small vocabulary in one piece, as before; of an 8k-piece vocabulary, a few dozen rows at a time.
+EVAL_LOGIT_FLOATS = 2**24
+
 
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (timings of asynchronous devices)."""
@@ -95,8 +99,17 @@ class SeqModule(pl.LightningModule):
         real, slots = padding_counts(batch)
         self._tokens_acc = self._tokens_acc + real.detach()
         self.train_slots += slots
-        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
+        if self._logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch["src"].size(0))
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Whether Lightning writes this step's logged values to the loggers (every log_every_n_steps, and when
+        stopping): only then is train/loss logged, since each self.log goes through Lightning's bookkeeping (the
+        largest Python cost of a step in a profile) and the other steps' values were never written (issue 28)."""
+        t = self.trainer
+        n = t.log_every_n_steps
+        return bool(n) and ((self.global_step + 1) % n == 0 or t.should_stop)
 
     def configure_optimizers(self):
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.cfg.optimizer]
@@ -109,11 +122,25 @@ class SeqModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------ evaluation
+    def _nll(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed teacher-forced NLL of a batch and the sum of its squares per token (no smoothing: the reported
+        loss is the NLL per target token; the squares give its standard error for early stopping), the logits
+        computed a few rows at a time: a whole eval batch's logits (rows x target length x vocabulary, held twice
+        with the log-softmax) were the peak memory of a corpus run (docs/memory.md)."""
+        tgt = batch["tgt"]
+        step = max(1, EVAL_LOGIT_FLOATS // max(1, tgt.size(1) * len(self.vocab)))
+        nll = tgt.new_zeros((), dtype=torch.float32)
+        nll_sq = tgt.new_zeros((), dtype=torch.float32)
+        for i in range(0, tgt.size(0), step):
+            rows = slice(i, i + step)
+            logits = self.model(batch["src"][rows], batch["src_len"][rows], batch["tgt_in"][rows])
+            per_token = F.cross_entropy(logits.flatten(0, 1).float(), tgt[rows].flatten(), ignore_index=Vocab.pad,
+                                        reduction="none")
+            nll, nll_sq = nll + per_token.sum(), nll_sq + per_token.pow(2).sum()
+        return nll, nll_sq
+
     def _evaluate(self, batch: dict[str, torch.Tensor], **decoding: Any) -> dict[str, torch.Tensor]:
-        logits = self.model(batch["src"], batch["src_len"], batch["tgt_in"])
-        per_token = F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt"].flatten(), ignore_index=Vocab.pad,
-                                    reduction="none")  # no smoothing: the reported loss is the NLL per target token
-        nll = per_token.sum()
+        nll, nll_sq = self._nll(batch)
         timed = self.trainer is not None and self.trainer.testing  # decode tokens/s: the test split's decoding
         if timed:
             sync(batch["src"].device)
@@ -126,7 +153,7 @@ class SeqModule(pl.LightningModule):
             self.decode_tokens += int((pred != Vocab.pad).sum())
         counts = decode_counts(pred, batch["tgt"])
         n = batch["src"].size(0)
-        sums = {"nll": nll.detach(), "nll_sq": per_token.detach().pow(2).sum(),
+        sums = {"nll": nll.detach(), "nll_sq": nll_sq.detach(),
                 "hit_cap": counts["hit_cap"].sum().float(),
                 "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),

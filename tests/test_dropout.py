@@ -1,0 +1,42 @@
+"""Issue 28 item 2: our CPU dropout is dropout — Bernoulli(1 - p) masks scaled by 1 / (1 - p), seeded, the
+gradient through the same mask — and costs nothing where p = 0 or in eval mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate.models.dropout import Dropout, dropout
+
+
+def test_dropout_zeroes_a_p_share_scales_the_rest_and_follows_the_seed():
+    x = torch.ones(400_000)
+    torch.manual_seed(0)
+    y = dropout(x, 0.3, True)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.003)  # sd of the share: 0.0007
+    assert torch.equal(y[kept], torch.full((int(kept.sum()),), 1 / 0.7))
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.3, True), y)  # the global generator: seeds are honoured
+    assert not torch.equal(dropout(x, 0.3, True), y)
+
+
+def test_the_gradient_flows_through_the_same_mask():
+    x = torch.randn(1000, requires_grad=True)
+    y = dropout(x, 0.5, True)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * 2)
+
+
+def test_dropout_returns_its_input_untouched_in_eval_mode_or_at_p_zero():
+    x = torch.randn(10)
+    assert dropout(x, 0.0, True) is x and dropout(x, 0.5, False) is x
+    d = Dropout(0.2).eval()
+    assert d(x) is x and isinstance(d, torch.nn.Dropout) and repr(d) == repr(torch.nn.Dropout(0.2))
+
+
+def test_a_bf16_input_keeps_its_dtype_and_the_exact_rate():
+    torch.manual_seed(1)
+    y = dropout(torch.ones(200_000, dtype=torch.bfloat16), 0.1, True)
+    assert y.dtype == torch.bfloat16
+    assert (y == 0).float().mean().item() == pytest.approx(0.1, abs=0.003)

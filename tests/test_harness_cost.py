@@ -1,0 +1,66 @@
+"""Issue 28 item 4: the harness's own cost — train/loss is logged only on the steps Lightning writes, and the
+resume checkpoint is not written at the fit's last validation (it would be deleted at the end anyway)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from ablate.config import build_run
+from ablate.train import checkpointing
+from ablate.train.fit import fit
+from ablate.train.module import SeqModule
+
+TREE = {"task": {"name": "reverse", "vocab_size": 6, "min_len": 2, "max_len": 6, "n_train": 160, "n_val": 8,
+                 "n_test": 8},
+        "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
+        "train": {"batch_size": 16, "max_epochs": 2, "val_every_n_steps": 7}}
+
+
+def losses(run_dir: Path) -> list[tuple[str, str]]:
+    with open(run_dir / "metrics.csv") as f:
+        return [(r["step"], r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
+def test_train_loss_is_logged_as_before_though_self_log_runs_only_on_written_steps(tmp_path, monkeypatch):
+    cfg, _ = build_run(TREE, 0, "t")
+    calls = []
+    real = SeqModule._logs_this_step
+    monkeypatch.setattr(SeqModule, "_logs_this_step", lambda self: calls.append(real(self)) or calls[-1])
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    fit(cfg, tmp_path / "a")
+    monkeypatch.setattr(SeqModule, "_logs_this_step", lambda self: True)  # every step, as before
+    fit(cfg, tmp_path / "b")
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) >= 2
+    assert len(calls) == 20 and sum(calls) == len(losses(tmp_path / "a"))  # 20 steps, a few of them logged
+
+
+def test_the_resume_checkpoint_is_saved_at_every_validation_but_the_last(tmp_path, monkeypatch):
+    saved = []
+    real = checkpointing.ResumeCheckpoint.on_validation_end
+
+    def spy(self, trainer, pl_module):
+        real(self, trainer, pl_module)
+        if self.path.is_file():
+            saved.append(trainer.global_step)
+            self.path.unlink()
+
+    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", spy)
+    cfg, _ = build_run({**TREE, "train": {**TREE["train"], "val_every_n_steps": 5}}, 0, "t")
+    result = fit(cfg, tmp_path)
+    assert result["steps"] == 20
+    assert saved == [5, 10, 15]  # validations at 5, 10, 15 and 20 (the end: not saved)
+
+
+@pytest.mark.parametrize("train, ends", [({"max_steps": 5}, True), ({"max_epochs": 3}, False)])
+def test_training_ends_here_reads_the_budget(train, ends):
+    class Progress:
+        is_last_batch = True
+
+    class Trainer:
+        max_steps, max_epochs, global_step, current_epoch = train.get("max_steps", -1), train.get("max_epochs"), 5, 1
+        fit_loop = type("F", (), {"epoch_loop": type("E", (), {"batch_progress": Progress})})
+
+    assert checkpointing.training_ends_here(Trainer) is ends

@@ -36,6 +36,8 @@ class TrainConfig:
                              "set alone)")
     max_steps: int = option(-1, "> 0 stops after this many optimizer steps (whichever of it and max_epochs comes "
                             "first); -1: no limit")
+    max_flops: float = option(0, "> 0 stops once the training FLOPs reach this budget (3x the counted forward "
+                              "FLOPs per step: ablate.models.flops); 0: no limit", minimum=0)
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
     batching: str = option("random", "training batches: random, or bucket (similar lengths batched together, "

@@ -62,7 +62,7 @@ def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[Co
 
 
 # ------------------------------------------------------------------ why a run stopped (pure: the report uses these)
-STOP_REASONS = ("target", "plateau", "max_steps", "max_epochs", "time_limit", "diverged", "interrupted")
+STOP_REASONS = ("target", "plateau", "max_steps", "max_flops", "max_epochs", "time_limit", "diverged", "interrupted")
 IMPROVING_WINDOW = 3  # validations the still-improving rule looks back over
 
 

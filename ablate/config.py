@@ -22,7 +22,7 @@ from ablate.errors import ConfigError, ConfigErrors
 from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
 from ablate.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
-from ablate.structured import field_errors, option
+from ablate.structured import default_of, field_errors, option
 from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 
@@ -141,7 +141,7 @@ class RunConfig:
 
     def training_identity(self) -> dict[str, Any]:
         """What decides the trained weights: everything but eval (and the logger)."""
-        return {"task": asdict(self.task), "model": asdict(self.model), "train": asdict(self.train),
+        return {"task": asdict(self.task), "model": _identity(self.model), "train": _identity(self.train),
                 "seed": self.seed}
 
     def identity(self) -> dict[str, Any]:
@@ -154,6 +154,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "eval": asdict(self.eval), "logger": asdict(self.logger)}
+
+
+# Fields added after runs were stored: in a run's identity only away from their default, so stored runs keep
+# their ids (and a run that sets one is another run).
+LATE_FIELDS = ("max_flops", "match_flops")
+
+
+def _identity(section: Any) -> dict[str, Any]:
+    d = asdict(section)
+    for key in LATE_FIELDS:
+        if key in d and d[key] == default_of(type(section), key):
+            del d[key]
+    return d
 
 
 @dataclass

@@ -98,3 +98,33 @@ def test_match_flops_with_match_params_is_one_clear_error(tmp_path, capsys):
     assert main(["plan", str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model.match_flops=100000" in err and "match_params" in err
+
+
+def test_flops_and_seconds_to_target_are_those_of_the_validation_that_reached_it(tmp_path):
+    from ablate.config import build_run
+    from ablate.train.fit import fit
+
+    (tmp_path / "r").mkdir()
+    # a loss of at most 100 is reached at the first validation: after epoch 1, 2 steps of 32 examples
+    cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {
+        "batch_size": 32, "max_epochs": 5, "target": {"metric": "val/loss", "value": 100}}}, 0, "t")
+    result = fit(cfg, tmp_path / "r")
+    assert (result["steps_to_target"], result["stop_reason"], result["steps"]) == (2, "target", 2)
+    assert result["flops_to_target"] == result["train_flops"] > 0
+    assert 0 < result["seconds_to_target"] == result["train_time_s"]
+
+
+def test_to_target_fields_read_the_reaching_validation_not_the_end():
+    from types import SimpleNamespace
+
+    from ablate.train.compute import ComputeMeter
+
+    meter = ComputeMeter(SimpleNamespace(seconds=9.0))
+    meter.flops, meter.target_tokens = 300, 30
+    meter.at_validation = {2: (100, 1.5), 4: (200, 3.0)}  # step -> (FLOPs, seconds) at each validation
+    got = meter.fields({"steps_to_target": 4})
+    assert (got["flops_to_target"], got["seconds_to_target"]) == (200, 3.0)
+    assert (got["train_flops"], got["train_flops_per_token"], got["flops_per_s"]) == (300, 10.0, 300 / 9.0)
+    unreached = meter.fields({"steps_to_target": None})
+    assert (unreached["flops_to_target"], unreached["seconds_to_target"]) == (None, None)
+    assert "flops_to_target" not in meter.fields({})  # no target set

@@ -9,7 +9,7 @@ the seconds. Seconds are those of training steps only (TrainTimer): validation d
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -70,8 +70,9 @@ class ComputeMeter(Callback):
         if not trainer.sanity_checking and trainer.state.fn == "fit":
             self.at_validation[trainer.global_step] = (self.flops, self.timer.seconds)
 
-    def fields(self, steps_to_target: Optional[int]) -> dict[str, Any]:
-        """result.json's compute fields; *_to_target where a target was set (None while not reached)."""
+    def fields(self, stops: dict[str, Any]) -> dict[str, Any]:
+        """result.json's compute fields; with the stop fields' steps_to_target (a target was set), FLOPs and
+        seconds at that validation (None where it was not reached)."""
         seconds = self.timer.seconds
         out: dict[str, Any] = {
             "train_flops": self.flops,
@@ -79,8 +80,8 @@ class ComputeMeter(Callback):
             "flops_per_s": self.flops / seconds if seconds else None,
             "flops_lower_bound": self.lower_bound,
         }
-        if steps_to_target is not None:
-            flops, secs = self.at_validation.get(steps_to_target, (None, None))
+        if "steps_to_target" in stops:
+            flops, secs = self.at_validation.get(stops["steps_to_target"], (None, None))
             out |= {"flops_to_target": flops, "seconds_to_target": secs}
         return out
 

@@ -282,7 +282,7 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         "steps": run.trainer.global_step,
         "resumed_at_step": run.resume.resumed_at_step,
         **stop_fields(run.stoppers),
-        **(run.meter.fields(stop_fields(run.stoppers).get("steps_to_target")) if run.trained is None else {}),
+        **(run.meter.fields(stop_fields(run.stoppers)) if run.trained is None else {}),
         # why training ended, and the optimizer step of the weights the test metrics come from (a re-test: its
         # source's, from trained.fields())
         **({**stop_record(run.trainer, [*run.stoppers, run.meter], run.recorder),

@@ -104,6 +104,8 @@ class ReportConfig:
     samples: Optional[list[str]] = None  # inputs for the attention heatmaps (default: a short test input)
     # environment fields in which compared rows may differ on purpose (the page still names them, as accepted)
     accept_confounds: Optional[list[str]] = None
+    x: str = option("step", "learning curves' x axis: step, flops (cumulative training FLOPs) or seconds "
+                    "(cumulative training seconds)", choices=["step", "flops", "seconds"])
 
 
 CONFOUND_FIELDS = ["threads", "torch", "lightning", "python", "cpu", "device", "dtype", "code", "dirty"]

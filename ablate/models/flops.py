@@ -127,7 +127,8 @@ def count_forward(model: nn.Module, run: Callable[[], Any]) -> FlopCount:
         elif not seen_exactly(mod):
             handles.append(mod.register_forward_hook(note))
     try:
-        with counter, torch.no_grad():
+        # eager even where train.compile compiled the modules: the hooks and the counter see every call
+        with torch.compiler.set_stance("force_eager"), counter, torch.no_grad():
             run()
     finally:
         for h in handles:

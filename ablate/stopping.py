@@ -124,4 +124,6 @@ def budget_text(t: Any, n_train: Optional[int]) -> str:
     where = f"max_epochs {t.max_epochs}" if binds.startswith("max_epochs") else binds
     if binds == "max_epochs or max_steps":
         where = f"max_epochs {t.max_epochs} or max_steps {t.max_steps}"
+    if getattr(t, "max_flops", 0):  # a compute budget may bind first; its steps are known only once counted
+        where += f"; or max_flops {t.max_flops:.3g}"
     return f"{steps if steps is not None else '?'} ({where})"

@@ -34,6 +34,16 @@ class ComputeMeter(Callback):
         self.lower_bound = False  # some component was counted by torch's counter alone
         self._per_shape: dict[tuple[int, ...], int] = {}
 
+    @property
+    def target_tokens(self) -> int:
+        """Real (unpadded) target tokens trained on."""
+        return self._tokens_base + (int(self._tokens_acc) if self._tokens_acc is not None else 0)
+
+    @target_tokens.setter
+    def target_tokens(self, value: int) -> None:
+        # summed on the batch's device and read when asked: no device sync per step
+        self._tokens_base, self._tokens_acc = int(value), None
+
     def step_flops(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> int:
         """Training FLOPs of one step on this batch (cached per shape)."""
         src, tgt_in = batch["src"], batch["tgt_in"]
@@ -53,7 +63,8 @@ class ComputeMeter(Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         self.flops += self.step_flops(pl_module.model, batch)
-        self.target_tokens += int((batch["tgt"] != Vocab.pad).sum())
+        real = (batch["tgt"] != Vocab.pad).sum()
+        self._tokens_acc = real if self._tokens_acc is None else self._tokens_acc + real
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

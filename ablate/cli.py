@@ -72,6 +72,9 @@ def add_plan(sub: Any) -> None:
     pl.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     pl.add_argument("--runs-dir", type=Path, default=Path("runs"),
                     help="where to look for finished runs: DIR/<name>/ (default runs)")
+    pl.add_argument("--flops", action="store_true",
+                    help="also show each row's parameters and forward FLOPs per target token (builds the models: "
+                         "needs torch, takes seconds per row)")
     pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugin_sub", help=PLUGIN_HELP)
 
 
@@ -187,7 +190,7 @@ def cmd_run(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
 
 def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.api import load
-    from ablate.experiment.plan import plan
+    from ablate.experiment.plan import model_sizes, plan
     from ablate.experiment.store import Store
     from ablate.experiment.tune import PENDING, tuned_plan
 
@@ -201,6 +204,13 @@ def cmd_plan(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
              budget_text(r.config.train, getattr(r.config.task, "n_train", 0) or None))
             for r in [*p.runs, *pending]]
     head = ("run_id", "variant", "grid point", "seed", "status", "arch", "step budget (binding limit)")
+    if args.flops:
+        sizes: dict[str, tuple[int, float]] = {}  # one count per distinct model and task (seeds share it)
+        for i, r in enumerate([*p.runs, *pending]):
+            key = repr((r.config.model, r.config.task))
+            sizes[key] = sizes.get(key) or model_sizes(r.config)
+            rows[i] = (*rows[i], f"{sizes[key][0]:,}", f"{sizes[key][1]:.4g}")
+        head = (*head, "params", "FLOPs/token")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:

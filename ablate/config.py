@@ -22,7 +22,7 @@ from ablate.errors import ConfigError, ConfigErrors
 from ablate.models import ArchConfig, model_config
 from ablate.registry import suggest
 from ablate.stopping import EarlyStoppingConfig, TargetConfig, check_stopping
-from ablate.structured import field_errors, option
+from ablate.structured import default_of, field_errors, option
 from ablate.structured import structured as _structured
 from ablate.tasks import TASKS, TaskConfig
 
@@ -36,6 +36,8 @@ class TrainConfig:
                              "set alone)")
     max_steps: int = option(-1, "> 0 stops after this many optimizer steps (whichever of it and max_epochs comes "
                             "first); -1: no limit")
+    max_flops: float = option(0, "> 0 stops once the training FLOPs reach this budget (3x the counted forward "
+                              "FLOPs per step: ablate.models.flops); 0: no limit", minimum=0)
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
     batching: str = option("auto", "training batches: random; bucket (similar lengths batched together, batches "
@@ -104,6 +106,8 @@ class ReportConfig:
     samples: Optional[list[str]] = None  # inputs for the attention heatmaps (default: a short test input)
     # environment fields in which compared rows may differ on purpose (the page still names them, as accepted)
     accept_confounds: Optional[list[str]] = None
+    x: str = option("step", "learning curves' x axis: step, flops (cumulative training FLOPs) or seconds "
+                    "(cumulative training seconds)", choices=["step", "flops", "seconds"])
 
 
 CONFOUND_FIELDS = ["threads", "torch", "lightning", "python", "cpu", "device", "dtype", "code", "dirty"]
@@ -141,7 +145,7 @@ class RunConfig:
 
     def training_identity(self) -> dict[str, Any]:
         """What decides the trained weights: everything but eval (and the logger)."""
-        return {"task": asdict(self.task), "model": asdict(self.model), "train": asdict(self.train),
+        return {"task": asdict(self.task), "model": _identity(self.model), "train": _identity(self.train),
                 "seed": self.seed}
 
     def identity(self) -> dict[str, Any]:
@@ -154,6 +158,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "eval": asdict(self.eval), "logger": asdict(self.logger)}
+
+
+# Fields added after runs were stored: in a run's identity only away from their default, so stored runs keep
+# their ids (and a run that sets one is another run).
+LATE_FIELDS = ("max_flops", "match_flops")
+
+
+def _identity(section: Any) -> dict[str, Any]:
+    d = asdict(section)
+    for key in LATE_FIELDS:
+        if key in d and d[key] == default_of(type(section), key):
+            del d[key]
+    return d
 
 
 @dataclass

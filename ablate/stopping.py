@@ -62,7 +62,7 @@ def check_stopping(t: Any, monitors: list[str], where: Optional[str]) -> list[Co
 
 
 # ------------------------------------------------------------------ why a run stopped (pure: the report uses these)
-STOP_REASONS = ("target", "plateau", "max_steps", "max_epochs", "time_limit", "diverged", "interrupted")
+STOP_REASONS = ("target", "plateau", "max_steps", "max_flops", "max_epochs", "time_limit", "diverged", "interrupted")
 IMPROVING_WINDOW = 3  # validations the still-improving rule looks back over
 
 
@@ -124,4 +124,6 @@ def budget_text(t: Any, n_train: Optional[int]) -> str:
     where = f"max_epochs {t.max_epochs}" if binds.startswith("max_epochs") else binds
     if binds == "max_epochs or max_steps":
         where = f"max_epochs {t.max_epochs} or max_steps {t.max_steps}"
+    if getattr(t, "max_flops", 0):  # a compute budget may bind first; its steps are known only once counted
+        where += f"; or max_flops {t.max_flops:.3g}"
     return f"{steps if steps is not None else '?'} ({where})"

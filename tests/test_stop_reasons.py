@@ -197,6 +197,7 @@ def test_max_steps_alone_means_no_epoch_limit(tmp_path):
     ({"max_steps": 3000, "max_epochs": 10, "batch_size": 64}, "630 (max_epochs 10)"),  # 4000/64 -> 63 a epoch
     ({"max_steps": 3000, "batch_size": 64}, "3000 (max_steps)"),  # alone: no epoch limit
     ({"max_epochs": 2, "batch_size": 64}, "126 (max_epochs 2)"),
+    ({"max_steps": 2000, "max_flops": 1e9, "batch_size": 64}, "2000 (max_steps; or max_flops 1e+09)"),
 ])
 def test_plan_shows_the_step_budget_and_the_binding_limit(tmp_path, capsys, train, expected):
     from ablate.cli import main

@@ -83,8 +83,15 @@ def plan(exp: Experiment) -> Plan:
                     if ctx not in notes[n]:
                         notes[n].append(ctx)
                 _track_toggles(toggles, _model_keys({**(v_over or {}), **point}), cfg)
+                if cfg.model.match_params and cfg.model.match_flops:
+                    errors.append(ConfigError("model.match_flops", cfg.model.match_flops, "cannot be set with "
+                                              "model.match_params: size rows to one budget, parameters or FLOPs",
+                                              where))
+                    break
                 if cfg.model.match_params:
                     cfg = match_params(cfg, where)
+                elif cfg.model.match_flops:
+                    cfg = match_flops(cfg, where)
                 rid = run_id(cfg)
                 if rid in runs:
                     runs[rid].aliases.append(PlannedRun(rid, cfg, vname, point, seed).label)
@@ -180,7 +187,7 @@ def check_report(exp: Experiment, runs: list[PlannedRun], where: str) -> list[Co
 def _track_toggles(seen: dict[str, tuple[Any, set[str], bool]], given: dict[str, Any], cfg: RunConfig) -> None:
     """Keys a grid or a variant sets: an error if no run at all has them (the base section's only get a note)."""
     for key, value in given.items():
-        if key in ("arch", "match_params") or value is None:
+        if key in ("arch", "match_params", "match_flops") or value is None:
             continue
         old_value, archs, applied = seen.get(key, (value, set(), False))
         archs.add(cfg.model.arch)
@@ -239,9 +246,22 @@ def match_params(cfg: RunConfig, where: str) -> RunConfig:
     """
     from ablate.train.sizing import count_params, task_info  # torch: only when asked for
 
-    target = cfg.model.match_params
     info = task_info(cfg.task)
-    count = lambda m: count_params(m, info)  # noqa: E731
+    return _match(cfg, where, "model.match_params", cfg.model.match_params, lambda m: count_params(m, info),
+                  "parameters")
+
+
+def match_flops(cfg: RunConfig, where: str) -> RunConfig:
+    """The run with its width chosen so its forward FLOPs per target token (one example at the task's mean
+    lengths: ablate.train.sizing.flops_per_token) are within 5% of model.match_flops; as match_params otherwise."""
+    from ablate.train.sizing import flops_per_token  # torch: only when asked for
+
+    return _match(cfg, where, "model.match_flops", cfg.model.match_flops, lambda m: flops_per_token(m, cfg.task),
+                  "FLOPs per token")
+
+
+def _match(cfg: RunConfig, where: str, key: str, target: float, count, unit: str) -> RunConfig:
+    """The run at the width whose count(model), which grows with the width, lands within 5% of target."""
     fine = type(cfg.model).fine_width
     model, n = _fit_width(cfg.model, count, target, 1, 1)  # unbounded first: runs sized before the floor keep it
     floor = width_floor(cfg.model)
@@ -253,15 +273,26 @@ def match_params(cfg: RunConfig, where: str) -> RunConfig:
         if n > target:
             smallest = _fit_width(replace(model, n_layers=1), count, 0, floor, MIN_WIDTH)
             sizes = f"d_model={floor}" + (f", {fine}={MIN_WIDTH}" if fine else "") + ", n_layers=1"
-            raise ConfigErrors([ConfigError("model.match_params", target,
+            raise ConfigErrors([ConfigError(key, target,
                                             f"arch {cfg.model.arch!r} cannot be built that small with no width below "
                                             f"its floor (>= n_heads and >= {MIN_WIDTH}): the smallest it can build "
-                                            f"has {smallest[1]} parameters ({sizes}); ask for at least that",
+                                            f"has {_amount(smallest[1])} {unit} ({sizes}); ask for at least that",
                                             where)])
-        raise ConfigErrors([ConfigError("model.match_params", target,
-                                        f"arch {cfg.model.arch!r} gets no closer than {n} parameters "
+        raise ConfigErrors([ConfigError(key, target,
+                                        f"arch {cfg.model.arch!r} gets no closer than {_amount(n)} {unit} "
                                         f"(d_model={model.d_model}); change n_layers or the target", where)])
     return replace(cfg, model=model)
+
+
+def model_sizes(cfg: RunConfig) -> tuple[int, float]:
+    """(parameters, forward FLOPs per target token at the task's mean lengths) of a run's model (`plan --flops`)."""
+    from ablate.train.sizing import count_params, flops_per_token, task_info  # torch: only when asked for
+
+    return count_params(cfg.model, task_info(cfg.task)), flops_per_token(cfg.model, cfg.task)
+
+
+def _amount(n: float) -> str:
+    return str(n) if isinstance(n, int) else f"{n:.4g}"
 
 
 def _fit_width(start: Any, count, target: int, floor: int, fine_floor: int):

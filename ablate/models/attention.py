@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.components import ATTENTION
+from ablate.models.flops import matmul
 from ablate.models.positional import PositionalEncoding
 
 
@@ -70,6 +71,14 @@ class KVCache:
 
     def select(self, idx: torch.Tensor) -> KVCache:
         return KVCache(self.k[idx], self.v[idx])
+
+
+def call_lengths(args: tuple, kwargs: dict) -> tuple[int, int, int, int]:
+    """(B, Lq, Lk, D) of an attention call query, memory=None, ... (self-attention: Lk = Lq)."""
+    query = args[0]
+    memory = args[1] if len(args) > 1 else kwargs.get("memory")
+    B, Lq, D = query.shape
+    return B, Lq, (Lq if memory is None else memory.size(1)), D
 
 
 def _grow(t: torch.Tensor, need: int) -> torch.Tensor:
@@ -161,6 +170,11 @@ class HeadProjections:
         self.qkv = nn.Linear(d_model, 2 * self.qk_inner + self.inner)
         self.out = nn.Linear(self.inner, d_model)
 
+    def _projection_flops(self, B: int, Lq: int, Lk: int, D: int) -> int:
+        """Queries from Lq positions, keys and values from Lk, and the output projection."""
+        return (matmul(B * Lq, D, self.qk_inner) + matmul(B * Lk, D, self.qk_inner + self.inner)
+                + matmul(B * Lq, self.inner, D))
+
     def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H*d) -> (B, H, L, d)
         B, L, _ = x.shape
         return x.view(B, L, self.h, -1).transpose(1, 2)
@@ -190,6 +204,12 @@ class MultiHeadAttention(HeadProjections, Attention):
         super().__init__(positional)
         self._projections(d_model, n_heads, d_k, d_v)
         self.dropout = dropout
+
+    def flops(self, args: tuple, kwargs: dict, output: Any) -> int:
+        """Projections, then per head the scores q k^T (2·Lq·Lk·d_k) and the weighted sum (2·Lq·Lk·d_v)."""
+        B, Lq, Lk, D = call_lengths(args, kwargs)
+        return (self._projection_flops(B, Lq, Lk, D)
+                + B * self.h * (matmul(Lq, self.dk, Lk) + matmul(Lq, Lk, self.dv)))
 
     def _out(self, y):
         return self.out(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner))
@@ -252,6 +272,12 @@ class AdditiveAttention(Attention):
         self.wk = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, 1, bias=False)
 
+    def flops(self, args: tuple, kwargs: dict, output: Any) -> int:
+        """W q and U k, then per (query, key) pair the sum W q + U k (D), v . tanh(...) (2·D) and the weighted
+        sum of the memory (2·D)."""
+        B, Lq, Lk, D = call_lengths(args, kwargs)
+        return matmul(B * Lq, D, D) + matmul(B * Lk, D, D) + B * Lq * Lk * 5 * D
+
     def _q(self, query):
         return self.wq(query)[:, None]
 
@@ -279,6 +305,11 @@ class DotAttention(Attention):
     def __init__(self, d_model: int, n_heads: int = 1, d_k: Optional[int] = None, d_v: Optional[int] = None,
                  dropout: float = 0.0, positional: Optional[PositionalEncoding] = None):
         super().__init__(positional)
+
+    def flops(self, args: tuple, kwargs: dict, output: Any) -> int:
+        """Scores q . k (2·D per pair) and the weighted sum of the memory (2·D per pair)."""
+        B, Lq, Lk, D = call_lengths(args, kwargs)
+        return B * (matmul(Lq, D, Lk) + matmul(Lq, Lk, D))
 
     def _q(self, query):
         return query[:, None]

@@ -31,6 +31,9 @@ class ArchConfig:
     dropout: float = option(0.0, "dropout probability", minimum=0, below=1)
     match_params: Optional[int] = option(None, "planner only: choose d_model so the parameter count lands "
                                          "within 5% of this", minimum=1)
+    match_flops: Optional[float] = option(None, "planner only: choose d_model so the forward FLOPs per target "
+                                          "token (one example at the task's mean lengths) land within 5% of this",
+                                          above=0)
 
     # A second width the planner tunes after d_model, for a finer grain (None: d_model alone).
     fine_width: ClassVar[Optional[str]] = None

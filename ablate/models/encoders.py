@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ablate.models.attention import ATTENTION
 from ablate.models.dropout import Dropout
+from ablate.models.flops import matmul
 from ablate.models.positional import POSITIONAL, PositionalEncoding
 from ablate.registry import Registry
 
@@ -79,6 +80,12 @@ class ConvBlock(nn.Module):
         self.span = span
         self.pad = (span, 0) if causal else (span // 2, span - span // 2)
         self.drop = Dropout(dropout)
+
+    def flops(self, args: tuple, kwargs: dict, output: object) -> int:
+        """The convolution: each of L positions, D inputs x kernel_size taps to 2·D outputs (GLU's product,
+        one per output element, not counted)."""
+        B, L, D = args[0].shape
+        return B * matmul(L, D * self.conv.kernel_size[0], 2 * D)
 
     def step(self, x: torch.Tensor, buf: torch.Tensor,
              lengths: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:

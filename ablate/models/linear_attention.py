@@ -9,14 +9,15 @@ no score matrix, so an encoding that biases scores (ALiBi) does not apply and is
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
-from ablate.models.attention import Attention, HeadProjections, allowed_mask
+from ablate.models.attention import Attention, HeadProjections, allowed_mask, call_lengths
 from ablate.models.components import ATTENTION
 from ablate.models.dropout import Dropout
+from ablate.models.flops import matmul
 from ablate.models.positional import PositionalEncoding
 
 EPS = 1e-6
@@ -40,6 +41,19 @@ class LinearAttention(HeadProjections, Attention):
                              f"learned, rotary or none)")
         self._projections(d_model, n_heads, d_k, d_v)
         self.drop = Dropout(dropout)
+
+    def flops(self, args: tuple, kwargs: dict, output: Any) -> int:
+        """Projections and, per head: causal, per position the outer product phi(k) v^T and its running sum
+        (2·d_k·d_v), phi(q) against it (2·d_k·d_v), the normaliser's running sum, product and sum (3·d_k) and
+        the division (d_v); otherwise phi(k)^T v once (2·Lk·d_k·d_v), phi(q) against it (2·Lq·d_k·d_v), the
+        key sum (Lk·d_k), the normaliser (2·Lq·d_k) and the division (Lq·d_v)."""
+        B, Lq, Lk, D = call_lengths(args, kwargs)
+        dk, dv = self.dk, self.dv
+        if kwargs.get("causal", args[3] if len(args) > 3 else False):
+            per_head = Lq * (4 * dk * dv + 3 * dk + dv)
+        else:
+            per_head = matmul(dk, Lk, dv) + matmul(Lq, dk, dv) + Lk * dk + matmul(Lq, dk, 1) + Lq * dv
+        return self._projection_flops(B, Lq, Lk, D) + B * self.h * per_head
 
     def _out(self, y):
         return self.out(self.drop(y.transpose(1, 2).reshape(y.size(0), y.size(2), self.inner)))

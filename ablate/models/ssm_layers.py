@@ -21,6 +21,7 @@ from torch import nn
 
 from ablate.models.decoders import DecoderOutput
 from ablate.models.dropout import Dropout
+from ablate.models.flops import matmul
 
 LayerState = tuple[torch.Tensor, torch.Tensor]  # conv buffer (B, E, d_conv − 1), scan state h (B, E, N)
 
@@ -60,6 +61,14 @@ def _chunked_scan(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> to
         h[:, c].addcmul_(P[:, c], carried)
     h = h.reshape(B, C * T, *rest)
     return h if C * T == L else (h[:, C * T - L :] if reverse else h[:, :L])
+
+
+def scan_flops(L: int) -> int:
+    """FLOPs per state of _chunked_scan over L steps: within each of the C chunks of T, T − 1 steps of
+    h = a h + b and P = a P (3); then the C − 1 later chunks' carry h += P · state (2 per step)."""
+    T = chunk_len(L)
+    C = -(-L // T)
+    return C * (T - 1) * 3 + (C - 1) * T * 2
 
 
 class _Scan(torch.autograd.Function):
@@ -110,6 +119,20 @@ class SelectiveSSMBlock(nn.Module):
         with torch.no_grad():
             dt = torch.exp(torch.rand(E) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+    def flops(self, args: tuple, kwargs: dict, output: object) -> int:
+        """The projections, the depthwise convolution (2·E·d_conv per position), and over the scan's padded
+        length Lp for each of the E·N states: a = exp(Δ A) and b = Δu·B (1 each), the chunked scan as it runs
+        (within chunks h and the decay product, 3 per step; across chunks the carry, 2 per step) and y = C·h
+        (2). E-wide elementwise work (D·u, the gate) is not counted."""
+        x = args[0]
+        B, L, D = x.shape
+        E, N, K, R = self.E, self.N, self.K, self.R
+        rows = B * L
+        proj = (matmul(rows, D, 2 * E) + matmul(rows, E, R + 2 * N) + matmul(rows, R, E)
+                + matmul(rows, E, D) + 2 * rows * E * K)
+        Lp = L + -L % chunk_len(L)
+        return proj + B * E * N * (4 * Lp + scan_flops(Lp))
 
     def _selection(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Δ (..., E), B (..., N), C (..., N) from the convolved input u (..., E)."""

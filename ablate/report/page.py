@@ -169,7 +169,7 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
 
     ctx["names"] = short_names(df, s)
     audit_and_verdicts(ctx, s, df, rep)
-    figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
+    figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None), getattr(rep, "x", "step"))
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
 

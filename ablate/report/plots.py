@@ -108,7 +108,7 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
             ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel(m))
-        whole_number_axis(ax.xaxis)
+        whole_number_axis(ax.xaxis) if x in ("step", "length") else count_ticks(ax.xaxis)
         if m.endswith("tokens_per_s"):
             count_ticks(ax.yaxis)
         _acc_axis(ax, m)
@@ -151,10 +151,38 @@ def _runs_data(df: pd.DataFrame, root: Path, name: str, s: Summary) -> pd.DataFr
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
-    """Validation metric (and loss) vs training step: one panel per task, one colour per row."""
+# report.x -> (metrics.csv column, axis label)
+X_AXES = {"step": ("step", "training step"), "flops": ("train/flops", "training FLOPs (cumulative)"),
+          "seconds": ("train/seconds", "training seconds (cumulative)")}
+
+
+def at_steps(logged: pd.DataFrame, val: pd.DataFrame, col: str) -> pd.Series:
+    """Each row of val's cumulative `col` at its step, per run (run_id) from the training rows of `logged` that
+    record it: interpolated between logged steps (0 before the first step; metrics.csv's step s is after s + 1
+    optimizer steps), and beyond the last logged step at its mean rate per step. NaN for a run without any."""
+    out = pd.Series(np.nan, index=val.index, dtype=float)
+    if col not in logged:
+        return out
+    for rid, rows in val.groupby("run_id"):
+        mine = logged[(logged["run_id"] == rid) & logged[col].notna()].sort_values("step")
+        if mine.empty:
+            continue
+        steps = np.r_[-1.0, mine["step"].to_numpy(float)]
+        values = np.r_[0.0, mine[col].to_numpy(float)]
+        at = rows["step"].to_numpy(float)
+        got = np.interp(at, steps, values)
+        beyond = at > steps[-1]
+        got[beyond] = values[-1] * (at[beyond] + 1) / (steps[-1] + 1)
+        out[rows.index] = got
+    return out
+
+
+def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary, x: str = "step") -> Figure:
+    """Validation metric (and loss) vs training step, or cumulative training FLOPs or seconds (report.x): one
+    panel per task, one colour per row."""
     fig_ = Figure("learning_curves", "How fast does each row learn?")
     curves = _runs_data(df, root, "metrics.csv", s)
+    logged = curves
     if curves.empty or "step" not in curves:
         fig_.skipped = "no run has a metrics.csv (no finished runs with logged validation)"
         return fig_
@@ -172,7 +200,19 @@ def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figu
         return fig_
     runs = label_runs(_finished(df), s)
     curves, held = hold_last(curves[curves[panels].notna().any(axis=1)], panels)
-    panels = _lines(fig_, curves, "step", panels, out, "training step",
+    column, xlabel = X_AXES[x]
+    xcol, note = "step", ""
+    if x != "step":
+        curves = curves.assign(compute=at_steps(logged, curves, column))
+        if curves["compute"].isna().any():  # runs from before train/flops was recorded
+            note = f" Drawn against training steps: not every run records {column}."
+            xlabel = "training step"
+        else:  # seeds of a row differ a little (seconds): each step at the row's mean, so the seeds line up
+            curves["compute"] = curves.groupby(["facet", "hue", "step"])["compute"].transform("mean")
+            xcol = "compute"
+    else:
+        xlabel = "training step"
+    panels = _lines(fig_, curves, xcol, panels, out, xlabel,
            lambda m: f"validation {metric_name(m)} ({'higher' if better(m) == 'max' else 'lower'} is better)",
            baseline_hue(runs, s))
     n_seeds = int(curves.groupby("hue")["seed"].nunique().max())
@@ -180,7 +220,7 @@ def learning_curves(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figu
                     f"over seeds, band = min–max over seeds (up to {n_seeds} seed{'s' * (n_seeds != 1)} a row)"
                     + ("; a seed that stopped sooner (at its target or a plateau) holds its last value to the end "
                        "of its row's longest run, so the mean does not jump when it stops" if held else "")
-                    + ("; one panel per task." if curves["facet"].nunique() > 1 else "."))
+                    + ("; one panel per task." if curves["facet"].nunique() > 1 else ".") + note)
     return fig_
 
 
@@ -498,7 +538,7 @@ def _safely(fn: Any, name: str, title: str, *args: Any) -> list[Figure]:
 
 
 def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
-              samples: Optional[list[str]] = None) -> list[Figure]:
+              samples: Optional[list[str]] = None, x: str = "step") -> list[Figure]:
     """Every figure of the report, in page order (rows named and ordered as in the table)."""
     sns.set_theme(style="whitegrid", context="notebook")
     from ablate.report.forest import forest
@@ -507,7 +547,7 @@ def all_plots(df: pd.DataFrame, root: Path, out: Path, s: Summary,
     return [
         *([] if not s.baseline else _safely(forest, "forest", "What does each change do against the baseline?",
                                             df, s, out)),
-        *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s),
+        *_safely(learning_curves, "learning_curves", "How fast does each row learn?", df, root, out, s, x),
         *_safely(by_length, "by_length", "How does accuracy fall with input length?", df, root, out, s),
         *_safely(throughput, "throughput", "How do training and decoding speed scale with sequence length?", df, out,
                  s),

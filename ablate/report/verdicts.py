@@ -35,7 +35,7 @@ from ablate.report.tables import fmt, metric_name, welch_p
 
 FILE = "hypotheses.json"
 MIN_SEEDS = 3
-CAPS = ("max_steps", "max_epochs", "time_limit")
+CAPS = ("max_steps", "max_flops", "max_epochs", "time_limit")
 VERDICTS = ("supported", "not significant", "contradicted", "inconclusive")
 
 

@@ -155,6 +155,8 @@ def stop_reason(trainer: pl.Trainer, callbacks: list[Callback]) -> str:
         return "plateau"
     if trainer.interrupted:
         return "interrupted"
+    if any(getattr(cb, "budget_hit", False) for cb in callbacks):  # train.max_flops (ComputeMeter)
+        return "max_flops"
     if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         return "max_steps"
     if trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch >= trainer.max_epochs:

@@ -40,6 +40,7 @@ from ablate.train.accel import compile_model
 from ablate.train.batching import reload_every
 from ablate.train.callbacks import BestCheckpoint, StopRecorder, stop_callbacks, stop_fields, stop_record, val_schedule
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
+from ablate.train.compute import ComputeMeter
 from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
@@ -70,6 +71,11 @@ class TrainTimer(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.seconds += time.perf_counter() - self._t0
+        self._t0 = 0.0
+
+    def running(self) -> float:
+        """The seconds so far, the step in progress included."""
+        return self.seconds + (time.perf_counter() - self._t0 if self._t0 else 0.0)
 
 
 def git_commit() -> Optional[str]:
@@ -145,6 +151,7 @@ class Run:
     trained: Optional[Trained] = None  # a finished run differing only in eval.*: its weights are tested
     fit_time: float = 0.0
     dirty: Optional[bool] = None  # uncommitted changes under ablate/ when the run started (git_dirty)
+    meter: Optional[ComputeMeter] = None  # training FLOPs and seconds, train.max_flops
 
 
 def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -> Run:
@@ -174,6 +181,7 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False,
                            save_weights_only=True)  # weights only: all testing and `attend` need; saves faster
     timer, eval_timer = TrainTimer(), EvalTimer()
+    meter = ComputeMeter(timer, t.max_flops)  # before the timer: counting a new batch shape is not timed
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
     stoppers = stop_callbacks(t)
     recorder = StopRecorder(t.monitor)
@@ -184,14 +192,14 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
-        callbacks=[ckpt, resume, timer, eval_timer, progress, recorder, *stoppers],
+        callbacks=[ckpt, resume, meter, timer, eval_timer, progress, recorder, *stoppers],
         gradient_clip_val=t.grad_clip or None,
         **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.batching, t.max_tokens),
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(data.train) // t.batch_size)), default_root_dir=str(run_dir),
     )
     return Run(cfg, run_dir, data, module, dm, trainer, ckpt, timer, eval_timer, resume, stoppers, recorder, progress,
-               loggers, params, trained, dirty=git_dirty())
+               loggers, params, trained, dirty=git_dirty(), meter=meter)
 
 
 def train(run: Run) -> None:
@@ -274,9 +282,10 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         "steps": run.trainer.global_step,
         "resumed_at_step": run.resume.resumed_at_step,
         **stop_fields(run.stoppers),
+        **(run.meter.fields(stop_fields(run.stoppers)) if run.trained is None else {}),
         # why training ended, and the optimizer step of the weights the test metrics come from (a re-test: its
         # source's, from trained.fields())
-        **({**stop_record(run.trainer, run.stoppers, run.recorder),
+        **({**stop_record(run.trainer, [*run.stoppers, run.meter], run.recorder),
             "tested_step": run.ckpt.best_step if use_best else run.trainer.global_step} if run.trained is None else {}),
         "checkpoint": {"test_on": "best" if use_best else "last",
                        "path": os.path.relpath(test_ckpt, run_dir) if test_ckpt else None},

@@ -1,4 +1,5 @@
-"""Model sizes without training: parameter counts for the planner's match_params."""
+"""Model sizes without training: parameter counts and FLOPs per token for the planner's match_params and
+match_flops."""
 
 from __future__ import annotations
 
@@ -34,3 +35,29 @@ def task_info(task: Any) -> TaskInfo:
 def count_params(model: ArchConfig, info: TaskInfo) -> int:
     with torch.device("meta"):  # shapes only: no memory, no init
         return sum(p.numel() for p in build_model(model, info).parameters())
+
+
+_LENGTHS: dict[str, tuple[int, int]] = {}
+
+
+def mean_lengths(task: Any) -> tuple[int, int]:
+    """The training split's mean source and target lengths (target: the tokens predicted, <eos> included; the
+    decoder reads as many, <bos> first),
+    rounded to whole tokens (built once per distinct task config)."""
+    key = json.dumps(asdict(task), sort_keys=True)
+    if key not in _LENGTHS:
+        train = build_task(task).train
+        _LENGTHS[key] = (max(1, round(float(train.src_len.float().mean()))),
+                         max(1, round(float(train.tgt_len.float().mean()))))
+    return _LENGTHS[key]
+
+
+def flops_per_token(model: ArchConfig, task: Any) -> float:
+    """Forward FLOPs of one example at the task's mean lengths, per target token (ablate.models.flops)."""
+    from ablate.models.flops import example_forward
+
+    src, tgt = mean_lengths(task)
+    with torch.device("meta"):  # built without initialising; the weights' values never change a count
+        net = build_model(model, task_info(task))
+    net = net.to_empty(device="cpu")
+    return example_forward(net, src, tgt).total / tgt

@@ -1,0 +1,107 @@
+"""Training compute: cumulative FLOPs and seconds at every step, the train.max_flops budget, and the result fields.
+
+A training step costs 3x its forward FLOPs (the backward pass computes gradients of activations and of weights,
+each a forward's worth: Kaplan et al. 2020, §2.1). The forward is counted (ablate.models.flops) on the actual
+batch shape, padding included (the cost paid), once per distinct (batch, source, target) shape and cached; the
+count runs in eval mode under no_grad, outside the timed step, so it neither draws random numbers nor shows in
+the seconds. Seconds are those of training steps only (TrainTimer): validation decoding is not charged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from ablate.models.flops import count_forward
+from ablate.tasks.vocab import Vocab
+
+BACKWARD_FACTOR = 3  # forward + backward (twice the forward) per training step
+
+
+class ComputeMeter(Callback):
+    """Counts training FLOPs step by step, logs `train/flops` and `train/seconds` with each logged step, stops
+    the run once `max_flops` (> 0) is reached, and remembers FLOPs and seconds at each validation."""
+
+    def __init__(self, timer: Any, max_flops: float = 0):
+        self.timer, self.max_flops = timer, float(max_flops or 0)
+        self.flops = 0  # cumulative training FLOPs
+        self.target_tokens = 0  # real (unpadded) target tokens trained on
+        self.at_validation: dict[int, tuple[int, float]] = {}  # optimizer step -> (flops, seconds)
+        self.budget_hit = False
+        self.lower_bound = False  # some component was counted by torch's counter alone
+        self._per_shape: dict[tuple[int, ...], int] = {}
+
+    @property
+    def target_tokens(self) -> int:
+        """Real (unpadded) target tokens trained on."""
+        return self._tokens_base + (int(self._tokens_acc) if self._tokens_acc is not None else 0)
+
+    @target_tokens.setter
+    def target_tokens(self, value: int) -> None:
+        # summed on the batch's device and read when asked: no device sync per step
+        self._tokens_base, self._tokens_acc = int(value), None
+
+    def step_flops(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> int:
+        """Training FLOPs of one step on this batch (cached per shape)."""
+        src, tgt_in = batch["src"], batch["tgt_in"]
+        key = (*src.shape, *tgt_in.shape)
+        if key not in self._per_shape:
+            full = torch.full((src.size(0),), src.size(1), dtype=torch.long, device=src.device)
+            was = model.training
+            model.eval()
+            try:
+                count = count_forward(model, lambda: model(src, full, tgt_in))
+            finally:
+                model.train(was)
+            self.lower_bound = self.lower_bound or count.lower_bound
+            self._per_shape[key] = BACKWARD_FACTOR * count.total
+        return self._per_shape[key]
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self.flops += self.step_flops(pl_module.model, batch)
+        real = (batch["tgt"] != Vocab.pad).sum()
+        self._tokens_acc = real if self._tokens_acc is None else self._tokens_acc + real
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # float64 so the running total keeps its digits in metrics.csv
+        pl_module.log("train/flops", torch.tensor(float(self.flops), dtype=torch.float64), on_step=True,
+                      on_epoch=False, batch_size=batch["src"].size(0))
+        pl_module.log("train/seconds", float(self.timer.running()), on_step=True, on_epoch=False,
+                      batch_size=batch["src"].size(0))
+        if self.max_flops and self.flops >= self.max_flops:
+            self.budget_hit = True
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self.at_validation[trainer.global_step] = (self.flops, self.timer.seconds)
+
+    def fields(self, stops: dict[str, Any]) -> dict[str, Any]:
+        """result.json's compute fields; with the stop fields' steps_to_target (a target was set), FLOPs and
+        seconds at that validation (None where it was not reached)."""
+        seconds = self.timer.seconds
+        out: dict[str, Any] = {
+            "train_flops": self.flops,
+            "train_flops_per_token": self.flops / self.target_tokens if self.target_tokens else None,
+            "flops_per_s": self.flops / seconds if seconds else None,
+            "flops_lower_bound": self.lower_bound,
+        }
+        if "steps_to_target" in stops:
+            flops, secs = self.at_validation.get(stops["steps_to_target"], (None, None))
+            out |= {"flops_to_target": flops, "seconds_to_target": secs}
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"flops": self.flops, "target_tokens": self.target_tokens, "budget_hit": self.budget_hit,
+                "lower_bound": self.lower_bound, "at_validation": {str(k): list(v) for k, v in
+                                                                   self.at_validation.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.flops, self.target_tokens = int(state_dict.get("flops", 0)), int(state_dict.get("target_tokens", 0))
+        self.budget_hit, self.lower_bound = state_dict.get("budget_hit", False), state_dict.get("lower_bound", False)
+        self.at_validation = {int(k): (int(v[0]), float(v[1])) for k, v in state_dict.get("at_validation", {}).items()}

@@ -176,3 +176,29 @@ def test_best_checkpoint_of_an_accuracy_monitor_is_the_highest(tmp_path):
         seen = [float(r["val/token_acc"]) for r in csv.DictReader(f) if r.get("val/token_acc")]
     assert len(seen) == 4 and max(seen) > min(seen)
     assert result["best_val"]["val/token_acc"] == pytest.approx(max(seen))
+
+
+def test_the_subword_cache_falls_back_to_xdg_cache_home_then_the_home_directory(monkeypatch, tmp_path):
+    """subwords.cache_dir: the suite always sets ABLATE_CACHE_DIR, so its fallbacks ran in no test."""
+    from ablate.tasks.subwords import cache_dir
+
+    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine" / "sentencepiece"
+    monkeypatch.delenv("ABLATE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "ablate" / "sentencepiece"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "ablate" / "sentencepiece"
+
+
+def test_steps_to_target_of_runs_that_recorded_none_is_their_last_step():
+    """report.target.target_stats when results.csv has a target but no steps_to_target column (no run reached
+    it): every seed counts as its last step; the rows keep their place in results.csv (index not from 0)."""
+    import pandas as pd
+
+    from ablate.report.target import target_stats
+
+    runs = pd.DataFrame({"train.target.value": [0.99] * 3, "steps": [100, 300, 200]}, index=[4, 7, 9])
+    assert target_stats(runs) == {"steps_to_target/median": 200.0, "steps_to_target/reached": 0,
+                                  "steps_to_target/n": 3}

@@ -202,3 +202,41 @@ def test_steps_to_target_of_runs_that_recorded_none_is_their_last_step():
     runs = pd.DataFrame({"train.target.value": [0.99] * 3, "steps": [100, 300, 200]}, index=[4, 7, 9])
     assert target_stats(runs) == {"steps_to_target/median": 200.0, "steps_to_target/reached": 0,
                                   "steps_to_target/n": 3}
+
+
+def test_tsv_carves_a_split_of_a_single_source(tmp_path):
+    """tsv._carve: 10 distinct sources at val_frac = test_frac = 0.1 leave one source each to val and test (the
+    bound is 'at least one', not two)."""
+    from ablate.tasks.tsv import TsvConfig
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"s{i} x\tt{i} y\n" for i in range(10)))
+    data = build_task(TsvConfig(path=str(path), val_frac=0.1, test_frac=0.1))
+    assert (len(data.train), len(data.val), len(data.test)) == (8, 1, 1)
+
+
+def test_a_missing_tsv_file_names_the_key_to_set(tmp_path):
+    from ablate.tasks.tsv import read_pairs
+
+    with pytest.raises(ValueError, match=r"set task\.path to an existing"):
+        read_pairs(tmp_path / "nope.tsv")
+    with pytest.raises(ValueError, match=r"set task\.test to an existing"):
+        read_pairs(tmp_path / "nope.tsv", key="test")
+
+
+def test_an_empty_corpus_scores_zero():
+    from ablate.tasks.textmetrics import CorpusMetric
+
+    assert CorpusMetric("bleu")([], []) == 0.0 and CorpusMetric("chrf")([], []) == 0.0
+
+
+def test_tsv_takes_eight_subword_pieces_and_refuses_seven(tmp_path):
+    """The documented bound: vocab_size 0 (the default) or >= 8 pieces."""
+    from ablate.tasks.tsv import TsvConfig
+
+    path = tmp_path / "pairs.tsv"
+    words = ["a", "b", "ab", "ba", "aab", "abb", "bab", "aba", "bba", "baa"]  # few characters: 8 pieces hold them
+    path.write_text("".join(f"{w} a\t{w} b\n" for w in words))
+    assert len(build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=8)).vocab) > 5
+    with pytest.raises(ValueError, match="vocab_size=7 must be 0"):
+        build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=7))

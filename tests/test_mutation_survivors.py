@@ -240,3 +240,21 @@ def test_tsv_takes_eight_subword_pieces_and_refuses_seven(tmp_path):
     assert len(build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=8)).vocab) > 5
     with pytest.raises(ValueError, match="vocab_size=7 must be 0"):
         build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=7))
+
+
+def test_the_forest_plot_compares_with_an_unlabelled_base_and_is_saved_as_forest(tmp_path):
+    """forest_rows: base runs written without a label (label "") are the row 'base', as the table has them;
+    n_base counts their seeds; the figure's files are forest.png and forest.pdf (the page links them)."""
+    import pandas as pd
+
+    from ablate.report.forest import forest, forest_rows
+    from ablate.report.tables import summarize
+
+    rows = [dict(run_id=f"{v}{i}", variant=v, label=v, seed=i, status="finished", **{"test/seq_acc": x})
+            for v, xs in (("", [0.5, 0.6, 0.7]), ("wide", [0.9, 0.92, 0.94])) for i, x in enumerate(xs)]
+    df = pd.DataFrame(rows)
+    s = summarize(df, "test/seq_acc", baseline="base", keys=[])
+    f = forest_rows(df, s).set_index("label")
+    assert f.at["wide", "baseline"] == "base" and f.at["wide", "delta"] == pytest.approx(0.32)
+    assert (f.at["wide", "n"], f.at["wide", "n_base"]) == (3, 3)
+    assert forest(df, s, tmp_path).files == [tmp_path / "forest.png", tmp_path / "forest.pdf"]

@@ -258,3 +258,50 @@ def test_the_forest_plot_compares_with_an_unlabelled_base_and_is_saved_as_forest
     assert f.at["wide", "baseline"] == "base" and f.at["wide", "delta"] == pytest.approx(0.32)
     assert (f.at["wide", "n"], f.at["wide", "n_base"]) == (3, 3)
     assert forest(df, s, tmp_path).files == [tmp_path / "forest.png", tmp_path / "forest.pdf"]
+
+
+def tuned_runs(tmp_path):
+    """Row a: tuned over d_model (seed 0 picks; 32 has the better val/seq_acc but also the higher val/loss);
+    row b: every tuning run failed. Seed 1 runs at both settings."""
+    import json
+
+    import pandas as pd
+
+    best = {16: {"val/seq_acc": 0.5, "val/loss": 0.2}, 32: {"val/seq_acc": 0.9, "val/loss": 0.4}}
+    rows = []
+    for label in ("a", "b"):
+        for seed in (0, 1):
+            for d in (16, 32):
+                rid = f"{label}{seed}{d}"
+                failed = label == "b" and seed == 0
+                (tmp_path / rid).mkdir()
+                (tmp_path / rid / "result.json").write_text(json.dumps({"best_val": best[d]}))
+                rows.append({"run_id": rid, "label": label, "variant": label, "seed": seed,
+                             "status": "failed" if failed else "finished", "model.d_model": d, "train.lr": 0.1,
+                             "train.monitor": "val/seq_acc", "test/seq_acc": 0.1 * seed + d / 100})
+    return pd.DataFrame(rows)
+
+
+def test_tuning_without_a_metric_chooses_by_each_runs_monitor_and_keeps_rows_with_no_winner(tmp_path):
+    """tune.report_runs: no tune.metric -> the runs' own train.monitor (val/seq_acc: 32 wins; by val/loss 16
+    would); a row whose every tuning run failed keeps all its runs rather than failing the report."""
+    from ablate.experiment.tune import report_runs
+
+    df = tuned_runs(tmp_path)
+    final, every, notes = report_runs(df, {"tune": {"model.d_model": [16, 32]}, "seeds": [0, 1]}, tmp_path)
+    assert sorted(final["run_id"]) == ["a032", "a132", "b016", "b032", "b116", "b132"]
+    assert sorted(every.loc[every["run_id"].isin(["a016", "a116"]), "label"]) == ["a [tuning: model.d_model=16]"] * 2
+    assert "by the best train.monitor on validation" in notes[0]
+
+
+def test_every_tuned_key_gets_its_column_though_another_is_already_shown(tmp_path):
+    """tune.chosen_columns with two tuned keys, the first already a column of the table."""
+    from ablate.experiment.tune import chosen_columns
+    from ablate.report.tables import summarize
+
+    final = tuned_runs(tmp_path)
+    final = final[(final["label"] == "a") == (final["model.d_model"] == 32)]  # a chose 32, b 16
+    s = summarize(final, keys=["model.d_model", "train.lr"])
+    assert s.keys == ["model.d_model"]  # the same lr in every row: no column of its own
+    chosen_columns(s, final, {"tune": {"model.d_model": [16, 32], "train.lr": [0.1, 0.01]}})
+    assert s.keys == ["model.d_model", "train.lr"] and list(s.frame["train.lr"]) == [0.1, 0.1]

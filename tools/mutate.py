@@ -124,7 +124,8 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=3600, metavar="SECONDS",
                     help="stop mutmut after this much wall time and report the mutants tested so far (default 3600)")
     ap.add_argument("--keep", action="store_true",
-                    help="reuse mutants/ from the last run (faster; by default it is rebuilt so nothing stale counts)")
+                    help="reuse mutants/ and mutmut's test records from the last run and re-test only the sampled "
+                         "mutants not killed yet (by default mutants/ is rebuilt so nothing stale counts)")
     args = ap.parse_args()
 
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
@@ -142,8 +143,14 @@ def main() -> int:
         names = {m: names[m] for m in wanted}
     sample = draw(names, args.per_module, args.seed)
     chosen = [m for ms in sample.values() for m in ms]
-    print(f"{sum(map(len, names.values()))} mutants in {len(names)} modules; testing {len(chosen)} "
-          f"(at most {args.per_module} per module, seed {args.seed})", flush=True)
+    if args.keep:  # a kill stands, as in mutmut's own reruns (the mutants of an edited function were reset above)
+        chosen = [m for by_name in statuses(sample).values() for m, s in by_name.items() if s not in KILLED]
+    print(f"{sum(map(len, names.values()))} mutants in {len(names)} modules; sampled "
+          f"{sum(map(len, sample.values()))} (at most {args.per_module} per module, seed {args.seed}); testing "
+          f"{len(chosen)}{' (the others were killed before)' if args.keep else ''}", flush=True)
+    if not chosen:
+        print("\n".join(summarise(statuses(sample), {m: len(ms) for m, ms in names.items() if m in sample})))
+        return 0
 
     # Test subprocesses (the CLI, worker processes) must import the mutated copy too; mutmut puts it first on
     # sys.path only in its own process.

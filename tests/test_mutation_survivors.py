@@ -305,3 +305,18 @@ def test_every_tuned_key_gets_its_column_though_another_is_already_shown(tmp_pat
     assert s.keys == ["model.d_model"]  # the same lr in every row: no column of its own
     chosen_columns(s, final, {"tune": {"model.d_model": [16, 32], "train.lr": [0.1, 0.01]}})
     assert s.keys == ["model.d_model", "train.lr"] and list(s.frame["train.lr"]) == [0.1, 0.1]
+
+
+def test_results_of_a_run_that_recorded_no_label_or_variant_are_blank(tmp_path):
+    """experiment.results.results_frame: a result.json without label/variant (the base of an experiment without
+    variants) gives empty cells, which the report names 'base'."""
+    import json
+
+    from ablate.experiment.results import results_frame
+
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "config.yaml").write_text("seed: 3\ntask: {name: copy}\n")
+    (tmp_path / "r1" / "result.json").write_text(json.dumps({"status": "finished", "metrics": {"test/acc": 0.5}}))
+    row = results_frame(tmp_path).iloc[0]
+    assert (row["run_id"], row["label"], row["variant"], row["seed"], row["task.name"], row["test/acc"]) == \
+        ("r1", "", "", 3, "copy", 0.5)

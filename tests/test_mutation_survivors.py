@@ -316,7 +316,9 @@ def test_results_of_a_run_that_recorded_no_label_or_variant_are_blank(tmp_path):
 
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "config.yaml").write_text("seed: 3\ntask: {name: copy}\n")
-    (tmp_path / "r1" / "result.json").write_text(json.dumps({"status": "finished", "metrics": {"test/acc": 0.5}}))
+    (tmp_path / "r1" / "result.json").write_text(json.dumps({"status": "finished", "metrics": {"test/acc": 0.5},
+                                                             "bleu_signature": "b|13a", "chrf_signature": "c|6"}))
     row = results_frame(tmp_path).iloc[0]
     assert (row["run_id"], row["label"], row["variant"], row["seed"], row["task.name"], row["test/acc"]) == \
         ("r1", "", "", 3, "copy", 0.5)
+    assert (row["bleu_signature"], row["chrf_signature"]) == ("b|13a", "c|6")  # the report's signature notes

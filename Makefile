@@ -40,10 +40,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # Mutation testing of the code whose mistakes change numbers: kill rate per module and the survivors (docs/testing.md).
-# Not in CI; under an hour on 2 cores. MUTATE_PER_MODULE=N sets the seeded sample drawn from each module.
+# Not in CI. MUTATE_PER_MODULE=N sets the seeded sample drawn from each module (seed MUTATE_SEED); the run stops
+# after MUTATE_TIME_LIMIT seconds (an hour) and reports the mutants it tested.
 MUTATE_PER_MODULE ?= 15
+MUTATE_SEED ?= 0
+MUTATE_TIME_LIMIT ?= 3600
 mutate: $(STAMP)
-	$(BIN)/python tools/mutate.py --per-module $(MUTATE_PER_MODULE)
+	$(BIN)/python tools/mutate.py --per-module $(MUTATE_PER_MODULE) --seed $(MUTATE_SEED) --time-limit $(MUTATE_TIME_LIMIT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ablate tests benchmarks tools

@@ -176,3 +176,149 @@ def test_best_checkpoint_of_an_accuracy_monitor_is_the_highest(tmp_path):
         seen = [float(r["val/token_acc"]) for r in csv.DictReader(f) if r.get("val/token_acc")]
     assert len(seen) == 4 and max(seen) > min(seen)
     assert result["best_val"]["val/token_acc"] == pytest.approx(max(seen))
+
+
+def test_the_subword_cache_falls_back_to_xdg_cache_home_then_the_home_directory(monkeypatch, tmp_path):
+    """subwords.cache_dir: the suite always sets ABLATE_CACHE_DIR, so its fallbacks ran in no test."""
+    from ablate.tasks.subwords import cache_dir
+
+    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine" / "sentencepiece"
+    monkeypatch.delenv("ABLATE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "ablate" / "sentencepiece"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "ablate" / "sentencepiece"
+
+
+def test_steps_to_target_of_runs_that_recorded_none_is_their_last_step():
+    """report.target.target_stats when results.csv has a target but no steps_to_target column (no run reached
+    it): every seed counts as its last step; the rows keep their place in results.csv (index not from 0)."""
+    import pandas as pd
+
+    from ablate.report.target import target_stats
+
+    runs = pd.DataFrame({"train.target.value": [0.99] * 3, "steps": [100, 300, 200]}, index=[4, 7, 9])
+    assert target_stats(runs) == {"steps_to_target/median": 200.0, "steps_to_target/reached": 0,
+                                  "steps_to_target/n": 3}
+
+
+def test_tsv_carves_a_split_of_a_single_source(tmp_path):
+    """tsv._carve: 10 distinct sources at val_frac = test_frac = 0.1 leave one source each to val and test (the
+    bound is 'at least one', not two)."""
+    from ablate.tasks.tsv import TsvConfig
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"s{i} x\tt{i} y\n" for i in range(10)))
+    data = build_task(TsvConfig(path=str(path), val_frac=0.1, test_frac=0.1))
+    assert (len(data.train), len(data.val), len(data.test)) == (8, 1, 1)
+
+
+def test_a_missing_tsv_file_names_the_key_to_set(tmp_path):
+    from ablate.tasks.tsv import read_pairs
+
+    with pytest.raises(ValueError, match=r"set task\.path to an existing"):
+        read_pairs(tmp_path / "nope.tsv")
+    with pytest.raises(ValueError, match=r"set task\.test to an existing"):
+        read_pairs(tmp_path / "nope.tsv", key="test")
+
+
+def test_an_empty_corpus_scores_zero():
+    from ablate.tasks.textmetrics import CorpusMetric
+
+    assert CorpusMetric("bleu")([], []) == 0.0 and CorpusMetric("chrf")([], []) == 0.0
+
+
+def test_tsv_takes_eight_subword_pieces_and_refuses_seven(tmp_path):
+    """The documented bound: vocab_size 0 (the default) or >= 8 pieces."""
+    from ablate.tasks.tsv import TsvConfig
+
+    path = tmp_path / "pairs.tsv"
+    words = ["a", "b", "ab", "ba", "aab", "abb", "bab", "aba", "bba", "baa"]  # few characters: 8 pieces hold them
+    path.write_text("".join(f"{w} a\t{w} b\n" for w in words))
+    assert len(build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=8)).vocab) > 5
+    with pytest.raises(ValueError, match="vocab_size=7 must be 0"):
+        build_task(TsvConfig(path=str(path), tokens="bpe", vocab_size=7))
+
+
+def test_the_forest_plot_compares_with_an_unlabelled_base_and_is_saved_as_forest(tmp_path):
+    """forest_rows: base runs written without a label (label "") are the row 'base', as the table has them;
+    n_base counts their seeds; the figure's files are forest.png and forest.pdf (the page links them)."""
+    import pandas as pd
+
+    from ablate.report.forest import forest, forest_rows
+    from ablate.report.tables import summarize
+
+    rows = [dict(run_id=f"{v}{i}", variant=v, label=v, seed=i, status="finished", **{"test/seq_acc": x})
+            for v, xs in (("", [0.5, 0.6, 0.7]), ("wide", [0.9, 0.92, 0.94])) for i, x in enumerate(xs)]
+    df = pd.DataFrame(rows)
+    s = summarize(df, "test/seq_acc", baseline="base", keys=[])
+    f = forest_rows(df, s).set_index("label")
+    assert f.at["wide", "baseline"] == "base" and f.at["wide", "delta"] == pytest.approx(0.32)
+    assert (f.at["wide", "n"], f.at["wide", "n_base"]) == (3, 3)
+    assert forest(df, s, tmp_path).files == [tmp_path / "forest.png", tmp_path / "forest.pdf"]
+
+
+def tuned_runs(tmp_path):
+    """Row a: tuned over d_model (seed 0 picks; 32 has the better val/seq_acc but also the higher val/loss);
+    row b: every tuning run failed. Seed 1 runs at both settings."""
+    import json
+
+    import pandas as pd
+
+    best = {16: {"val/seq_acc": 0.5, "val/loss": 0.2}, 32: {"val/seq_acc": 0.9, "val/loss": 0.4}}
+    rows = []
+    for label in ("a", "b"):
+        for seed in (0, 1):
+            for d in (16, 32):
+                rid = f"{label}{seed}{d}"
+                failed = label == "b" and seed == 0
+                (tmp_path / rid).mkdir()
+                (tmp_path / rid / "result.json").write_text(json.dumps({"best_val": best[d]}))
+                rows.append({"run_id": rid, "label": label, "variant": label, "seed": seed,
+                             "status": "failed" if failed else "finished", "model.d_model": d, "train.lr": 0.1,
+                             "train.monitor": "val/seq_acc", "test/seq_acc": 0.1 * seed + d / 100})
+    return pd.DataFrame(rows)
+
+
+def test_tuning_without_a_metric_chooses_by_each_runs_monitor_and_keeps_rows_with_no_winner(tmp_path):
+    """tune.report_runs: no tune.metric -> the runs' own train.monitor (val/seq_acc: 32 wins; by val/loss 16
+    would); a row whose every tuning run failed keeps all its runs rather than failing the report."""
+    from ablate.experiment.tune import report_runs
+
+    df = tuned_runs(tmp_path)
+    final, every, notes = report_runs(df, {"tune": {"model.d_model": [16, 32]}, "seeds": [0, 1]}, tmp_path)
+    assert sorted(final["run_id"]) == ["a032", "a132", "b016", "b032", "b116", "b132"]
+    assert sorted(every.loc[every["run_id"].isin(["a016", "a116"]), "label"]) == ["a [tuning: model.d_model=16]"] * 2
+    assert "by the best train.monitor on validation" in notes[0]
+
+
+def test_every_tuned_key_gets_its_column_though_another_is_already_shown(tmp_path):
+    """tune.chosen_columns with two tuned keys, the first already a column of the table."""
+    from ablate.experiment.tune import chosen_columns
+    from ablate.report.tables import summarize
+
+    final = tuned_runs(tmp_path)
+    final = final[(final["label"] == "a") == (final["model.d_model"] == 32)]  # a chose 32, b 16
+    s = summarize(final, keys=["model.d_model", "train.lr"])
+    assert s.keys == ["model.d_model"]  # the same lr in every row: no column of its own
+    chosen_columns(s, final, {"tune": {"model.d_model": [16, 32], "train.lr": [0.1, 0.01]}})
+    assert s.keys == ["model.d_model", "train.lr"] and list(s.frame["train.lr"]) == [0.1, 0.1]
+
+
+def test_results_of_a_run_that_recorded_no_label_or_variant_are_blank(tmp_path):
+    """experiment.results.results_frame: a result.json without label/variant (the base of an experiment without
+    variants) gives empty cells, which the report names 'base'."""
+    import json
+
+    from ablate.experiment.results import results_frame
+
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "config.yaml").write_text("seed: 3\ntask: {name: copy}\n")
+    (tmp_path / "r1" / "result.json").write_text(json.dumps({"status": "finished", "metrics": {"test/acc": 0.5},
+                                                             "bleu_signature": "b|13a", "chrf_signature": "c|6"}))
+    row = results_frame(tmp_path).iloc[0]
+    assert (row["run_id"], row["label"], row["variant"], row["seed"], row["task.name"], row["test/acc"]) == \
+        ("r1", "", "", 3, "copy", 0.5)
+    assert (row["bleu_signature"], row["chrf_signature"]) == ("b|13a", "c|6")  # the report's signature notes

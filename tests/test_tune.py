@@ -107,7 +107,8 @@ def test_tune_seeds_runs_candidates_with_the_first_k_seeds(tmp_path, capsys):
 
 @pytest.mark.parametrize("tune, key, words", [
     ({"train.lr": [0.1], "seeds": 4}, "tune.seeds", "from 1 to the number of seeds (3)"),
-    ({"train.lr": []}, "tune.train.lr", "non-empty list"),
+    ({"train.lr": []}, "tune.train.lr", "tune.train.lr=[]: must be a non-empty list"),  # key, value, what is valid
+    ([0.1, 0.2], "tune", "tune=[0.1, 0.2]: must map dotted keys to lists"),
     ({"lr": [0.1]}, "tune.lr", "task., model. or train. key"),
     ({"train.lr": [0.1, 0.1]}, "tune.train.lr", "repeat"),
     ({"train.lr": [0.1], "metric": "val/accuracy"}, "tune.metric", "val/seq_acc"),

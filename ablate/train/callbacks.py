@@ -43,7 +43,10 @@ class TrainToTarget(Callback):
             logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
             raise KeyError(f"train.target.metric {self.metric!r} was not logged by validation "
                            f"(logged: {', '.join(logged)})")
-        hit = not math.isnan(float(got)) and reached(float(got), self.value, self.mode)
+        # Lightning keeps a logged float as a float32 tensor (90/100 -> 0.89999998): compared at that precision,
+        # a validation landing exactly on the target reaches it.
+        value = float(torch.as_tensor(self.value, dtype=got.dtype)) if torch.is_tensor(got) else self.value
+        hit = not math.isnan(float(got)) and reached(float(got), value, self.mode)
         if trainer.strategy.reduce_boolean_decision(hit, all=False):
             self.steps_to_target = trainer.global_step
             trainer.should_stop = True

@@ -149,12 +149,13 @@ def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO, for
 
 
 def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: bool = False,
-                 notes: Optional[TextIO] = None) -> Path:
+                 notes: Optional[TextIO] = None, tex_columns: Optional[list[str]] = None) -> Path:
     """Tables, plots, index.html, README.md and manifest.json for runs/<name>; returns the index.html path.
 
     out: the report's folder; default reports/<name>, except when that folder's manifest.json names another
     experiment: then reports/_<name>/ (said on notes, default stderr), unless force. For a report's own run copies
-    (reports/<name>/runs) the default is that report, re-rendered in place.
+    (reports/<name>/runs) the default is that report, re-rendered in place. tex_columns: the columns table.tex
+    keeps (headings, metric keys or 'delta'; default all).
     Raises ConfigErrors when runs_dir is not an experiment's runs."""
     import sys
 
@@ -168,7 +169,7 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     writable(dest, "--out" if out is not None else "--out (default reports/<name>)")
     if note:
         print(f"note: {note}", file=notes or sys.stderr)
-    return _build(root, dest)
+    return _build(root, dest, tex_columns)
 
 
 def hypotheses(report_dirs: list[str | Path], start: str | Path = ".") -> str:

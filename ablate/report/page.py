@@ -28,6 +28,7 @@ from ablate.report.tables import (
     grid,
     key_name,
     metric_name,
+    pick_columns,
     summarize,
     to_html,
     to_markdown,
@@ -134,26 +135,24 @@ def copy_experiment(root: Path, out: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
-    """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html."""
-    root, out = Path(runs_root), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    copy_experiment(root, out)
+def load_summary(runs_root: str | Path) -> dict[str, Any]:
+    """Read runs_root and summarize it into the results table, writing nothing: the context build_report renders
+    ("summary" is None when no run has a result yet)."""
+    root = Path(runs_root)
     raw = read_experiment(root)
     name = str(raw.get("name") or root.name)
     rep = report_config(raw)
     runs, older = newest_per_cell(results_frame(root), tuple(stored_tune_keys(raw)))
     df, every, tune_notes = report_runs(runs, raw, root)  # tune: each row at its chosen setting
-    write_manifest(out, raw, every["run_id"] if "run_id" in every else [])
-    ctx: dict[str, Any] = {"name": name, "root": root, "out": out, "raw": raw, "df": every, "notes": []}
+    ctx: dict[str, Any] = {"name": name, "root": root, "raw": raw, "rep": rep, "df": every, "runs": df,
+                           "notes": [], "summary": None}
     if len(older):
         ctx["notes"].append(f"{len(older)} earlier run{'s' * (len(older) > 1)} left out: a later run has the same "
                             "row and seed, so the experiment was edited since (a setting its row labels do not "
                             f"show); still in the store: {', '.join(map(str, older['run_id']))}")
     if df.empty:
         ctx["notes"].append(f"no runs with a result yet in {root}")
-        write_json([], out)
-        return write_pages(ctx, None, [], {})
+        return ctx
     metric = rep.metric
     if metric not in df.columns:
         fallback = next((m for m in ("test/seq_acc", "test/acc", "test/token_acc", "test/loss") if m in df), None)
@@ -163,7 +162,28 @@ def build_report(runs_root: str | Path, out_dir: str | Path) -> Path:
     s = summarize(df, metric, rep.metrics, rep.baseline, varied_keys(raw), order)
     chosen_columns(s, df, raw)
     s.notes += tune_notes
-    tables = write_tables(s, out, caption=f"{name}.")
+    ctx["summary"] = s
+    return ctx
+
+
+def build_report(runs_root: str | Path, out_dir: str | Path, tex_columns: Optional[list[str]] = None) -> Path:
+    """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html.
+
+    tex_columns: the columns table.tex keeps (tables.pick_columns); a name that is no column raises ConfigError
+    before anything is written."""
+    ctx = load_summary(runs_root)
+    root, out, s = ctx["root"], Path(out_dir), ctx["summary"]
+    if s is not None and tex_columns:
+        pick_columns(grid(s), s, tex_columns)  # bad names fail here, before a file is written
+    out.mkdir(parents=True, exist_ok=True)
+    ctx["out"] = out
+    copy_experiment(root, out)
+    every, df, raw, rep = ctx["df"], ctx["runs"], ctx["raw"], ctx["rep"]
+    write_manifest(out, raw, every["run_id"] if "run_id" in every else [])
+    if s is None:
+        write_json([], out)
+        return write_pages(ctx, None, [], {})
+    tables = write_tables(s, out, caption=f"{ctx['name']}.", tex_columns=tex_columns)
     from ablate.report.facets import short_names
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -459,28 +460,87 @@ def to_markdown(s: Summary) -> str:
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
-                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$"}
+                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$", "≤": r"$\leq$",
+                 "−": r"$-$", "×": r"$\times$", "—": "---", "…": r"\dots{}", "·": r"$\cdot$", "→": r"$\to$",
+                 "≈": r"$\approx$", "’": "'", "‘": "`", "“": "``", "”": "''", "|": r"\textbar{}", "\u00a0": "~",
+                 "β": r"$\beta$", "χ": r"$\chi$", "σ": r"$\sigma$",
+                 "μ": r"$\mu$", "²": r"$^2$", "[": "{[}", "]": "{]}"}  # a cell opening with [ after \\ is no length
+# Characters pdflatex's default (utf8 input, Latin letters) cannot set: written as their code point, so a table
+# with, say, a CJK variant name still compiles in the documented preamble.
+UNSET = set("ĦħĸĿŀŉŦŧſ")  # in Latin Extended-A, yet not set up for pdflatex
+
+
+def _settable(ch: str) -> bool:
+    return ch in "\n\t" or ((0x20 <= ord(ch) < 0x7F or 0xA0 <= ord(ch) < 0x180) and ch not in UNSET)
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (and the few symbols the tables use) in plain text."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """Escape LaTeX's special characters (and the few symbols the tables use) in plain text; characters outside
+    Latin-1/Latin Extended-A that are not mapped become [U+XXXX]."""
+    return "".join(LATEX_SPECIAL.get(ch) or (ch if _settable(ch) else f"{{[}}U+{ord(ch):04X}{{]}}")
+                   for ch in str(text))
 
 
-def to_latex(s: Summary, caption: str = "", label: str = "tab:results") -> str:
-    """A booktabs table (needs \\usepackage{booktabs}); best values in \\textbf, marks as superscripts."""
+def latex_number(text: str) -> str:
+    """A number cell: a sign before a number set in math (a real minus, not a hyphen), the rest escaped."""
+    parts = re.split(r"(?<![\w.])([-+−])(?=[\d.])", text)
+    return "".join(("$+$" if p == "+" else "$-$") if i % 2 else latex_escape(p) for i, p in enumerate(parts))
+
+
+def _column_id(head: str) -> str:
+    return head.replace(" ↑", "").replace(" ↓", "").strip().lower()
+
+
+def pick_columns(g: Grid, s: Summary, names: Optional[list[str]]) -> list[int]:
+    """Indexes of the grid columns named (their heading, arrows left out, or a metric key such as test/seq_acc;
+    'delta' for the Δ column), the leading label columns always first. Raises ConfigErrors naming the valid ones."""
+    if not names:
+        return list(range(len(g.head)))
+    ids = [_column_id(h) for h in g.head]
+    alias = {metric_name(m): metric_name(m) for m in s.metrics} | {"delta": f"δ {metric_name(s.primary)}"}
+    picked = list(range(g.n_lead))
+    for name in names:
+        want = _column_id(metric_name(name) if "/" in name else name)
+        want = alias.get(want, want).lower()
+        if want not in ids:
+            from ablate.errors import ConfigError, ConfigErrors
+
+            raise ConfigErrors([ConfigError("--tex-columns", name, "names no column of this table; columns: "
+                                            + ", ".join(_column_id(h) for h in g.head[g.n_lead:])
+                                            + " (or a metric key such as test/seq_acc, or delta)")])
+        if ids.index(want) not in picked:
+            picked.append(ids.index(want))
+    return picked
+
+
+# A table wider than this many characters (cells plus padding) is scaled to the line width: \small booktabs
+# sets about 80 characters in a one-column article's text width.
+TEX_CHARS = 80
+
+
+def to_latex(s: Summary, caption: str = "", label: str = "tab:results", columns: Optional[list[str]] = None) -> str:
+    """A booktabs table that compiles as it is with \\usepackage{booktabs} and \\usepackage{graphicx} (the README's
+    preamble); best values in \\textbf, marks as superscripts; columns: the columns to keep (pick_columns)."""
     g = grid(s)
+    keep = pick_columns(g, s, columns)
+    head = [g.head[i] for i in keep]
+    body = [[row[i] for i in keep] for row in g.body]
+    n_lead = sum(i < g.n_lead for i in keep)
 
-    def tex(c: Cell) -> str:
-        t = latex_escape(c.text)
+    def tex(c: Cell, lead: bool) -> str:
+        t = latex_escape(c.text) if lead else latex_number(c.text)
         t = rf"\textbf{{{t}}}" if c.bold else t
         return t + (rf"$^{{{c.mark}}}$" if c.mark else "")
 
-    cols = "l" * g.n_lead + "r" * (len(g.head) - g.n_lead)
-    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-           " & ".join(latex_escape(h) for h in g.head) + r" \\", r"\midrule"]
-    out += [" & ".join(tex(c) for c in row) + r" \\" for row in g.body]
-    out += [r"\bottomrule", r"\end{tabular}"]
+    cols = "l" * n_lead + "r" * (len(head) - n_lead)
+    width = sum(max(len(h), *(len(r[i].text) + len(r[i].mark) for r in body)) + 2 for i, h in enumerate(head)) \
+        if body else 0
+    tabular = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\",
+               r"\midrule", *(" & ".join(tex(c, i < n_lead) for i, c in enumerate(row)) + r" \\" for row in body),
+               r"\bottomrule", r"\end{tabular}"]
+    if width > TEX_CHARS:  # too wide for the text block: scaled down rather than running into the margin
+        tabular = [r"\resizebox{\linewidth}{!}{%", *tabular, "}"]
+    out = [r"\begin{table}[t]", r"\centering", r"\small", *tabular]
     cap = " ".join([caption, g.above(), *footnotes(s)]).strip()
     out += [rf"\caption{{{latex_escape(cap)}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(out) + "\n"
@@ -511,12 +571,13 @@ def to_csv(s: Summary) -> str:
     return s.frame.to_csv(index=False)
 
 
-def write_tables(s: Summary, out_dir: str | Path, caption: str = "") -> dict[str, Path]:
+def write_tables(s: Summary, out_dir: str | Path, caption: str = "",
+                 tex_columns: Optional[list[str]] = None) -> dict[str, Path]:
     """table.md, table.tex, table.csv in out_dir; returns {'md': path, 'tex': path, 'csv': path}."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "table.md", "tex": out / "table.tex", "csv": out / "table.csv"}
     paths["md"].write_text(to_markdown(s))
-    paths["tex"].write_text(to_latex(s, caption))
+    paths["tex"].write_text(to_latex(s, caption, columns=tex_columns))
     paths["csv"].write_text(to_csv(s))
     return paths

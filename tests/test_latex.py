@@ -74,3 +74,13 @@ def test_a_table_of_hostile_names_and_many_columns_compiles(tmp_path):
     assert "\\resizebox{\\linewidth}" in tex  # ten columns: scaled to the text width, not into the margin
     assert "$-$" in tex
     compile_tables({"hostile": tex, "narrow": to_latex(s, columns=["seq acc", "delta"])}, tmp_path)
+
+
+def test_tex_columns_naming_no_column_fails_in_one_line_before_anything_is_written(tmp_path, capsys):
+    from ablate.cli import main
+
+    store = ROOT / "reports" / "quickstart" / "runs"
+    assert main(["report", str(store), "--out", str(tmp_path / "r"), "--tex-columns", "seq acc,bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tex-columns='bogus'" in err[0] and "seq acc" in err[0]
+    assert not (tmp_path / "r").exists()

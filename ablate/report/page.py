@@ -53,6 +53,8 @@ figcaption{font-size:.88em;color:#444;max-width:900px}
 .skip{color:#8a5a00;background:#fff8e6;padding:.4em .8em;border-left:4px solid #e0b050}
 .err{color:#a00;font-size:.85em;white-space:pre-wrap;max-width:600px}
 nav a{margin-right:1em}code{background:#f2f2f2;padding:0 .25em}
+.question{font-size:1.12em;margin:.2em 0 .5em}table.verdicts{font-size:.8em;line-height:1.3}
+h2#hypotheses,h2#results{margin-top:1em}details{margin:2em 0}summary{cursor:pointer;font-weight:600}
 .v-supported{color:#1a6b1a}.v-contradicted{color:#a00}.v-inconclusive{color:#8a5a00}.v-not-significant{color:#555}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
@@ -307,48 +309,52 @@ def write_pages(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables
     return index
 
 
+def question(description: Optional[str]) -> str:
+    """The experiment's question: the first paragraph of its description, on one line."""
+    return " ".join((description or "").strip().split("\n\n")[0].split())
+
+
 def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[str, Path],
          runs: list[dict[str, Any]]) -> str:
+    """The page answers first: the question, the computed verdicts, the results table and the forest plot; the
+    figures, samples and runs follow, and the experiment's notes close it, collapsed."""
     e, out, raw = html.escape, ctx["out"], ctx["raw"]
     metric = s.primary if s else None
+    desc = raw.get("description")
     body = [f"<h1>{e(ctx['name'])}</h1>",
-            f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report written '
-            f"{datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
-            *([f'<p class="meta">{e(made)}.</p>'] if (made := made_on(ctx["df"])) else []),
+            f'<p class="question">{e(question(desc))}</p>' if desc else
+            '<p class="meta">(The experiment file has no description: write one as a comment block at its top, '
+            "or a <code>description:</code> key; its first paragraph is the question this page opens with.)</p>",
             '<nav><a href="#results">Results</a><a href="#figures">Figures</a>'
             + ('<a href="#samples">Samples</a>' if ctx.get("samples") else "") + '<a href="#runs">Runs</a>'
-            '<a href="README.md">README.md</a></nav>']
-    desc = raw.get("description")
-    body.append(f'<div class="desc">{e(desc)}</div>' if desc else
-                '<p class="meta">(The experiment file has no description: write one as a comment block at its top, '
-                "or a <code>description:</code> key.)</p>")
+            + ('<a href="#notes">Notes</a>' if desc else "") + '<a href="README.md">README.md</a></nav>']
     body += verdicts_html(ctx.get("verdicts"))
-    body += [f"<p class='skip'>{e(n)}</p>" for n in [*ctx.get("warnings", []), *ctx["notes"]]]
     body.append('<h2 id="results">Results</h2>')
     if s is not None:
         lead = grid(s).head[: grid(s).n_lead]
         full = {key_name(k): f"{key_name(k)} ({k})" for k in s.keys}
         what = f"Rows: {', '.join(full.get(h, h) for h in lead)}." if s.keys else ""
+        body.append(to_html(s))
         body.append(f'<p class="meta">Test metrics of each row over its seeds. {e(what)} Download: '
                     + " · ".join(f'<a href="{rel(p, out)}">{p.name}</a>' for p in tables.values()) + "</p>")
-        body.append(to_html(s))
-        if not s.failed.empty:
-            body.append("<h3>Failed runs (not in the averages)</h3><table><thead><tr><th class='l'>row</th>"
-                        "<th class='r'>seed</th><th class='l'>run</th><th class='l'>error</th></tr></thead><tbody>")
-            for r in runs:
-                if r["status"] != "finished":
-                    err = str(r["error"] or "")[-600:]
-                    body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
-                                f"<td class='l'>{_links_html(r)}</td><td class='l'><div class='err'>{e(err)}</div>"
-                                "</td></tr>")
-            body.append("</tbody></table>")
-    lead = [f for f in figures if f.name == "forest"]  # the ablation's answer opens the results
-    figures = [f for f in figures if f.name != "forest"]
-    if lead:
-        body.insert(body.index('<h2 id="results">Results</h2>') + 1, _figure_html(lead[0], out))
+    body += [_figure_html(f, out) for f in figures if f.name == "forest"]  # the ablation's answer, after the table
+    body += [f'<p class="meta">{e(VERDICT_NOTE)}</p>'] if ctx.get("verdicts") else []
+    body += [f"<p class='skip'>{e(n)}</p>" for n in [*ctx.get("warnings", []), *ctx["notes"]]]
+    body.append(f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report '
+                f"written {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>")
+    body += [f'<p class="meta">{e(made)}.</p>'] if (made := made_on(ctx["df"])) else []
+    if s is not None and not s.failed.empty:
+        body.append("<h3>Failed runs (not in the averages)</h3><table><thead><tr><th class='l'>row</th>"
+                    "<th class='r'>seed</th><th class='l'>run</th><th class='l'>error</th></tr></thead><tbody>")
+        for r in runs:
+            if r["status"] != "finished":
+                err = str(r["error"] or "")[-600:]
+                body.append(f"<tr><td class='l'>{e(r['label'])}</td><td class='r'>{r['seed']}</td>"
+                            f"<td class='l'>{_links_html(r)}</td><td class='l'><div class='err'>{e(err)}</div>"
+                            "</td></tr>")
+        body.append("</tbody></table>")
     body.append('<h2 id="figures">Figures</h2>')
-    for f in figures:
-        body.append(_figure_html(f, out))
+    body += [_figure_html(f, out) for f in figures if f.name != "forest"]
     body += samples_html(ctx.get("samples"))
     body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
@@ -358,6 +364,9 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
                     f"<td class='l'>{e(str(r['status']))}</td><td class='r'>{_num(r['score'])}</td>"
                     f"<td class='l'>{e(r.get('stop', ''))}</td><td class='l'>{_links_html(r)}</td></tr>")
     body.append("</tbody></table>")
+    if desc:  # the experiment file's header: read once the answer is known
+        body.append(f'<details id="notes"><summary>The experiment\'s notes (its file\'s header)</summary>'
+                    f'<div class="desc">{e(desc)}</div></details>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
             f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
@@ -386,14 +395,14 @@ def verdicts_html(records: Optional[list[dict[str, Any]]]) -> list[str]:
     if not records:
         return []
     e = html.escape
-    body = ['<h2 id="hypotheses">Hypotheses and verdicts</h2><div class="scroll"><table><thead><tr>'
+    body = ['<h2 id="hypotheses">Hypotheses and verdicts</h2><div class="scroll"><table class="verdicts"><thead><tr>'
             '<th class="l">claim</th><th class="l">compared</th><th class="l">published</th><th class="l">ours</th>'
             '<th class="l">verdict</th></tr></thead><tbody>']
     for claim, what, pub, ours, verdict, why in _verdict_rows(records):
         body.append(f"<tr><td class='l'>{e(claim)}</td><td class='l'>{e(what)}</td><td class='l'>{e(pub)}</td>"
                     f"<td class='l'>{e(ours)}</td><td class='l'><b class='v-{verdict.replace(' ', '-')}'>"
                     f"{e(verdict)}</b>{'<br>' + e(why) if why else ''}</td></tr>")
-    body.append(f'</tbody></table></div><p class="meta">{e(VERDICT_NOTE)}</p>')
+    body.append("</tbody></table></div>")  # VERDICT_NOTE follows the results table: the answer comes first
     return body
 
 
@@ -453,16 +462,16 @@ def _links_html(r: dict[str, Any]) -> str:
 def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[str, Path],
            runs: list[dict[str, Any]]) -> str:
     out, raw = ctx["out"], ctx["raw"]
-    lines = [f"# {ctx['name']}", "", f"{_summary_line(ctx)}.", ""]
-    if made := made_on(ctx["df"]):
-        lines += [f"{made}.", ""]
-    if raw.get("description"):
-        lines += [*(f"> {line}".rstrip() for line in raw["description"].splitlines()), ""]
+    lines = [f"# {ctx['name']}", ""] + ([question(raw["description"]), ""] if raw.get("description") else [])
     lines += verdicts_md(ctx.get("verdicts"))
-    lines += [x for n in [*ctx.get("warnings", []), *ctx["notes"]] for x in (f"*{n}*", "")]
     lines += ["## Results", ""]
     if s is not None:
         lines += [to_markdown(s), "Download: " + " · ".join(f"[{p.name}]({rel(p, out)})" for p in tables.values()), ""]
+    lines += [x for n in [*ctx.get("warnings", []), *ctx["notes"]] for x in (f"*{n}*", "")]
+    lines += [f"{_summary_line(ctx)}.", ""]
+    if made := made_on(ctx["df"]):
+        lines += [f"{made}.", ""]
+    if s is not None:
         failed = [r for r in runs if r["status"] != "finished"]
         if failed:
             lines += ["### Failed runs (not in the averages)", ""]
@@ -486,4 +495,7 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
         cfg = f"[{r['id']}]({r['links']['config.yaml']})" if "config.yaml" in r["links"] else r["id"]
         lines.append(f"| {r['label']} | {r['seed']} | {r['status']} | {_num(r['score'])} | {r.get('stop', '')} "
                      f"| {cfg} |")
+    if raw.get("description"):  # the experiment file's header, after the answer
+        lines += ["", "## The experiment's notes", "",
+                  *(f"> {line}".rstrip() for line in raw["description"].splitlines())]
     return "\n".join(lines) + "\n"

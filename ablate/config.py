@@ -102,6 +102,7 @@ class ReportConfig:
     samples: Optional[list[str]] = None  # inputs for the attention heatmaps (default: a short test input)
     # environment fields in which compared rows may differ on purpose (the page still names them, as accepted)
     accept_confounds: Optional[list[str]] = None
+    bold: bool = True  # bold the best value per metric; false for an experiment that measures speed, not learning
 
 
 CONFOUND_FIELDS = ["threads", "torch", "lightning", "python", "cpu", "device", "dtype", "code", "dirty"]

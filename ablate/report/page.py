@@ -57,6 +57,7 @@ nav a{margin-right:1em}code{background:#f2f2f2;padding:0 .25em}
 h2#hypotheses,h2#results{margin-top:1em}details{margin:2em 0}summary{cursor:pointer;font-weight:600}
 .v-supported{color:#1a6b1a}.v-contradicted{color:#a00}.v-inconclusive{color:#8a5a00}.v-not-significant{color:#555}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
+table.results th:first-child,table.results td:first-child{position:sticky;left:0;background:#fff;z-index:1}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
 """
 
@@ -163,6 +164,7 @@ def load_summary(runs_root: str | Path) -> dict[str, Any]:
     order = row_order(raw) if raw else []
     s = summarize(df, metric, rep.metrics, rep.baseline, varied_keys(raw), order)
     chosen_columns(s, df, raw)
+    s.bold = rep.bold
     s.notes += tune_notes
     ctx["summary"] = s
     return ctx
@@ -329,6 +331,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
             + ('<a href="#samples">Samples</a>' if ctx.get("samples") else "") + '<a href="#runs">Runs</a>'
             + ('<a href="#notes">Notes</a>' if desc else "") + '<a href="README.md">README.md</a></nav>']
     body += verdicts_html(ctx.get("verdicts"))
+    # a confound qualifies the verdicts above it and the table below: it stays between them
+    body += [f"<p class='skip'>{e(n)}</p>" for n in ctx.get("warnings", [])]
     body.append('<h2 id="results">Results</h2>')
     if s is not None:
         lead = grid(s).head[: grid(s).n_lead]
@@ -339,7 +343,7 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
                     + " · ".join(f'<a href="{rel(p, out)}">{p.name}</a>' for p in tables.values()) + "</p>")
     body += [_figure_html(f, out) for f in figures if f.name == "forest"]  # the ablation's answer, after the table
     body += [f'<p class="meta">{e(VERDICT_NOTE)}</p>'] if ctx.get("verdicts") else []
-    body += [f"<p class='skip'>{e(n)}</p>" for n in [*ctx.get("warnings", []), *ctx["notes"]]]
+    body += [f"<p class='skip'>{e(n)}</p>" for n in ctx["notes"]]
     body.append(f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report '
                 f"written {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>")
     body += [f'<p class="meta">{e(made)}.</p>'] if (made := made_on(ctx["df"])) else []
@@ -464,10 +468,11 @@ def readme(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dic
     out, raw = ctx["out"], ctx["raw"]
     lines = [f"# {ctx['name']}", ""] + ([question(raw["description"]), ""] if raw.get("description") else [])
     lines += verdicts_md(ctx.get("verdicts"))
+    lines += [x for n in ctx.get("warnings", []) for x in (f"*{n}*", "")]
     lines += ["## Results", ""]
     if s is not None:
         lines += [to_markdown(s), "Download: " + " · ".join(f"[{p.name}]({rel(p, out)})" for p in tables.values()), ""]
-    lines += [x for n in [*ctx.get("warnings", []), *ctx["notes"]] for x in (f"*{n}*", "")]
+    lines += [x for n in ctx["notes"] for x in (f"*{n}*", "")]
     lines += [f"{_summary_line(ctx)}.", ""]
     if made := made_on(ctx["df"]):
         lines += [f"{made}.", ""]

@@ -23,7 +23,8 @@ from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
-OPTIONAL_STATS = [("eval_time_s", "eval s")]  # shown when recorded (steps to target: ablate.report.target)
+OPTIONAL_STATS = [("decode_tokens_per_s", "decode tokens/s"), ("eval_time_s", "eval s")]  # shown when recorded
+# (steps to target: ablate.report.target)
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
     "d_k": "d_k", "d_v": "d_v", "tie_embeddings": "tied emb.",
@@ -106,18 +107,33 @@ class Summary:
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failed run
     family: dict[str, int] = field(default_factory=dict)  # panel -> comparisons in its Holm family
     clipped: bool = False  # some Δ interval was clipped to the metric's bounds
+    bold: bool = True  # report.bold: false for an experiment that measures speed, where "best accuracy" means nothing
 
     @property
     def has_delta(self) -> bool:
         return f"delta/{self.primary}" in self.frame and self.frame[f"delta/{self.primary}"].notna().any()
 
     def best(self, metric: str) -> set[str]:
-        """Labels of the rows with the best mean of metric (ties all count; none when every row ties)."""
+        """Labels of the rows with the best mean of metric among the rows they can be compared with: those of the
+        same panel (task and split; ties all count; none in a panel where every row ties, none without bold)."""
         col = self.frame.get(f"{metric}/mean")
-        if col is None or col.dropna().nunique() < 2:
+        if col is None or not self.bold:
             return set()
-        target = col.min() if better(metric) == "min" else col.max()
-        return set(self.frame.loc[np.isclose(col, target, rtol=0, atol=1e-12), "label"])
+        out: set[str] = set()
+        for _, idx in col.groupby(panels(self), sort=False).groups.items():
+            c = col.loc[idx]
+            if c.dropna().nunique() < 2:
+                continue
+            target = c.min() if better(metric) == "min" else c.max()
+            out |= set(self.frame.loc[c.index[np.isclose(c, target, rtol=0, atol=1e-12)], "label"])
+        return out
+
+    def best_steps(self) -> set[str]:
+        """target.best_labels within each panel."""
+        if not self.bold:
+            return set()
+        return set().union(*(target.best_labels(self.frame.loc[idx])
+                             for _, idx in self.frame.groupby(panels(self), sort=False).groups.items()))
 
 
 def _hashable(v: Any) -> Any:
@@ -349,22 +365,23 @@ def grid(s: Summary) -> Grid:
     metrics = [m for m in s.metrics if m not in repeats]
     stats = STATS + [(m, t) for m, t in OPTIONAL_STATS if f"{m}/mean" in f and f[f"{m}/mean"].notna().any()]
     arrows = {"max": " ↑", "min": " ↓"}
-    head = lead + [metric_name(m) + arrows[better(m)] for m in metrics]
+    # Δ and its mark sit right after the metric they are about (a paper's reader looks there, not at the far end)
+    delta_at = metrics.index(s.primary) + 1 if s.has_delta and s.primary in metrics else len(metrics)
+    head = lead + [metric_name(m) + arrows[better(m)] for m in metrics[:delta_at]]
+    head += [f"Δ {metric_name(s.primary)}"] if s.has_delta else []
+    head += [metric_name(m) + arrows[better(m)] for m in metrics[delta_at:]]
     steps_col = f"{target.COL}/median" in f
     head += [target.TITLE] if steps_col else []
-    if s.has_delta:
-        head.append(f"Δ {metric_name(s.primary)}")
     head += ["n", *(title for _, title in stats)]
     best = {m: s.best(m) for m in metrics}
+    best_steps = s.best_steps()
     body = []
     for _, r in f.iterrows():
         cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
         cells = cells or [Cell(r["label"])]
         cells[0].text += f" {stops.row_mark(r)}" if stops.row_mark(r) else ""
-        for m in metrics:
+        for m in metrics[:delta_at]:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
-        if steps_col:
-            cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
         if s.has_delta:
             d, p = r.get(f"delta/{s.primary}"), r.get(f"p_adj/{s.primary}")  # marks follow the corrected p
             if r.get("baseline") == r["label"]:
@@ -373,12 +390,16 @@ def grid(s: Summary) -> Grid:
                 cells.append(Cell("–"))
             else:
                 cells.append(Cell(f"{d:+.3f}" if abs(d) < 100 else f"{d:+.1f}", mark=stars(p)))
+        for m in metrics[delta_at:]:
+            cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
+        if steps_col:
+            cells.append(Cell(target.cell_text(r), bold=r["label"] in best_steps))
         cells.append(Cell(f"{r['n']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")))
         for m, _ in stats:
             if m == "params":
                 cells.append(Cell(fmt_count(r["params/mean"])))
-            elif m == "tokens_per_s":
-                cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
+            elif m in ("tokens_per_s", "decode_tokens_per_s"):
+                cells.append(Cell(fmt_count(r[f"{m}/mean"])))
             else:
                 cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_time)))
         body.append(cells)
@@ -388,10 +409,30 @@ def grid(s: Summary) -> Grid:
     drop = constant_columns(head, body, keep)
     constant = [(head[i].replace(" ↑", "").replace(" ↓", ""), body[0][i].text) for i in drop
                 if body[0][i].text != "–"]  # a column empty in every row just goes
+    _blank_unchanged(s, body, n_lead, drop)
     cols = [i for i in range(len(head)) if i not in drop]
     return Grid([head[i] for i in cols], [[row[i] for i in cols] for row in body],
                 n_lead - sum(i < n_lead for i in drop), constant,
                 {metric_name(a): metric_name(b) for a, b in repeats.items()})
+
+
+def _blank_unchanged(s: Summary, body: list[list[Cell]], n_lead: int, drop: list[int]) -> None:
+    """Config cells equal to the row's baseline's go blank, as in a paper's ablation table (Vaswani et al. 2017,
+    Table 3): a row shows what it changes. The row-name column and the task/split columns always show."""
+    from ablate.report.columns import FACET_KEYS
+
+    f = s.frame
+    if "baseline" not in f:
+        return
+    show_variant = n_lead > len(s.keys)
+    at = {lab: i for i, lab in enumerate(f["label"])}
+    for i, (_, r) in enumerate(f.iterrows()):
+        j = at.get(r["baseline"]) if isinstance(r["baseline"], str) else None
+        if j is None or j == i:
+            continue
+        for c in range(1, n_lead):  # column 0 names the row
+            if c not in drop and s.keys[c - int(show_variant)] not in FACET_KEYS and body[i][c].text == body[j][c].text:
+                body[i][c].text = ""
 
 
 def row_names(s: Summary) -> dict[str, str]:
@@ -413,8 +454,12 @@ def row_names(s: Summary) -> dict[str, str]:
 
 
 def footnotes(s: Summary) -> list[str]:
-    notes = ["Mean ± sample standard deviation over seeds (n = finished seeds); bold = best mean per metric "
-             "(↑ higher is better, ↓ lower is better; nothing bold when all rows tie)."]
+    per = " among rows of the same task and split" if panels(s).nunique() > 1 else ""
+    notes = ["Mean ± sample standard deviation over seeds (n = finished seeds); "
+             + (f"bold = best mean per metric{per} (↑ higher is better, ↓ lower is better; nothing bold when all "
+                "rows tie)." if s.bold else "nothing bold: this experiment measures speed, not which row is best.")]
+    if "baseline" in s.frame and s.keys:
+        notes.append("A blank config cell is the same as in the row's baseline.")
     if s.has_delta:
         notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
                      f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}, {family_text(s)}; no mark = not "

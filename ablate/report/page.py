@@ -58,7 +58,53 @@ h2#hypotheses,h2#results{margin-top:1em}details{margin:2em 0}summary{cursor:poin
 .v-supported{color:#1a6b1a}.v-contradicted{color:#a00}.v-inconclusive{color:#8a5a00}.v-not-significant{color:#555}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
 table.results th:first-child,table.results td:first-child{position:sticky;left:0;background:#fff;z-index:1}
+th.sort{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
+input.filter{font:inherit;font-size:.85em;padding:.1em .4em;margin:.3em 0;width:14em}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
+"""
+
+
+# Sorting and filtering in the page, offline and without a library: it reads the cells already in the page (no
+# data of its own, so nothing the user wrote passes through a script) and only reorders or hides rows.
+SCRIPT = r"""
+(function () {
+  function num(s) {
+    var m = s.replace(/^[\u2265\u2264]/, '').replace('\u2212', '-').match(/^([-+]?\d*\.?\d+(?:e[-+]?\d+)?)([kMG]?)/);
+    return m ? parseFloat(m[1]) * ({k: 1e3, M: 1e6, G: 1e9}[m[2]] || 1) : null;
+  }
+  document.querySelectorAll('table.sortable').forEach(function (t) {
+    var body = t.tBodies[0], heads = t.tHead ? t.tHead.rows[0].cells : [];
+    if (!body) return;
+    var rows = Array.prototype.slice.call(body.rows);
+    var box = document.createElement('input');
+    box.type = 'search'; box.placeholder = 'filter rows'; box.className = 'filter';
+    box.addEventListener('input', function () {
+      var q = box.value.toLowerCase();
+      rows.forEach(function (r) { r.style.display = r.textContent.toLowerCase().indexOf(q) < 0 ? 'none' : ''; });
+    });
+    var host = t.parentNode.classList.contains('scroll') ? t.parentNode : t;
+    host.parentNode.insertBefore(box, host);
+    Array.prototype.forEach.call(heads, function (th, i) {
+      th.classList.add('sort'); th.title = 'sort by this column (click again to reverse)';
+      th.addEventListener('click', function () {
+        var dir = th.getAttribute('data-dir') === 'asc' ? -1 : 1;
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('data-dir'); });
+        th.setAttribute('data-dir', dir === 1 ? 'asc' : 'desc');
+        var keyed = rows.map(function (r, k) {
+          var s = r.cells[i] ? r.cells[i].textContent.trim() : '';
+          return {r: r, k: k, n: num(s), s: s};
+        });
+        keyed.sort(function (a, b) {  // numbers first, then text; blanks last; ties keep the page's order
+          if ((a.s === '') !== (b.s === '')) return a.s === '' ? 1 : -1;
+          if ((a.n === null) !== (b.n === null)) return a.n === null ? 1 : -1;
+          var c = a.n !== null ? a.n - b.n : a.s.localeCompare(b.s);
+          return c ? dir * c : a.k - b.k;
+        });
+        keyed.forEach(function (x) { body.appendChild(x.r); });
+      });
+    });
+  });
+})();
 """
 
 
@@ -360,7 +406,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body.append('<h2 id="figures">Figures</h2>')
     body += [_figure_html(f, out) for f in figures if f.name != "forest"]
     body += samples_html(ctx.get("samples"))
-    body.append('<h2 id="runs">Runs</h2><table><thead><tr><th class="l">row</th><th class="r">seed</th>'
+    body.append('<h2 id="runs">Runs</h2><table class="sortable"><thead><tr><th class="l">row</th>'
+                '<th class="r">seed</th>'
                 f'<th class="l">status</th><th class="r">{e(metric_name(metric) if metric else "")}</th>'
                 '<th class="l">stopped</th><th class="l">run</th></tr></thead><tbody>')
     for r in runs:
@@ -372,7 +419,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
         body.append(f'<details id="notes"><summary>The experiment\'s notes (its file\'s header)</summary>'
                     f'<div class="desc">{e(desc)}</div></details>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(ctx["name"])} — ablate '
-            f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"report</title>\n<style>{CSS}</style></head>\n<body>\n" + "\n".join(body)
+            + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
 VERDICT_NOTE = ("Each verdict is computed from the runs: the test named, its p Holm-adjusted over this experiment's "

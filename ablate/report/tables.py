@@ -608,7 +608,7 @@ def to_html(s: Summary) -> str:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in footnotes(s))
     above = f'<p class="meta">{html.escape(g.above())}</p>\n' if g.above() else ""
     # Long tables scroll sideways inside the page rather than overflowing it.
-    return (f'{above}<div class="scroll"><table class="results"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}'
+    return (f'{above}<div class="scroll"><table class="results sortable"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}'
             f'</tbody></table></div>\n<ul class="notes">{notes}</ul>\n')
 
 

@@ -11,6 +11,7 @@ import html
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
@@ -163,9 +164,10 @@ def in_place(root: Path, out: Path) -> bool:
     return (out / "runs").resolve() == root.resolve()
 
 
-def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
-    """Copies of a run's small files under out/runs/<id>/, so the report stands alone (and can be committed)."""
-    dest = out / "runs" / run_dir.name
+def copy_run_files(run_dir: Path, out: Path, run_id: Optional[str] = None) -> dict[str, Path]:
+    """Copies of a run's small files under out/runs/<id>/, so the report stands alone (and can be committed);
+    run_id '<experiment>/<id>' in a report over several."""
+    dest = out / "runs" / (run_id or run_dir.name)
     copies = {}
     for f in RUN_FILES:
         if (run_dir / f).is_file():
@@ -176,10 +178,11 @@ def copy_run_files(run_dir: Path, out: Path) -> dict[str, Path]:
     return copies
 
 
-def copy_experiment(root: Path, out: Path) -> None:
-    """The stored experiment.yaml goes with the run copies, so the report can be re-rendered from its own folder."""
-    src, dest = root / "experiment.yaml", out / "runs" / "experiment.yaml"
-    if src.is_file() and not in_place(root, out):
+def copy_experiment(root: Path, out: Path, name: str = "") -> None:
+    """The stored experiment.yaml goes with the run copies, so the report can be re-rendered from its own folder
+    (name: the experiment's folder under runs/ in a report over several)."""
+    src, dest = root / "experiment.yaml", out / "runs" / name / "experiment.yaml"
+    if src.is_file() and not in_place(root, out) and src.resolve() != dest.resolve():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
 
@@ -216,18 +219,77 @@ def load_summary(runs_root: str | Path) -> dict[str, Any]:
     return ctx
 
 
-def build_report(runs_root: str | Path, out_dir: str | Path, tex_columns: Optional[list[str]] = None) -> Path:
+def build_report(runs_root: str | Path | list[str | Path], out_dir: str | Path,
+                 tex_columns: Optional[list[str]] = None) -> Path:
     """Write table.{md,tex,csv}, plots/, index.html and README.md for runs_root into out_dir; returns index.html.
 
-    tex_columns: the columns table.tex keeps (tables.pick_columns); a name that is no column raises ConfigError
-    before anything is written."""
-    ctx = load_summary(runs_root)
-    root, out, s = ctx["root"], Path(out_dir), ctx["summary"]
+    runs_root: one experiment's runs, or a list of several: one report whose rows say which experiment they come
+    from (combined()). tex_columns: the columns table.tex keeps (tables.pick_columns); a name that is no column
+    raises ConfigErrors before anything is written."""
+    roots = [Path(r) for r in runs_root] if isinstance(runs_root, (list, tuple)) else [Path(runs_root)]
+    if len(roots) > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _render(combined(roots, Path(tmp)), Path(out_dir), tex_columns)
+    return _render(load_summary(roots[0]), Path(out_dir), tex_columns)
+
+
+def combined(roots: list[Path], tmp: Path) -> dict[str, Any]:
+    """The context of one report over several experiments. Each is summarized and audited on its own (its rows,
+    baseline, Holm families and hypotheses stay its own), then the rows are put together, labelled
+    '<experiment>: <label>'. The runs are reached through tmp/runs/<experiment> (a link to each store), so each
+    run's id becomes '<experiment>/<id>' and its copies go to the report's runs/<experiment>/<id>/."""
+    from ablate.report.facets import short_names
+    from ablate.report.tables import merge_summaries
+
+    store = tmp / "runs"
+    store.mkdir()
+    parts, names, verdict_records, warnings, notes = [], [], [], [], []
+    for root in roots:
+        part = load_summary(root)
+        name = part["name"]
+        while name in names:  # two stores of one experiment name: both kept, told apart
+            name += "'"
+        names.append(name)
+        (store / name).symlink_to(root.resolve(), target_is_directory=True)
+        part["name"], part["out"] = name, tmp / name
+        part["out"].mkdir()
+        if part["summary"] is not None:
+            part["names"] = short_names(part["runs"], part["summary"])
+            audit_and_verdicts(part, part["summary"], part["runs"], part["rep"])
+            warnings += [f"{name}: {w}" for w in part.get("warnings", [])]
+            for r in part.get("verdicts", []):
+                verdict_records.append({**r, "experiment": name, "rows": [f"{name}: {x}" for x in r["rows"]]})
+        notes += [f"{name}: {n}" for n in part["notes"]]
+        parts.append(part)
+
+    def tagged(df: pd.DataFrame, name: str) -> pd.DataFrame:
+        if df.empty:
+            return df
+        label = df["label"].fillna("").replace("", "base") if "label" in df else pd.Series("base", index=df.index)
+        return df.assign(experiment=name, label=name + ": " + label.astype(str),
+                         run_id=name + "/" + df["run_id"].astype(str))
+
+    done = [(n, p) for n, p in zip(names, parts, strict=True) if p["summary"] is not None]
+    s = merge_summaries([(n, p["summary"]) for n, p in done]) if done else None
+    return {"name": " + ".join(names), "root": store, "where": ", ".join(map(str, roots)),
+            "raw": {"name": " + ".join(names), "description": "Across experiments: " + "; ".join(
+                f"{n}: {question(p['raw'].get('description')) or '(no description)'}"
+                for n, p in zip(names, parts, strict=True))},
+            "rep": parts[0]["rep"], "df": pd.concat([tagged(p["df"], n) for n, p in zip(names, parts, strict=True)],
+                                                    ignore_index=True),
+            "runs": pd.concat([tagged(p["runs"], n) for n, p in done], ignore_index=True) if done else pd.DataFrame(),
+            "notes": notes, "summary": s, "parts": list(zip(names, roots, strict=True)),
+            "warnings": warnings, "verdicts": verdict_records}
+
+
+def _render(ctx: dict[str, Any], out: Path, tex_columns: Optional[list[str]]) -> Path:
+    root, s = ctx["root"], ctx["summary"]
     if s is not None and tex_columns:
         pick_columns(grid(s), s, tex_columns)  # bad names fail here, before a file is written
     out.mkdir(parents=True, exist_ok=True)
     ctx["out"] = out
-    copy_experiment(root, out)
+    for name, part_root in ctx.get("parts") or [("", root)]:
+        copy_experiment(part_root, out, name)
     every, df, raw, rep = ctx["df"], ctx["runs"], ctx["raw"], ctx["rep"]
     write_manifest(out, raw, every["run_id"] if "run_id" in every else [])
     if s is None:
@@ -238,7 +300,10 @@ def build_report(runs_root: str | Path, out_dir: str | Path, tex_columns: Option
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
 
     ctx["names"] = short_names(df, s)
-    audit_and_verdicts(ctx, s, df, rep)
+    if "parts" in ctx:  # audited per experiment (combined())
+        write_json(ctx["verdicts"], out)
+    else:
+        audit_and_verdicts(ctx, s, df, rep)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
@@ -276,13 +341,14 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
     order = {label: i for i, label in enumerate(names)}
     df = df.assign(_o=df["label"].map(lambda x: order.get(x, len(order)))).sort_values(["_o", "label", "seed"])
     for _, r in df.iterrows():
-        links = {f: rel(copy, out) for f, copy in copy_run_files(root / str(r["run_id"]), out).items()}
+        links = {f: rel(copy, out) for f, copy in copy_run_files(root / str(r["run_id"]), out,
+                                                                  str(r["run_id"])).items()}
         score = r.get(metric) if metric else None
         out_runs.append({"label": names.get(r["label"]) or pretty_label(r["label"]), "seed": r["seed"],
                          "status": r["status"], "id": r["run_id"], "score": score, "links": links,
                          "stop": run_text(r),
                          "error": r.get("error")})
-    if not in_place(root, out):  # in place, the copies are the store: the runs left out stay
+    if not in_place(root, out) and "parts" not in ctx:  # in place, the copies are the store: the runs left out stay
         prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
 
@@ -390,7 +456,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
     body += [_figure_html(f, out) for f in figures if f.name == "forest"]  # the ablation's answer, after the table
     body += [f'<p class="meta">{e(VERDICT_NOTE)}</p>'] if ctx.get("verdicts") else []
     body += [f"<p class='skip'>{e(n)}</p>" for n in ctx["notes"]]
-    body.append(f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(str(ctx["root"]))}</code>; report '
+    where = str(ctx.get("where") or ctx["root"])
+    body.append(f'<p class="meta">{e(_summary_line(ctx))}. Runs in <code>{e(where)}</code>; report '
                 f"written {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>")
     body += [f'<p class="meta">{e(made)}.</p>'] if (made := made_on(ctx["df"])) else []
     if s is not None and not s.failed.empty:

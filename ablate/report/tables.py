@@ -208,6 +208,34 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
     return summary
 
 
+def merge_summaries(parts: list[tuple[str, Summary]]) -> Summary:
+    """One table of several experiments' summaries (each computed on its own: its rows, baseline and Holm
+    families stay its own); rows are labelled '<experiment>: <label>' and an 'experiment' column leads."""
+    frames, failed, keys, metrics, family, notes = [], [], ["experiment"], [], {}, []
+    for name, s in parts:
+        f = s.frame.copy()
+        f.insert(0, "experiment", name)
+        f["label"] = name + ": " + f["label"].astype(str)
+        if "baseline" in f:
+            f["baseline"] = [f"{name}: {b}" if isinstance(b, str) else b for b in f["baseline"]]
+        frames.append(f)
+        failed.append(s.failed.assign(label=name + ": " + s.failed["label"].astype(str)) if len(s.failed)
+                      else s.failed)
+        keys += [k for k in s.keys if k not in keys]
+        metrics += [m for m in s.metrics if m not in metrics]
+        family.update({f"{name}{', ' + k if k else ''}": v for k, v in s.family.items()})
+        notes += [f"{name}: {n}" for n in s.notes]
+    primaries = list(dict.fromkeys(s.primary for _, s in parts))
+    if len(primaries) > 1:
+        notes.append(f"the experiments' report.metric differ ({', '.join(primaries)}): Δ and bold follow "
+                     f"{primaries[0]}")
+    baselines = "; ".join(f"{n}: {s.baseline}" for n, s in parts if s.baseline)
+    out = Summary(pd.concat(frames, ignore_index=True), keys, metrics, primaries[0], baselines or None, notes,
+                  pd.concat(failed, ignore_index=True), family, any(s.clipped for _, s in parts),
+                  all(s.bold for _, s in parts))
+    return out
+
+
 def _add_deltas(s: Summary, ok: pd.DataFrame) -> None:
     """delta/<m> and p/<m> columns against the baseline row: the row labelled `baseline`, or else the row of
     variant `baseline` at the same grid point (the keys that vary within that variant's rows)."""

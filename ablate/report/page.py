@@ -59,7 +59,7 @@ h2#hypotheses,h2#results{margin-top:1em}details{margin:2em 0}summary{cursor:poin
 .v-supported{color:#1a6b1a}.v-contradicted{color:#a00}.v-inconclusive{color:#8a5a00}.v-not-significant{color:#555}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
 table.results th:first-child,table.results td:first-child{position:sticky;left:0;background:#fff;z-index:1}
-th.sort{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
+sup{line-height:0}th.sort{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
 input.filter{font:inherit;font-size:.85em;padding:.1em .4em;margin:.3em 0;width:14em}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
 """

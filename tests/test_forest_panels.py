@@ -1,0 +1,22 @@
+"""The forest plot stays readable when a few rows collapse: those get their own panel (a broken axis)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ablate.report.forest import x_panels
+
+
+def rows(deltas: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"delta": deltas, "low": [d - 0.02 for d in deltas], "high": [d + 0.02 for d in deltas]})
+
+
+def test_rows_that_collapse_get_their_own_panel_and_the_rest_keep_a_readable_scale():
+    (far, main) = x_panels(rows([-0.005, 0.007, -0.978, 0.001, -0.981, 0.003, -0.009, 0.0]))
+    assert far[0] < -1.0 and -0.96 < far[1] < main[0]  # the collapsed rows, alone
+    assert main[0] < -0.029 and main[1] > 0.027 and main[1] - main[0] < 0.1  # the others' ±0.02 intervals
+
+
+def test_one_panel_when_nothing_stands_apart_or_most_rows_move():
+    assert len(x_panels(rows([-0.005, 0.007, 0.01, -0.02]))) == 1
+    assert len(x_panels(rows([-0.9, -0.8, 0.01, -0.85]))) == 1  # most rows moved: one scale shows them all

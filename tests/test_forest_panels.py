@@ -20,3 +20,14 @@ def test_rows_that_collapse_get_their_own_panel_and_the_rest_keep_a_readable_sca
 def test_one_panel_when_nothing_stands_apart_or_most_rows_move():
     assert len(x_panels(rows([-0.005, 0.007, 0.01, -0.02]))) == 1
     assert len(x_panels(rows([-0.9, -0.8, 0.01, -0.85]))) == 1  # most rows moved: one scale shows them all
+
+
+def test_an_architecture_keeps_its_colour_and_place_in_every_figure():
+    from ablate.report.plots import arch_ordered, hue_colors
+
+    one = hue_colors(arch_ordered(["transformer", "lstm"]))
+    other = hue_colors(arch_ordered(["lstm", "mlp", "seq2seq_attention", "transformer", "gru"]))
+    assert one["transformer"] == other["transformer"] and one["lstm"] == other["lstm"]
+    assert arch_ordered(["transformer", "lstm", "mlp"]) == ["mlp", "lstm", "transformer"]
+    mixed = hue_colors(["transformer", "no_pe", "base"])  # variants take colours no architecture uses
+    assert len(set(mixed.values())) == 3

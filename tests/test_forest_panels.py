@@ -31,3 +31,12 @@ def test_an_architecture_keeps_its_colour_and_place_in_every_figure():
     assert arch_ordered(["transformer", "lstm", "mlp"]) == ["mlp", "lstm", "transformer"]
     mixed = hue_colors(["transformer", "no_pe", "base"])  # variants take colours no architecture uses
     assert len(set(mixed.values())) == 3
+
+
+def test_samples_come_from_short_middle_and_long_inputs_and_mark_the_wrong_tokens():
+    from ablate.report.samples import marked, spread
+
+    lengths = {i: i for i in range(90)}  # input i has i tokens
+    got = spread(list(lengths), lengths.__getitem__, 6)
+    assert len(got) == 6 and sum(i < 30 for i in got) == sum(30 <= i < 60 for i in got) == sum(i >= 60 for i in got)
+    assert marked("a <b> c d", "a x c") == "a <mark>&lt;b&gt;</mark> c <mark>d</mark>"

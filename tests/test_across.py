@@ -64,3 +64,15 @@ def test_several_runs_dirs_need_an_out(tmp_path, capsys):
     assert main(["report", str(a), str(a)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0]
+
+
+def test_a_figure_the_page_does_not_show_is_not_left_in_plots(tmp_path):
+    from ablate.report.page import build_report
+
+    a = store(tmp_path / "runs" / "a", "a", {"base": [0.5, 0.52, 0.51], "big": [0.8, 0.82, 0.81]})
+    (tmp_path / "rep" / "plots").mkdir(parents=True)
+    (tmp_path / "rep" / "plots" / "by_length.png").write_bytes(b"from an earlier render")
+    page = build_report(a, tmp_path / "rep").read_text()
+    left = sorted(p.name for p in (tmp_path / "rep" / "plots").iterdir())
+    assert "by_length.png" not in left and left  # the forest plot stays
+    assert all(f"plots/{n}" in page for n in left)

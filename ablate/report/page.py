@@ -305,6 +305,7 @@ def _render(ctx: dict[str, Any], out: Path, tex_columns: Optional[list[str]]) ->
     else:
         audit_and_verdicts(ctx, s, df, rep)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None))
+    prune_plots(out / "plots", figures)
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
 
@@ -351,6 +352,15 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
     if not in_place(root, out) and "parts" not in ctx:  # in place, the copies are the store: the runs left out stay
         prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
+
+
+def prune_plots(plots: Path, figures: list) -> None:
+    """Remove the figures an earlier render wrote that this page does not show (a figure now skipped), so the
+    folder holds only what the page links to."""
+    shown = {p.resolve() for f in figures for p in (f.files or [])}
+    for p in plots.glob("*") if plots.is_dir() else []:
+        if p.is_file() and p.suffix in (".png", ".pdf", ".svg") and p.resolve() not in shown:
+            p.unlink()
 
 
 def prune_run_copies(out: Path, keep: set[str]) -> None:

@@ -441,6 +441,11 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
             name = f"attention_{arch}" + (f"_{i + 1}" if i else "")
             fig_ = Figure(name, f"Where does the best {arch} look?" + (f" (sample {i + 1})" if samples else ""))
             figures.append(fig_)
+            score = pd.to_numeric(pd.Series([best.get(metric)]), errors="coerce").iloc[0]
+            if "acc" in metric.split("/")[-1] and not score >= LEARNED:  # a map of a model that failed shows noise
+                fig_.skipped = (f"the best {arch} run did not learn the task ({metric_name(metric)} {score:.3f} "
+                                f"< {LEARNED}), so its attention shows no mechanism worth reading")
+                continue
             try:
                 att = compute(root / best["run_id"], text.split() if text is not None else None)
             except (AttendError, OSError, RuntimeError, KeyError, ValueError) as e:
@@ -448,6 +453,9 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
                 continue
             _attention_figure(fig_, att, out, best, metric, root, names.get(best["label"]) or best["label"])
     return figures
+
+
+LEARNED = 0.5  # the accuracy from which an attention map is drawn: below it the model did not learn the task
 
 
 def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric: str, root: Path,

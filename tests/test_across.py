@@ -53,7 +53,7 @@ def test_one_report_over_two_experiments_keeps_rows_copies_and_baselines_apart(t
     page = (out / "index.html").read_text()
     assert "a: base" in page and "runs/b/run000/config.yaml" in page
     md = (out / "table.md").read_text()
-    assert "| experiment |" in md
+    assert "| experiment | variant |" in md  # the experiment leads the row
     # the report re-renders from its own copies
     assert main(["report", str(out / "runs" / "a"), str(out / "runs" / "b"), "--out", str(out)]) == 0
     assert pd.read_csv(out / "table.csv").equals(t)

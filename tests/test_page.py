@@ -44,7 +44,8 @@ const top = el => el ? el.getBoundingClientRect().top + win.scrollY : null;
 const notes = doc.querySelector('details#notes');
 return {table: top(doc.querySelector('table.results')), verdicts: top(doc.querySelector('table.verdicts')),
         question: top(doc.querySelector('p.question')), notes_open: notes ? notes.open : null,
-        notes_last: notes ? !notes.nextElementSibling : null, width: win.innerWidth};
+        notes_last: notes ? [...doc.body.children].filter(e => e.tagName !== 'SCRIPT').pop() === notes : null,
+        width: win.innerWidth};
 """
 
 

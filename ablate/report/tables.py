@@ -388,7 +388,8 @@ def grid(s: Summary) -> Grid:
 
     f = s.frame
     show_variant = f["variant"].astype(str).nunique() > 1 or (not s.keys and (f["variant"] != "").all())
-    lead = (["variant"] if show_variant else []) + [key_name(k) for k in s.keys] or ["run"]
+    sources = lead_sources(s, show_variant)
+    lead = [key_name(k) if k != VARIANT else "variant" for k in sources] or ["run"]
     repeats = duplicate_metrics(f, s.metrics, s.primary) if len(f) else {}
     metrics = [m for m in s.metrics if m not in repeats]
     stats = STATS + [(m, t) for m, t in OPTIONAL_STATS if f"{m}/mean" in f and f[f"{m}/mean"].notna().any()]
@@ -405,8 +406,7 @@ def grid(s: Summary) -> Grid:
     best_steps = s.best_steps()
     body = []
     for _, r in f.iterrows():
-        cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
-        cells = cells or [Cell(r["label"])]
+        cells = [Cell(_value(r["variant" if k == VARIANT else k])) for k in sources] or [Cell(r["label"])]
         cells[0].text += f" {stops.row_mark(r)}" if stops.row_mark(r) else ""
         for m in metrics[:delta_at]:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
@@ -437,14 +437,24 @@ def grid(s: Summary) -> Grid:
     drop = constant_columns(head, body, keep)
     constant = [(head[i].replace(" ↑", "").replace(" ↓", ""), body[0][i].text) for i in drop
                 if body[0][i].text != "–"]  # a column empty in every row just goes
-    _blank_unchanged(s, body, n_lead, drop)
+    _blank_unchanged(s, body, sources, drop)
     cols = [i for i in range(len(head)) if i not in drop]
     return Grid([head[i] for i in cols], [[row[i] for i in cols] for row in body],
                 n_lead - sum(i < n_lead for i in drop), constant,
                 {metric_name(a): metric_name(b) for a, b in repeats.items()})
 
 
-def _blank_unchanged(s: Summary, body: list[list[Cell]], n_lead: int, drop: list[int]) -> None:
+VARIANT = "@variant"  # the variant column among the leading columns' sources
+
+
+def lead_sources(s: Summary, show_variant: bool) -> list[str]:
+    """What the leading columns show, in order: the experiment first (a report over several), the variant, then
+    the config keys that vary."""
+    keys = ([VARIANT] if show_variant else []) + list(s.keys)
+    return sorted(keys, key=lambda k: k != "experiment")
+
+
+def _blank_unchanged(s: Summary, body: list[list[Cell]], sources: list[str], drop: list[int]) -> None:
     """Config cells equal to the row's baseline's go blank, as in a paper's ablation table (Vaswani et al. 2017,
     Table 3): a row shows what it changes. The row-name column and the task/split columns always show."""
     from ablate.report.columns import FACET_KEYS
@@ -452,14 +462,13 @@ def _blank_unchanged(s: Summary, body: list[list[Cell]], n_lead: int, drop: list
     f = s.frame
     if "baseline" not in f:
         return
-    show_variant = n_lead > len(s.keys)
     at = {lab: i for i, lab in enumerate(f["label"])}
     for i, (_, r) in enumerate(f.iterrows()):
         j = at.get(r["baseline"]) if isinstance(r["baseline"], str) else None
         if j is None or j == i:
             continue
-        for c in range(1, n_lead):  # column 0 names the row
-            if c not in drop and s.keys[c - int(show_variant)] not in FACET_KEYS and body[i][c].text == body[j][c].text:
+        for c in range(1, len(sources)):  # column 0 names the row
+            if c not in drop and sources[c] not in (*FACET_KEYS, VARIANT) and body[i][c].text == body[j][c].text:
                 body[i][c].text = ""
 
 

@@ -210,7 +210,7 @@ def test_a_report_of_another_experiment_is_left_alone_unless_forced(tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     built = []
-    monkeypatch.setattr("ablate.report.page.build_report", lambda root, dest: built.append(Path(dest)) or dest)
+    monkeypatch.setattr("ablate.report.page.build_report", lambda root, dest, *_: built.append(Path(dest)) or dest)
     runs = fake_runs(Path("runs/tiny"), {"0123456789ab": ("base", 0)})
     committed = Path("reports/tiny")
     write_manifest(committed, {**TINY, "train": {**TINY["train"], "lr": 0.5}}, ["fedcba987654"])  # other lr

@@ -148,19 +148,29 @@ def write_report(root: Path, reports_dir: Optional[str | Path], out: TextIO, for
     print(f"report: {path}", file=out)
 
 
-def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: bool = False,
-                 notes: Optional[TextIO] = None) -> Path:
+def build_report(runs_dir: str | Path | list[str | Path], out: Optional[str | Path] = None, force: bool = False,
+                 notes: Optional[TextIO] = None, tex_columns: Optional[list[str]] = None) -> Path:
     """Tables, plots, index.html, README.md and manifest.json for runs/<name>; returns the index.html path.
 
     out: the report's folder; default reports/<name>, except when that folder's manifest.json names another
     experiment: then reports/_<name>/ (said on notes, default stderr), unless force. For a report's own run copies
-    (reports/<name>/runs) the default is that report, re-rendered in place.
+    (reports/<name>/runs) the default is that report, re-rendered in place. tex_columns: the columns table.tex
+    keeps (headings, metric keys or 'delta'; default all). runs_dir may be a list of several experiments' runs:
+    one report (out required) whose rows say which experiment they come from.
     Raises ConfigErrors when runs_dir is not an experiment's runs."""
     import sys
 
+    from ablate.errors import ConfigError, ConfigErrors
     from ablate.experiment.locate import check_experiment_dir
     from ablate.experiment.store import writable
     from ablate.report.page import build_report as _build
+
+    if isinstance(runs_dir, (list, tuple)):
+        roots = [check_experiment_dir(d) for d in runs_dir]
+        if out is None:
+            raise ConfigErrors([ConfigError("--out", None, f"is required with several RUNS_DIRs ({len(roots)} "
+                                            "given): the folder of the report over them")])
+        return _build(roots, writable(out, "--out"), tex_columns)
 
     root = check_experiment_dir(runs_dir)
     own = root.name == "runs" and (root.parent / "index.html").is_file()  # a report's own run copies
@@ -168,7 +178,7 @@ def build_report(runs_dir: str | Path, out: Optional[str | Path] = None, force: 
     writable(dest, "--out" if out is not None else "--out (default reports/<name>)")
     if note:
         print(f"note: {note}", file=notes or sys.stderr)
-    return _build(root, dest)
+    return _build(root, dest, tex_columns)
 
 
 def hypotheses(report_dirs: list[str | Path], start: str | Path = ".") -> str:

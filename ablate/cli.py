@@ -90,8 +90,13 @@ def add_data(sub: Any) -> None:
 def add_report(sub: Any) -> None:
     rep = sub.add_parser("report", help="tables, plots and an index page for runs/<name>",
                          epilog=EXITS["report"])
-    rep.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="an experiment's runs: runs/<name>")
+    rep.add_argument("runs_dir", type=Path, nargs="+", metavar="RUNS_DIR",
+                     help="an experiment's runs: runs/<name>; several (with --out): one report, rows labelled by "
+                          "experiment")
     rep.add_argument("--out", type=Path, default=None, help="the report's folder (default reports/<name>)")
+    rep.add_argument("--tex-columns", default=None, metavar="COL,COL",
+                     help="the columns table.tex keeps, comma-separated: headings as in table.md ('seq acc'), "
+                          "metric keys (test/seq_acc) or delta; the row-name columns always stay (default: all)")
     rep.add_argument("--force", action="store_true",
                      help="write into reports/<name>/ even when its manifest.json names another experiment "
                           "(default: such a report is left alone and this one goes to reports/_<name>/)")
@@ -235,7 +240,9 @@ def cmd_data(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
 def cmd_report(args: argparse.Namespace, plugins: tuple[str, ...]) -> int:
     from ablate.api import build_report
 
-    print(build_report(args.runs_dir, args.out, force=args.force))
+    cols = [c.strip() for c in args.tex_columns.split(",") if c.strip()] if args.tex_columns else None
+    dirs = args.runs_dir[0] if len(args.runs_dir) == 1 else args.runs_dir
+    print(build_report(dirs, args.out, force=args.force, tex_columns=cols))
     return 0
 
 

@@ -108,6 +108,7 @@ class ReportConfig:
     accept_confounds: Optional[list[str]] = None
     x: str = option("step", "learning curves' x axis: step, flops (cumulative training FLOPs) or seconds "
                     "(cumulative training seconds)", choices=["step", "flops", "seconds"])
+    bold: bool = True  # bold the best value per metric; false for an experiment that measures speed, not learning
 
 
 CONFOUND_FIELDS = ["threads", "torch", "lightning", "python", "cpu", "device", "dtype", "code", "dirty"]

@@ -119,7 +119,7 @@ def test_a_yaml_error_names_the_line_and_what_was_expected(tmp_path, capsys, tex
 
 def test_a_subcommand_usage_error_prints_its_usage_and_its_help_only_its_exit_codes(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["report", "runs/x", "stray"])
+        main(["report", "runs/x", "--stray"])  # several RUNS_DIRs are valid (one report over them)
     assert e.value.code == 2
     assert "usage: ablate report" in capsys.readouterr().err
     for command, codes in EXITS.items():
@@ -210,7 +210,7 @@ def test_a_report_of_another_experiment_is_left_alone_unless_forced(tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     built = []
-    monkeypatch.setattr("ablate.report.page.build_report", lambda root, dest: built.append(Path(dest)) or dest)
+    monkeypatch.setattr("ablate.report.page.build_report", lambda root, dest, *_: built.append(Path(dest)) or dest)
     runs = fake_runs(Path("runs/tiny"), {"0123456789ab": ("base", 0)})
     committed = Path("reports/tiny")
     write_manifest(committed, {**TINY, "train": {**TINY["train"], "lr": 0.5}}, ["fedcba987654"])  # other lr

@@ -224,13 +224,13 @@ def test_result_records_training_lengths_signature_and_the_best_checkpoint_by_pl
 def test_table_footnote_names_the_bleu_signature():
     import pandas as pd
 
-    from ablate.report.tables import summarize, to_latex, to_markdown
+    from ablate.report.tables import latex_escape, summarize, to_latex, to_markdown
 
     sig = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
     df = pd.DataFrame([dict(run_id=f"r{i}", variant="base", label="base", seed=i, status="finished",
                             bleu_signature=sig, **{"test/bleu": 30.0 + i, "test/chrf": 50.0}) for i in range(2)])
     s = summarize(df, "test/bleu")
-    assert sig in to_markdown(s) and sig in to_latex(s) and "chrF" in to_markdown(s)
+    assert sig in to_markdown(s) and latex_escape(sig) in to_latex(s) and "chrF" in to_markdown(s)
 
 
 def test_result_records_the_longest_training_lengths_not_the_test_ones(tmp_path):

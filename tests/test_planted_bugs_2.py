@@ -84,9 +84,8 @@ class Scripted(pl.LightningModule):
 
 def steps_to_target(metric: str, value: float, logged: list[float]) -> int | None:
     """Trains with train.target {metric, value}, validating every step with `logged` as the metric's values."""
-    from ablate.stopping import TargetConfig
-
     from ablate.config import TrainConfig
+    from ablate.stopping import TargetConfig
     from ablate.train.callbacks import stop_callbacks, stop_fields
 
     stoppers = stop_callbacks(TrainConfig(target=TargetConfig(metric, value)))

@@ -206,12 +206,15 @@ def test_report_end_to_end(grid, tmp_path):
     assert manifest["run_ids"] == sorted(d.name for d in grid.iterdir() if (d / "result.json").is_file())
     configs = [t for t in parser.targets if t.endswith("config.yaml")]
     assert len(set(configs)) == 8
-    for name in ("learning_curves", "by_length", "throughput", "params_vs_metric", "attention_transformer"):
+    for name in ("learning_curves", "by_length", "throughput", "params_vs_metric"):
         for ext in ("png", "pdf"):
             path = out / "plots" / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 1000, path
             assert f"plots/{name}.png" in text
-    assert "Not drawn" not in text  # every figure's data is there
+    # an attention map only where the model learned the task (these two-epoch models may not have)
+    learned = (out / "plots" / "attention_transformer.png").is_file()
+    assert learned == ("plots/attention_transformer.png" in text) and (learned or "did not learn the task" in text)
+    assert text.count("Not drawn") == (0 if learned else 1)  # every other figure's data is there
     readme = (out / "README.md").read_text()
     for target in re.findall(r"\]\(([^)]+)\)", readme):
         assert (out / unquote(target)).is_file(), target

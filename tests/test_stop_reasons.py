@@ -394,6 +394,9 @@ def test_a_committed_report_rerenders_from_its_own_folder_without_drift(name, tm
     old, new = pd.read_csv(report / "table.csv"), pd.read_csv(tmp_path / "table.csv")
     pd.testing.assert_frame_equal(new[list(old.columns)], old, check_dtype=False)
     committed, rendered = (report / "table.md").read_text(), (tmp_path / "table.md").read_text()
+    if "decode tokens/s" not in committed and "decode tokens/s" in rendered:
+        pytest.xfail("the committed table.md predates issue 25's layout (Δ beside its metric, unchanged config "
+                     "cells blank, decoding tokens/s, bold per task): the lead re-renders it")
     assert without_stop_marks(rendered) == without_stop_marks(committed)  # everything else: no drift
     if rendered != committed and not any(m in committed for m in ("†", "‡", "≤ ", "Targets were checked")):
         pytest.xfail("the committed table.md predates the stop marks of issue 22 (†, ‡, ≤ 250 and their "

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-FACET_KEYS = ("task.name", "task.split", "task.path")  # what changes the question: the task / dataset
+# what changes the question: the experiment (a report over several), the task / dataset
+FACET_KEYS = ("experiment", "task.name", "task.split", "task.path")
 
 
 def same_values(a: Any, b: Any) -> bool:

@@ -31,7 +31,7 @@ def label_runs(runs: pd.DataFrame, s: Summary, exclude: tuple[str, ...] = ()) ->
     runs["label"] = runs["label"].fillna("").replace("", "base") if "label" in runs else "base"
     fkeys = facet_keys(runs)
     if fkeys:
-        runs["facet"] = [", ".join(_text(r[k]) if k == "task.name" else f"{key_name(k)}={_text(r[k])}"
+        runs["facet"] = [", ".join(_text(r[k]) if k in ("experiment", "task.name") else f"{key_name(k)}={_text(r[k])}"
                                    for k in fkeys if _text(r[k]) != "–") for _, r in runs.iterrows()]
     else:
         runs["facet"] = ""

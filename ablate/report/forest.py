@@ -46,6 +46,30 @@ def forest_rows(df: pd.DataFrame, s: Summary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def x_panels(rows: pd.DataFrame) -> list[tuple[float, float]]:
+    """The x ranges to draw: one, or two (a broken axis) when a few rows collapse far from the rest (no_pe at
+    -0.98 beside rows within ±0.02), so the others' intervals stay readable: [far range, main range]."""
+    lo = rows["low"].fillna(rows["delta"])
+    hi = rows["high"].fillna(rows["delta"])
+    size = rows["delta"].abs()
+    far = size > 0.25 * size.max()
+    if not far.any() or far.all() or far.sum() > len(rows) / 3:
+        return [_padded(min(lo.min(), 0.0), max(hi.max(), 0.0))]
+    main = (min(lo[~far].min(), 0.0), max(hi[~far].max(), 0.0))
+    side = (lo[far].min(), hi[far].max())
+    overlaps = side[0] <= main[1] and side[1] >= main[0]
+    if overlaps or (side[1] > main[1]) == (side[0] < main[0]) or main[1] - main[0] > 0.3 * (
+            max(hi.max(), 0) - min(lo.min(), 0)):
+        return [_padded(min(lo.min(), 0.0), max(hi.max(), 0.0))]
+    ranges = [_padded(*side), _padded(*main)]
+    return ranges if side[1] < main[0] else ranges[::-1]
+
+
+def _padded(a: float, b: float) -> tuple[float, float]:
+    pad = 0.08 * (b - a) or 0.01
+    return a - pad, b + pad
+
+
 def forest(df: pd.DataFrame, s: Summary, out: Path):
     import matplotlib.pyplot as plt
 
@@ -57,26 +81,42 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
                         "(it matches no row, or no run of it finished)")
         return fig_
     up = better(s.primary) == "max"
-    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(rows) + 1.4))
+    ranges = x_panels(rows)
+    widths = [1, 3] if len(ranges) == 2 and ranges[0][1] < 0 < ranges[1][1] else [3, 1][: len(ranges)]
+    fig, axes = plt.subplots(1, len(ranges), sharey=True, figsize=(7.5, 0.38 * len(rows) + 1.4),
+                             gridspec_kw={"width_ratios": widths, "wspace": 0.06}, squeeze=False)
+    axes = list(axes[0])
     y = np.arange(len(rows))[::-1]
-    for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
-        good = (r["delta"] > 0) == up
-        color = ("tab:blue" if good else "tab:red") if r["significant"] else "0.6"
-        if not math.isnan(r["low"]):
-            ax.plot([r["low"], r["high"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
-        # hollow: the interval excludes 0 but the comparison does not survive the correction
-        hollow = r["excludes_0"] and not r["significant"]
-        ax.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7,
-                markerfacecolor="white" if hollow else color)
-    ax.axvline(0, color="0.2", lw=1)
+    for a, (x0, x1) in zip(axes, ranges, strict=True):
+        for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
+            good = (r["delta"] > 0) == up
+            color = ("tab:blue" if good else "tab:red") if r["significant"] else "0.6"
+            if not math.isnan(r["low"]):
+                a.plot([r["low"], r["high"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
+            # hollow: the interval excludes 0 but the comparison does not survive the correction
+            hollow = r["excludes_0"] and not r["significant"]
+            a.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7,
+                   markerfacecolor="white" if hollow else color)
+        a.set_xlim(x0, x1)
+        if x0 <= 0 <= x1:
+            a.axvline(0, color="0.2", lw=1)
+        a.grid(axis="x", alpha=0.3)
+    if len(axes) == 2:  # a broken axis: the gap between the panels is the part of the scale left out
+        left, right = axes
+        left.spines["right"].set_visible(False)
+        right.spines["left"].set_visible(False)
+        right.tick_params(axis="y", length=0)
+        for a, xs in ((left, (1, 1)), (right, (0, 0))):
+            a.plot(xs, (0, 1), transform=a.transAxes, ls="none", marker=[(-1, -2), (1, 2)], markersize=10,
+                   color="0.3", clip_on=False)
+    ax = axes[0]
     labels = [f"{n}  (n={k})" if k < 2 else n for n, k in zip(rows["name"], rows["n"], strict=True)]
     ax.set_yticks(y, labels, fontsize=9)
     for tick, sig in zip(ax.get_yticklabels(), rows["significant"], strict=True):
         tick.set_color("0.1" if sig else "0.5")
-    ax.set_xlabel(f"Δ test {metric_name(s.primary)} vs {row_names(s).get(rows['baseline'].iloc[0], s.baseline)}"
-                  f" ({'higher' if up else 'lower'} is better)")
-    ax.set_title(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds", fontsize=11)
-    ax.grid(axis="x", alpha=0.3)
+    fig.supxlabel(f"Δ test {metric_name(s.primary)} vs {row_names(s).get(rows['baseline'].iloc[0], s.baseline)}"
+                  f" ({'higher' if up else 'lower'} is better)", fontsize=10)
+    fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds", fontsize=11)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
@@ -88,5 +128,7 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
                     f"correction ({n_sig} of {len(rows)} rows; blue = better, red = worse); grey: not significant"
                     + (f" (hollow: the interval excludes 0 but the comparison does not survive the correction, "
                        f"{n_raw} row{'s' * (n_raw != 1)})" if n_raw else "")
-                    + ", or fewer than 2 seeds a side (x, no interval).")
+                    + ", or fewer than 2 seeds a side (x, no interval)."
+                    + (" The x axis is broken: the rows far from the rest have their own panel, so the others' "
+                       "intervals stay readable." if len(ranges) == 2 else ""))
     return fig_

@@ -40,6 +40,38 @@ def _palette(n: int) -> list:
     return sns.color_palette("tab10" if n <= 10 else "husl", n)
 
 
+# One colour and one place per architecture in every figure of every report, so a reader who learned that the
+# Transformer is blue on one page finds it blue on the next.
+ARCH_COLORS = {"mlp": "tab:gray", "cnn": "tab:brown", "rnn": "tab:olive", "gru": "tab:orange", "lstm": "tab:red",
+               "seq2seq": "tab:purple", "seq2seq_attention": "tab:green", "transformer": "tab:blue"}
+
+
+def arch_of(hue: str) -> Optional[str]:
+    """The architecture a line's name names ('lstm', 'reverse, lstm', 'lstm, lr=0.003'), if exactly one."""
+    found = [p for p in str(hue).split(", ") if p in ARCH_COLORS]
+    return found[0] if len(found) == 1 else None
+
+
+def arch_ordered(hues: list[str]) -> list[str]:
+    """hues in the architectures' fixed order when every hue names one; else as given (the table's order)."""
+    order = list(ARCH_COLORS)
+    if hues and all(arch_of(h) for h in hues):
+        return sorted(hues, key=lambda h: order.index(arch_of(h)))  # stable: one arch's settings keep their order
+    return hues
+
+
+def hue_colors(hues: list[str]) -> dict[str, Any]:
+    """Each hue's colour: its architecture's fixed one where it names a single architecture not named by another
+    hue, else the next palette colour no architecture uses."""
+    archs = [arch_of(h) for h in hues]
+    fixed = {h: ARCH_COLORS[a] for h, a in zip(hues, archs, strict=True) if a and archs.count(a) == 1}
+    taken = {matplotlib.colors.to_hex(c) for c in fixed.values()}
+    spare = [c for c in sns.color_palette("tab10", 10).as_hex() if c not in taken]
+    rest = [h for h in hues if h not in fixed]
+    extra = spare[: len(rest)] if len(rest) <= len(spare) else _palette(len(rest))
+    return {**fixed, **dict(zip(rest, extra, strict=True))}
+
+
 def _acc_axis(ax: Any, metric: str) -> None:
     """Accuracies on their whole range, [0, 1]: comparable across panels, never below 0."""
     if "acc" in metric.split("/")[-1]:
@@ -71,8 +103,8 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
     MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey).
     shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training)."""
     facets = ordered(data["facet"], data["order"])
-    hues = ordered(data["hue"], data["order"])
-    colors = dict(zip(hues, _palette(len(hues)), strict=True))
+    hues = arch_ordered(ordered(data["hue"], data["order"]))
+    colors = hue_colors(hues)
     if len(hues) <= MAX_LEGEND and len(facets) == 1:  # one task: its metrics side by side
         panels = [(m, facets[0], None) for m in metrics]
         ncol, nrow = len(metrics), 1
@@ -358,7 +390,8 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
                         f"({fmt_count(f['params/mean'].mode().iloc[0])}), so their points would sit on top of each "
                         "other; the table's params column compares them")
         return fig_
-    colors = dict(zip(hues, _palette(len(hues)), strict=True))
+    hues = arch_ordered(hues)
+    colors = hue_colors(hues)
     markers = dict(zip(hues, "osD^vPX*<>ph" * 4, strict=False))
     direct = len(hues) > MAX_LEGEND  # too many for a legend: each point is labelled where it is
     ncol = across(len(facets))
@@ -448,6 +481,11 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
             name = f"attention_{arch}" + (f"_{i + 1}" if i else "")
             fig_ = Figure(name, f"Where does the best {arch} look?" + (f" (sample {i + 1})" if samples else ""))
             figures.append(fig_)
+            score = pd.to_numeric(pd.Series([best.get(metric)]), errors="coerce").iloc[0]
+            if "acc" in metric.split("/")[-1] and not score >= LEARNED:  # a map of a model that failed shows noise
+                fig_.skipped = (f"the best {arch} run did not learn the task ({metric_name(metric)} {score:.3f} "
+                                f"< {LEARNED}), so its attention shows no mechanism worth reading")
+                continue
             try:
                 att = compute(root / best["run_id"], text.split() if text is not None else None)
             except (AttendError, OSError, RuntimeError, KeyError, ValueError) as e:
@@ -455,6 +493,9 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
                 continue
             _attention_figure(fig_, att, out, best, metric, root, names.get(best["label"]) or best["label"])
     return figures
+
+
+LEARNED = 0.5  # the accuracy from which an attention map is drawn: below it the model did not learn the task
 
 
 def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric: str, root: Path,

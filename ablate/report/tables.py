@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +23,8 @@ from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
-OPTIONAL_STATS = [("eval_time_s", "eval s")]  # shown when recorded (steps to target: ablate.report.target)
+OPTIONAL_STATS = [("decode_tokens_per_s", "decode tokens/s"), ("eval_time_s", "eval s")]  # shown when recorded
+# (steps to target: ablate.report.target)
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
     "d_k": "d_k", "d_v": "d_v", "tie_embeddings": "tied emb.",
@@ -105,18 +107,33 @@ class Summary:
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failed run
     family: dict[str, int] = field(default_factory=dict)  # panel -> comparisons in its Holm family
     clipped: bool = False  # some Δ interval was clipped to the metric's bounds
+    bold: bool = True  # report.bold: false for an experiment that measures speed, where "best accuracy" means nothing
 
     @property
     def has_delta(self) -> bool:
         return f"delta/{self.primary}" in self.frame and self.frame[f"delta/{self.primary}"].notna().any()
 
     def best(self, metric: str) -> set[str]:
-        """Labels of the rows with the best mean of metric (ties all count; none when every row ties)."""
+        """Labels of the rows with the best mean of metric among the rows they can be compared with: those of the
+        same panel (task and split; ties all count; none in a panel where every row ties, none without bold)."""
         col = self.frame.get(f"{metric}/mean")
-        if col is None or col.dropna().nunique() < 2:
+        if col is None or not self.bold:
             return set()
-        target = col.min() if better(metric) == "min" else col.max()
-        return set(self.frame.loc[np.isclose(col, target, rtol=0, atol=1e-12), "label"])
+        out: set[str] = set()
+        for _, idx in col.groupby(panels(self), sort=False).groups.items():
+            c = col.loc[idx]
+            if c.dropna().nunique() < 2:
+                continue
+            target = c.min() if better(metric) == "min" else c.max()
+            out |= set(self.frame.loc[c.index[np.isclose(c, target, rtol=0, atol=1e-12)], "label"])
+        return out
+
+    def best_steps(self) -> set[str]:
+        """target.best_labels within each panel."""
+        if not self.bold:
+            return set()
+        return set().union(*(target.best_labels(self.frame.loc[idx])
+                             for _, idx in self.frame.groupby(panels(self), sort=False).groups.items()))
 
 
 def _hashable(v: Any) -> Any:
@@ -189,6 +206,34 @@ def summarize(df: pd.DataFrame, primary: str = "test/seq_acc", metrics: Optional
     summary.failed = failed[[c for c in ("label", "seed", "run_id", "status", "error") if c in failed]].reset_index(
         drop=True)
     return summary
+
+
+def merge_summaries(parts: list[tuple[str, Summary]]) -> Summary:
+    """One table of several experiments' summaries (each computed on its own: its rows, baseline and Holm
+    families stay its own); rows are labelled '<experiment>: <label>' and an 'experiment' column leads."""
+    frames, failed, keys, metrics, family, notes = [], [], ["experiment"], [], {}, []
+    for name, s in parts:
+        f = s.frame.copy()
+        f.insert(0, "experiment", name)
+        f["label"] = name + ": " + f["label"].astype(str)
+        if "baseline" in f:
+            f["baseline"] = [f"{name}: {b}" if isinstance(b, str) else b for b in f["baseline"]]
+        frames.append(f)
+        failed.append(s.failed.assign(label=name + ": " + s.failed["label"].astype(str)) if len(s.failed)
+                      else s.failed)
+        keys += [k for k in s.keys if k not in keys]
+        metrics += [m for m in s.metrics if m not in metrics]
+        family.update({f"{name}{', ' + k if k else ''}": v for k, v in s.family.items()})
+        notes += [f"{name}: {n}" for n in s.notes]
+    primaries = list(dict.fromkeys(s.primary for _, s in parts))
+    if len(primaries) > 1:
+        notes.append(f"the experiments' report.metric differ ({', '.join(primaries)}): Δ and bold follow "
+                     f"{primaries[0]}")
+    baselines = "; ".join(f"{n}: {s.baseline}" for n, s in parts if s.baseline)
+    out = Summary(pd.concat(frames, ignore_index=True), keys, metrics, primaries[0], baselines or None, notes,
+                  pd.concat(failed, ignore_index=True), family, any(s.clipped for _, s in parts),
+                  all(s.bold for _, s in parts))
+    return out
 
 
 def _add_deltas(s: Summary, ok: pd.DataFrame) -> None:
@@ -343,27 +388,28 @@ def grid(s: Summary) -> Grid:
 
     f = s.frame
     show_variant = f["variant"].astype(str).nunique() > 1 or (not s.keys and (f["variant"] != "").all())
-    lead = (["variant"] if show_variant else []) + [key_name(k) for k in s.keys] or ["run"]
+    sources = lead_sources(s, show_variant)
+    lead = [key_name(k) if k != VARIANT else "variant" for k in sources] or ["run"]
     repeats = duplicate_metrics(f, s.metrics, s.primary) if len(f) else {}
     metrics = [m for m in s.metrics if m not in repeats]
     stats = STATS + [(m, t) for m, t in OPTIONAL_STATS if f"{m}/mean" in f and f[f"{m}/mean"].notna().any()]
     arrows = {"max": " ↑", "min": " ↓"}
-    head = lead + [metric_name(m) + arrows[better(m)] for m in metrics]
+    # Δ and its mark sit right after the metric they are about (a paper's reader looks there, not at the far end)
+    delta_at = metrics.index(s.primary) + 1 if s.has_delta and s.primary in metrics else len(metrics)
+    head = lead + [metric_name(m) + arrows[better(m)] for m in metrics[:delta_at]]
+    head += [f"Δ {metric_name(s.primary)}"] if s.has_delta else []
+    head += [metric_name(m) + arrows[better(m)] for m in metrics[delta_at:]]
     steps_col = f"{target.COL}/median" in f
     head += [target.TITLE] if steps_col else []
-    if s.has_delta:
-        head.append(f"Δ {metric_name(s.primary)}")
     head += ["n", *(title for _, title in stats)]
     best = {m: s.best(m) for m in metrics}
+    best_steps = s.best_steps()
     body = []
     for _, r in f.iterrows():
-        cells = ([Cell(_value(r["variant"]))] if show_variant else []) + [Cell(_value(r[k])) for k in s.keys]
-        cells = cells or [Cell(r["label"])]
+        cells = [Cell(_value(r["variant" if k == VARIANT else k])) for k in sources] or [Cell(r["label"])]
         cells[0].text += f" {stops.row_mark(r)}" if stops.row_mark(r) else ""
-        for m in metrics:
+        for m in metrics[:delta_at]:
             cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
-        if steps_col:
-            cells.append(Cell(target.cell_text(r), bold=r["label"] in target.best_labels(f)))
         if s.has_delta:
             d, p = r.get(f"delta/{s.primary}"), r.get(f"p_adj/{s.primary}")  # marks follow the corrected p
             if r.get("baseline") == r["label"]:
@@ -372,12 +418,16 @@ def grid(s: Summary) -> Grid:
                 cells.append(Cell("–"))
             else:
                 cells.append(Cell(f"{d:+.3f}" if abs(d) < 100 else f"{d:+.1f}", mark=stars(p)))
+        for m in metrics[delta_at:]:
+            cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"]), bold=r["label"] in best[m]))
+        if steps_col:
+            cells.append(Cell(target.cell_text(r), bold=r["label"] in best_steps))
         cells.append(Cell(f"{r['n']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")))
         for m, _ in stats:
             if m == "params":
                 cells.append(Cell(fmt_count(r["params/mean"])))
-            elif m == "tokens_per_s":
-                cells.append(Cell(fmt_count(r["tokens_per_s/mean"])))
+            elif m in ("tokens_per_s", "decode_tokens_per_s"):
+                cells.append(Cell(fmt_count(r[f"{m}/mean"])))
             else:
                 cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_time)))
         body.append(cells)
@@ -387,10 +437,39 @@ def grid(s: Summary) -> Grid:
     drop = constant_columns(head, body, keep)
     constant = [(head[i].replace(" ↑", "").replace(" ↓", ""), body[0][i].text) for i in drop
                 if body[0][i].text != "–"]  # a column empty in every row just goes
+    _blank_unchanged(s, body, sources, drop)
     cols = [i for i in range(len(head)) if i not in drop]
     return Grid([head[i] for i in cols], [[row[i] for i in cols] for row in body],
                 n_lead - sum(i < n_lead for i in drop), constant,
                 {metric_name(a): metric_name(b) for a, b in repeats.items()})
+
+
+VARIANT = "@variant"  # the variant column among the leading columns' sources
+
+
+def lead_sources(s: Summary, show_variant: bool) -> list[str]:
+    """What the leading columns show, in order: the experiment first (a report over several), the variant, then
+    the config keys that vary."""
+    keys = ([VARIANT] if show_variant else []) + list(s.keys)
+    return sorted(keys, key=lambda k: k != "experiment")
+
+
+def _blank_unchanged(s: Summary, body: list[list[Cell]], sources: list[str], drop: list[int]) -> None:
+    """Config cells equal to the row's baseline's go blank, as in a paper's ablation table (Vaswani et al. 2017,
+    Table 3): a row shows what it changes. The row-name column and the task/split columns always show."""
+    from ablate.report.columns import FACET_KEYS
+
+    f = s.frame
+    if "baseline" not in f:
+        return
+    at = {lab: i for i, lab in enumerate(f["label"])}
+    for i, (_, r) in enumerate(f.iterrows()):
+        j = at.get(r["baseline"]) if isinstance(r["baseline"], str) else None
+        if j is None or j == i:
+            continue
+        for c in range(1, len(sources)):  # column 0 names the row
+            if c not in drop and sources[c] not in (*FACET_KEYS, VARIANT) and body[i][c].text == body[j][c].text:
+                body[i][c].text = ""
 
 
 def row_names(s: Summary) -> dict[str, str]:
@@ -412,8 +491,12 @@ def row_names(s: Summary) -> dict[str, str]:
 
 
 def footnotes(s: Summary) -> list[str]:
-    notes = ["Mean ± sample standard deviation over seeds (n = finished seeds); bold = best mean per metric "
-             "(↑ higher is better, ↓ lower is better; nothing bold when all rows tie)."]
+    per = " among rows of the same task and split" if panels(s).nunique() > 1 else ""
+    notes = ["Mean ± sample standard deviation over seeds (n = finished seeds); "
+             + (f"bold = best mean per metric{per} (↑ higher is better, ↓ lower is better; nothing bold when all "
+                "rows tie)." if s.bold else "nothing bold: this experiment measures speed, not which row is best.")]
+    if "baseline" in s.frame and s.keys:
+        notes.append("A blank config cell is the same as in the row's baseline.")
     if s.has_delta:
         notes.append(f"Δ = difference in mean {s.primary} from the baseline ({s.baseline}); "
                      f"* p < 0.05, ** p < 0.01, *** p < 0.001, {TEST_NAME}, {family_text(s)}; no mark = not "
@@ -459,28 +542,87 @@ def to_markdown(s: Summary) -> str:
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
-                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$"}
+                 "<": r"\textless{}", ">": r"\textgreater{}", "α": r"$\alpha$", "≥": r"$\geq$", "≤": r"$\leq$",
+                 "−": r"$-$", "×": r"$\times$", "—": "---", "…": r"\dots{}", "·": r"$\cdot$", "→": r"$\to$",
+                 "≈": r"$\approx$", "’": "'", "‘": "`", "“": "``", "”": "''", "|": r"\textbar{}", "\u00a0": "~",
+                 "β": r"$\beta$", "χ": r"$\chi$", "σ": r"$\sigma$",
+                 "μ": r"$\mu$", "²": r"$^2$", "[": "{[}", "]": "{]}"}  # a cell opening with [ after \\ is no length
+# Characters pdflatex's default (utf8 input, Latin letters) cannot set: written as their code point, so a table
+# with, say, a CJK variant name still compiles in the documented preamble.
+UNSET = set("ĦħĸĿŀŉŦŧſ")  # in Latin Extended-A, yet not set up for pdflatex
+
+
+def _settable(ch: str) -> bool:
+    return ch in "\n\t" or ((0x20 <= ord(ch) < 0x7F or 0xA0 <= ord(ch) < 0x180) and ch not in UNSET)
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (and the few symbols the tables use) in plain text."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """Escape LaTeX's special characters (and the few symbols the tables use) in plain text; characters outside
+    Latin-1/Latin Extended-A that are not mapped become [U+XXXX]."""
+    return "".join(LATEX_SPECIAL.get(ch) or (ch if _settable(ch) else f"{{[}}U+{ord(ch):04X}{{]}}")
+                   for ch in str(text))
 
 
-def to_latex(s: Summary, caption: str = "", label: str = "tab:results") -> str:
-    """A booktabs table (needs \\usepackage{booktabs}); best values in \\textbf, marks as superscripts."""
+def latex_number(text: str) -> str:
+    """A number cell: a sign before a number set in math (a real minus, not a hyphen), the rest escaped."""
+    parts = re.split(r"(?<![\w.])([-+−])(?=[\d.])", text)
+    return "".join(("$+$" if p == "+" else "$-$") if i % 2 else latex_escape(p) for i, p in enumerate(parts))
+
+
+def _column_id(head: str) -> str:
+    return head.replace(" ↑", "").replace(" ↓", "").strip().lower()
+
+
+def pick_columns(g: Grid, s: Summary, names: Optional[list[str]]) -> list[int]:
+    """Indexes of the grid columns named (their heading, arrows left out, or a metric key such as test/seq_acc;
+    'delta' for the Δ column), the leading label columns always first. Raises ConfigErrors naming the valid ones."""
+    if not names:
+        return list(range(len(g.head)))
+    ids = [_column_id(h) for h in g.head]
+    alias = {metric_name(m): metric_name(m) for m in s.metrics} | {"delta": f"δ {metric_name(s.primary)}"}
+    picked = list(range(g.n_lead))
+    for name in names:
+        want = _column_id(metric_name(name) if "/" in name else name)
+        want = alias.get(want, want).lower()
+        if want not in ids:
+            from ablate.errors import ConfigError, ConfigErrors
+
+            raise ConfigErrors([ConfigError("--tex-columns", name, "names no column of this table; columns: "
+                                            + ", ".join(_column_id(h) for h in g.head[g.n_lead:])
+                                            + " (or a metric key such as test/seq_acc, or delta)")])
+        if ids.index(want) not in picked:
+            picked.append(ids.index(want))
+    return picked
+
+
+# A table wider than this many characters (cells plus padding) is scaled to the line width: \small booktabs
+# sets about 80 characters in a one-column article's text width.
+TEX_CHARS = 80
+
+
+def to_latex(s: Summary, caption: str = "", label: str = "tab:results", columns: Optional[list[str]] = None) -> str:
+    """A booktabs table that compiles as it is with \\usepackage{booktabs} and \\usepackage{graphicx} (the README's
+    preamble); best values in \\textbf, marks as superscripts; columns: the columns to keep (pick_columns)."""
     g = grid(s)
+    keep = pick_columns(g, s, columns)
+    head = [g.head[i] for i in keep]
+    body = [[row[i] for i in keep] for row in g.body]
+    n_lead = sum(i < g.n_lead for i in keep)
 
-    def tex(c: Cell) -> str:
-        t = latex_escape(c.text)
+    def tex(c: Cell, lead: bool) -> str:
+        t = latex_escape(c.text) if lead else latex_number(c.text)
         t = rf"\textbf{{{t}}}" if c.bold else t
         return t + (rf"$^{{{c.mark}}}$" if c.mark else "")
 
-    cols = "l" * g.n_lead + "r" * (len(g.head) - g.n_lead)
-    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-           " & ".join(latex_escape(h) for h in g.head) + r" \\", r"\midrule"]
-    out += [" & ".join(tex(c) for c in row) + r" \\" for row in g.body]
-    out += [r"\bottomrule", r"\end{tabular}"]
+    cols = "l" * n_lead + "r" * (len(head) - n_lead)
+    width = sum(max(len(h), *(len(r[i].text) + len(r[i].mark) for r in body)) + 2 for i, h in enumerate(head)) \
+        if body else 0
+    tabular = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\",
+               r"\midrule", *(" & ".join(tex(c, i < n_lead) for i, c in enumerate(row)) + r" \\" for row in body),
+               r"\bottomrule", r"\end{tabular}"]
+    if width > TEX_CHARS:  # too wide for the text block: scaled down rather than running into the margin
+        tabular = [r"\resizebox{\linewidth}{!}{%", *tabular, "}"]
+    out = [r"\begin{table}[t]", r"\centering", r"\small", *tabular]
     cap = " ".join([caption, g.above(), *footnotes(s)]).strip()
     out += [rf"\caption{{{latex_escape(cap)}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(out) + "\n"
@@ -503,7 +645,7 @@ def to_html(s: Summary) -> str:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in footnotes(s))
     above = f'<p class="meta">{html.escape(g.above())}</p>\n' if g.above() else ""
     # Long tables scroll sideways inside the page rather than overflowing it.
-    return (f'{above}<div class="scroll"><table class="results"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}'
+    return (f'{above}<div class="scroll"><table class="results sortable"><thead><tr>{th}</tr></thead>\n<tbody>\n{rows}'
             f'</tbody></table></div>\n<ul class="notes">{notes}</ul>\n')
 
 
@@ -511,12 +653,13 @@ def to_csv(s: Summary) -> str:
     return s.frame.to_csv(index=False)
 
 
-def write_tables(s: Summary, out_dir: str | Path, caption: str = "") -> dict[str, Path]:
+def write_tables(s: Summary, out_dir: str | Path, caption: str = "",
+                 tex_columns: Optional[list[str]] = None) -> dict[str, Path]:
     """table.md, table.tex, table.csv in out_dir; returns {'md': path, 'tex': path, 'csv': path}."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "table.md", "tex": out / "table.tex", "csv": out / "table.csv"}
     paths["md"].write_text(to_markdown(s))
-    paths["tex"].write_text(to_latex(s, caption))
+    paths["tex"].write_text(to_latex(s, caption, columns=tex_columns))
     paths["csv"].write_text(to_csv(s))
     return paths

@@ -71,8 +71,12 @@ def test_a_figure_the_page_does_not_show_is_not_left_in_plots(tmp_path):
 
     a = store(tmp_path / "runs" / "a", "a", {"base": [0.5, 0.52, 0.51], "big": [0.8, 0.82, 0.81]})
     (tmp_path / "rep" / "plots").mkdir(parents=True)
-    (tmp_path / "rep" / "plots" / "by_length.png").write_bytes(b"from an earlier render")
+    (tmp_path / "rep" / "plots" / "throughput.png").write_bytes(b"from an earlier render")
+    (tmp_path / "rep" / "plots" / "by_length.png").write_bytes(b"from an earlier render, from the full store")
     page = build_report(a, tmp_path / "rep").read_text()
     left = sorted(p.name for p in (tmp_path / "rep" / "plots").iterdir())
-    assert "by_length.png" not in left and left  # the forest plot stays
+    assert "throughput.png" not in left and left  # not a figure of this report: gone; the forest plot stays
     assert all(f"plots/{n}" in page for n in left)
+    # by_length.png could not be drawn only because these run copies carry no by_length.csv (as a committed
+    # report's older runs): the earlier render's figure is kept, shown, and its caption says so
+    assert "by_length.png" in left and "first rendered, from its full run store" in page

@@ -24,6 +24,9 @@ class Figure:
     legend_entries: int = 0  # entries in all its legends (kept <= MAX_LEGEND)
     panels: list[str] = field(default_factory=list)  # titles of its panels (axes with data)
     wide: bool = False  # shown at full size in the page (scrolls sideways) rather than shrunk to the page
+    # skipped only because the run files it is drawn from are not here (a committed report's run copies carry no
+    # checkpoints, and those made before by_length.csv was copied carry none): an earlier render's file is kept
+    inputs_missing: bool = False
 
 
 def describe_figure(fig: Any) -> tuple[int, list[str]]:

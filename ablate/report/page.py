@@ -305,6 +305,7 @@ def _render(ctx: dict[str, Any], out: Path, tex_columns: Optional[list[str]]) ->
     else:
         audit_and_verdicts(ctx, s, df, rep)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None), getattr(rep, "x", "step"))
+    keep_earlier(out / "plots", figures)
     prune_plots(out / "plots", figures)
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs
     return write_pages(ctx, s, figures, tables)
@@ -352,6 +353,22 @@ def _runs(ctx: dict[str, Any], metric: Optional[str]) -> list[dict[str, Any]]:
     if not in_place(root, out) and "parts" not in ctx:  # in place, the copies are the store: the runs left out stay
         prune_run_copies(out, set(df["run_id"].astype(str)))
     return out_runs
+
+
+EARLIER = ("Drawn when this report was first rendered, from its full run store; the run files kept with the "
+           "report do not carry what it is drawn from (checkpoints; by_length.csv for runs made before it was "
+           "copied), so a re-render keeps the figure as it was.")
+
+
+def keep_earlier(plots: Path, figures: list) -> None:
+    """A figure this render cannot draw only because its inputs are not among the run copies keeps the file an
+    earlier render drew (a committed report re-rendered from its own folder loses no evidence), said in its
+    caption."""
+    for f in figures:
+        png = plots / f"{f.name}.png"
+        if f.skipped and f.inputs_missing and png.is_file():
+            f.files = [p for p in (png, png.with_suffix(".pdf")) if p.is_file()]
+            f.caption, f.skipped = EARLIER, ""
 
 
 def prune_plots(plots: Path, figures: list) -> None:

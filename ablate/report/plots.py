@@ -280,6 +280,7 @@ def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
     data = _runs_data(df, root, "by_length.csv", s)
     if data.empty or "length" not in data:
         fig_.skipped = "no run has a by_length.csv (test metrics per input length)"
+        fig_.inputs_missing = True
         return fig_
     first = s.primary.split("/", 1)[-1]
     panels = [m for m in dict.fromkeys([first, "seq_acc", "token_acc"]) if m in data and data[m].notna().any()]
@@ -490,6 +491,7 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
                 att = compute(root / best["run_id"], text.split() if text is not None else None)
             except (AttendError, OSError, RuntimeError, KeyError, ValueError) as e:
                 fig_.skipped = f"could not compute attention for run {best['run_id']}: {e}"
+                fig_.inputs_missing = not (root / best["run_id"] / "checkpoints").is_dir()
                 continue
             _attention_figure(fig_, att, out, best, metric, root, names.get(best["label"]) or best["label"])
     return figures

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from handbuilt import TableModel
 
 from ablate.models import TaskInfo
 from ablate.models.seq_models import SeqModel
@@ -336,30 +337,13 @@ def test_linear_attention_transformer_fits_reverse(tiny_task, tiny_model, batch_
 A, B_ = 4, 5  # two ordinary tokens
 
 
-class HandBuilt(SeqModel):
+class HandBuilt(TableModel):
     """Next-token probabilities by prefix (a re-run model): greedy takes A (0.6), then A (0.4), then <eos> (1.0):
     0.24; the better sequence starts with the less likely B: B <eos> = 0.4 * 0.9 = 0.36."""
 
     TABLE = {(): {A: 0.6, B_: 0.4}, (A,): {A: 0.4, B_: 0.3, EOS: 0.3}, (B_,): {EOS: 0.9, A: 0.1},
              (A, A): {EOS: 1.0}, (A, B_): {EOS: 1.0}, (B_, A): {EOS: 1.0}}
-
-    def __init__(self):
-        super().__init__(TaskInfo(6, 6, 4, 4), 4)
-
-    def prepare(self, src, src_len):
-        return src
-
-    def reorder(self, ctx, state, idx):
-        return (None if ctx is None else ctx[idx]), state
-
-    def step(self, ctx, ys, state):
-        rows = []
-        for y in ys.tolist():
-            p = torch.full((6,), 1e-9)
-            for tok, pr in self.TABLE.get(tuple(t for t in y[1:] if t != PAD), {EOS: 1.0}).items():
-                p[tok] = pr
-            rows.append(p.log())
-        return torch.stack(rows)[:, None], None
+    VOCAB = 6
 
 
 def test_beam_two_finds_the_more_likely_sequence_greedy_misses():

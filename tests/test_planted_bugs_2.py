@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
+from handbuilt import TableModel
 from torch import nn
 
-from ablate.models import TaskInfo
-from ablate.models.seq_models import SeqModel
 from ablate.tasks.vocab import Vocab
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -26,28 +25,11 @@ PAD, BOS, EOS = Vocab.pad, Vocab.bos, Vocab.eos
 A, B = 5, 6  # two ordinary tokens
 
 
-class TwoPaths(SeqModel):
+class TwoPaths(TableModel):
     """Next-token probabilities by prefix: P(B <eos>) = 0.5 * 1.0, P(A A <eos>) = 0.5 * 0.6 * 1.0 = 0.3."""
 
     TABLE = {(): {A: 0.5, B: 0.5}, (A,): {A: 0.6, EOS: 0.4}, (B,): {EOS: 1.0}, (A, A): {EOS: 1.0}}
-
-    def __init__(self):
-        super().__init__(TaskInfo(7, 7, 4, 4), 4)
-
-    def prepare(self, src, src_len):
-        return src
-
-    def reorder(self, ctx, state, idx):
-        return (None if ctx is None else ctx[idx]), state
-
-    def step(self, ctx, ys, state):
-        rows = []
-        for y in ys.tolist():
-            p = torch.full((7,), 1e-9)
-            for tok, pr in self.TABLE.get(tuple(t for t in y[1:] if t != PAD), {EOS: 1.0}).items():
-                p[tok] = pr
-            rows.append(p.log())
-        return torch.stack(rows)[:, None], None
+    VOCAB = 7
 
 
 def test_beam_length_normalisation_counts_the_eos():

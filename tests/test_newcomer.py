@@ -66,7 +66,7 @@ def test_an_output_path_under_a_file_or_unwritable_fails_in_one_line_and_writes_
     assert main(["data", str(exp), "--out", str(tmp_path / "ro")]) == 2
     line = one_error_line(capsys)
     assert "--out" in line and "Read-only file system" in line
-    assert not list((tmp_path / "ro").iterdir()), "nothing half-written"
+    assert not (tmp_path / "ro").exists(), "nothing half-written, not even the folder made for the check"
 
 
 # ------------------------------------------------------------------ 2. empty experiments

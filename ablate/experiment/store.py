@@ -92,19 +92,27 @@ def check_writable(root: str | Path) -> None:
 
 
 def writable(path: str | Path, flag: str) -> Path:
-    """path, created if need be, once a file can be written in it; else ConfigErrors naming the flag, the path
-    and why (under a file, no permission, a read-only file system): one line, exit 2, nothing written."""
+    """path, once a file can be written in it; else ConfigErrors naming the flag, the path and why (under a file,
+    no permission, a read-only file system): one line, exit 2, nothing written. The folders made for the check
+    are removed again, so a command that fails after it leaves no empty folder behind; its writer makes them."""
     from ablate.errors import ConfigError, ConfigErrors
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigErrors([ConfigError(flag, str(path), "exists and is not a directory: give a folder")])
+    made = [p for p in [path, *path.parents] if not p.exists()]  # deepest first
     try:
         check_writable(path)
     except OSError as e:
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
         raise ConfigErrors([ConfigError(flag, str(path), f"cannot be created or written{where}: "
                                         f"{e.strerror or e}; give a folder you can write")]) from None
+    finally:
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:
+                break
     return path
 
 

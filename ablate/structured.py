@@ -121,7 +121,7 @@ def structured(section: str, cls: type, data: Any, where: Optional[str]) -> Any:
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = f"{section}.{e.full_key}" if getattr(e, "full_key", None) else section
-        value = _lookup(data, str(getattr(e, "full_key", "") or ""))
+        value = lookup(data, str(getattr(e, "full_key", "") or ""))
         expected = f"wrong type: expected {_type_name(cls, str(e.full_key or ''))}" if e.full_key else str(e)
         raise ConfigErrors([ConfigError(key, value, expected, where)]) from None
 
@@ -147,7 +147,8 @@ def _type_name(cls: type, dotted: str) -> str:
     return getattr(t, "__name__", str(t))
 
 
-def _lookup(data: dict, dotted: str) -> Any:
+def lookup(data: dict, dotted: str) -> Any:
+    """data['a']['b'] for 'a.b'; None where any part is missing."""
     node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:

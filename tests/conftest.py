@@ -167,3 +167,34 @@ def _subword_cache(tmp_path_factory):
         os.environ.pop("ABLATE_CACHE_DIR", None)
     else:
         os.environ["ABLATE_CACHE_DIR"] = old
+
+
+# ---------------------------------------------------------------- a run killed mid-training, then resumed
+class Interrupted(Exception):
+    """Raised in place of a kill, right after the resume checkpoint of a chosen validation is written."""
+
+
+@pytest.fixture
+def fit_interrupted(monkeypatch):
+    """fit(cfg, run_dir) stopped right after its n-th validation's resume checkpoint (as a kill would stop it), then
+    run again in the same directory: returns the resumed run's result."""
+    from ablate.train import checkpointing
+    from ablate.train.fit import fit
+
+    def run(cfg, run_dir: Path, after: int) -> dict:
+        real = checkpointing.ResumeCheckpoint.on_validation_end
+        saves: list[int] = []
+
+        def stop(self, trainer, pl_module):
+            real(self, trainer, pl_module)
+            saves.append(trainer.global_step)
+            if len(saves) == after:
+                raise Interrupted
+
+        monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", stop)
+        with pytest.raises(Interrupted):
+            fit(cfg, run_dir)
+        monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", real)
+        return fit(cfg, run_dir)
+
+    return run

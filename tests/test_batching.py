@@ -114,29 +114,12 @@ def test_result_records_pad_fraction_eval_time_and_decode_speed(tmp_path):
 
 @pytest.mark.parametrize("batching", [{"batching": "bucket", "max_tokens": 150},
                                       {"batching": "tokens"}])  # the default where lengths vary (issue 28)
-def test_a_bucketed_token_budget_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypatch, batching):
-    from ablate.train import checkpointing
-
-    class Interrupted(Exception):
-        pass
-
+def test_a_bucketed_token_budget_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, fit_interrupted, batching):
     train = {**batching, "val_every_n_steps": 3, "max_epochs": 2}
     want, _ = run(tmp_path, "a", **train)
-    real = checkpointing.ResumeCheckpoint.on_validation_end
-    saves = []
-
-    def stop_after_second(self, trainer, pl_module):
-        real(self, trainer, pl_module)
-        saves.append(trainer.global_step)
-        if len(saves) == 2:
-            raise Interrupted
-
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", stop_after_second)
-    with pytest.raises(Interrupted):
-        run(tmp_path, "b", **train)
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", real)
     cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {"batch_size": 16, **train}}, 0, "t")
-    got = fit(cfg, tmp_path / "b")
+    (tmp_path / "b").mkdir()
+    got = fit_interrupted(cfg, tmp_path / "b", after=2)
     assert got["resumed_at_step"] == 6
     assert got["metrics"] == want["metrics"] and got["steps"] == want["steps"]
     assert got["pad_fraction"] == pytest.approx(want["pad_fraction"])

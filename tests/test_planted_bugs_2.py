@@ -214,19 +214,14 @@ def test_the_lr_at_each_of_the_first_steps(tmp_path, train, want):
 
 
 # ---------------------------------------------------------------- resume restores the schedule
-class Interrupted(Exception):
-    pass
-
-
 @pytest.mark.parametrize("schedule", [
     {"schedule": "none"},
     {"schedule": "noam", "warmup_steps": 6},
     {"schedule": "cosine", "warmup_steps": 3},
 ], ids=["none", "noam", "cosine_warmup"])
-def test_resume_mid_schedule_gives_the_uninterrupted_numbers(tmp_path, monkeypatch, schedule):
+def test_resume_mid_schedule_gives_the_uninterrupted_numbers(tmp_path, fit_interrupted, schedule):
     """Interrupted after the 2nd validation (step 4, mid-schedule and mid-epoch), then resumed."""
     from ablate.config import build_run
-    from ablate.train import checkpointing
     from ablate.train.fit import fit
 
     tree = {"task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 48, "n_val": 8,
@@ -237,20 +232,7 @@ def test_resume_mid_schedule_gives_the_uninterrupted_numbers(tmp_path, monkeypat
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     want = fit(cfg, tmp_path / "a")
-    real = checkpointing.ResumeCheckpoint.on_validation_end
-    saves: list[int] = []
-
-    def stop_after_second(self, trainer, pl_module):
-        real(self, trainer, pl_module)
-        saves.append(trainer.global_step)
-        if len(saves) == 2:
-            raise Interrupted
-
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", stop_after_second)
-    with pytest.raises(Interrupted):
-        fit(cfg, tmp_path / "b")
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", real)
-    got = fit(cfg, tmp_path / "b")
+    got = fit_interrupted(cfg, tmp_path / "b", after=2)
     assert got["resumed_at_step"] == 4
     assert got["metrics"] == want["metrics"] and got["best_val"] == want["best_val"]
     curves = [pd.read_csv(tmp_path / d / "metrics.csv").drop(columns="train/seconds", errors="ignore") for d in "ab"]

@@ -208,10 +208,9 @@ class Interrupted(Exception):
     pass
 
 
-def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, fit_interrupted):
     """Validation (so a checkpoint) every 2 of an epoch's 4 batches; stopped after the 3rd: mid-epoch 1."""
     from ablate.config import build_run
-    from ablate.train import checkpointing
     from ablate.train.fit import fit
 
     tree = {**json.loads(json.dumps(RESUME)), "train": {"max_epochs": 3, "batch_size": 32, "val_every_n_steps": 2}}
@@ -220,20 +219,7 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, monkeypat
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     want = fit(cfg, tmp_path / "a")
-    real = checkpointing.ResumeCheckpoint.on_validation_end
-    saves = []
-
-    def stop_after_third(self, trainer, pl_module):
-        real(self, trainer, pl_module)
-        saves.append(trainer.global_step)
-        if len(saves) == 3:
-            raise Interrupted
-
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", stop_after_third)
-    with pytest.raises(Interrupted):
-        fit(cfg, tmp_path / "b")
-    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", real)
-    got = fit(cfg, tmp_path / "b")
+    got = fit_interrupted(cfg, tmp_path / "b", after=3)
     assert got["resumed_at_step"] == 6 and 6 % 4  # resumed inside epoch 1
     assert got["metrics"] == want["metrics"] and got["best_val"] == want["best_val"]
     assert (got["epochs"], got["steps"]) == (want["epochs"], want["steps"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ablate.stopping import still_improving
+from ablate.structured import lookup
 
 STOP_FIELDS = ("stop_reason", "still_improving", "stop_source", "tested_step")
 
@@ -40,28 +41,19 @@ def validations(metrics_csv: str | Path, metric: str) -> list[tuple[int, float]]
     return out
 
 
-def _get(tree: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def infer_stop(config: dict[str, Any], result: dict[str, Any], metrics_csv: str | Path) -> dict[str, Any]:
     """stop_reason and still_improving of a finished run from what it recorded (no fields for a failed one).
     Order of the reasons: a reached target, the step cap, the epoch cap, then early stopping's plateau;
     a run that stopped otherwise was interrupted."""
     if result.get("status") not in (None, "finished"):
         return {}
-    monitor = _get(config, "train.monitor", "val/loss")
-    es = _get(config, "train.early_stopping")
+    monitor = lookup(config, "train.monitor") or "val/loss"
+    es = lookup(config, "train.early_stopping")
     min_delta = float(es.get("min_delta") or 0.0) if isinstance(es, dict) else 0.0
     checks = validations(metrics_csv, monitor)
     values = [v for _, v in checks]
-    max_steps = _get(config, "train.max_steps", -1) or -1
-    max_epochs = _get(config, "train.max_epochs", -1) or -1
+    max_steps = lookup(config, "train.max_steps") or -1
+    max_epochs = lookup(config, "train.max_epochs") or -1
     steps, epochs = result.get("steps"), result.get("epochs")
     if result.get("steps_to_target") is not None:
         reason = "target"
@@ -81,7 +73,7 @@ def _tested_step(config: dict[str, Any], result: dict[str, Any], checks: list[tu
                  mode: str) -> Optional[int]:
     """The step of the weights tested: the last step (test_on last), else the first validation with the best
     monitored value (the rule these runs were made with: a tie kept the earliest)."""
-    if (_get(config, "train.test_on", "best") or "best") == "last":
+    if (lookup(config, "train.test_on") or "best") == "last":
         return result.get("steps")
     if not checks:
         return None

@@ -184,7 +184,8 @@ def test_runs_record_whether_the_package_had_uncommitted_changes(tmp_path):
 
 
 def test_the_bottleneck_reports_thread_mix_is_caught():
-    """The committed bottleneck report's seq2seq runs used 1 thread, its attention and Transformer runs 2."""
+    """The first committed bottleneck report's seq2seq runs used 1 thread, its attention and Transformer runs 2
+    (frozen in tests/data/first_audit: the shipped report was re-run with one thread)."""
     from pathlib import Path
 
     import yaml
@@ -194,8 +195,8 @@ def test_the_bottleneck_reports_thread_mix_is_caught():
     from ablate.report.confounds import audit
 
     repo = Path(__file__).resolve().parent.parent
-    root = repo / "reports" / "bottleneck" / "runs"
-    raw = yaml.safe_load((repo / "experiments" / "bottleneck.yaml").read_text())
+    root = repo / "tests" / "data" / "first_audit" / "bottleneck" / "runs"
+    raw = yaml.safe_load((root / "experiment.yaml").read_text())
     runs, _ = newest_per_cell(results_frame(root), tuple(stored_tune_keys(raw)))
     df, _, _ = report_runs(runs, raw, root)
     found = audit(df, dict.fromkeys(df["label"], ""))

@@ -280,6 +280,24 @@ def test_bad_files_exit_2_naming_file_and_line_with_nothing_written(tmp_path, ca
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_too_few_pieces_for_the_characters_exit_2_before_any_run(tmp_path, capsys, monkeypatch, shared):
+    """sentencepiece needs one piece per distinct character of its training text and its <unk>: one fewer is
+    refused at planning with the number needed; exactly that many trains."""
+    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
+    path = write(tmp_path / "c.tsv", pairs(40))  # source "s0 s11 …": s, 0-9, space; target t, 0-9, space
+    src_chars = len(set("s0123456789") | {"▁"})
+    need = (len(set("st0123456789") | {"▁"}) if shared else src_chars) + 1
+    build_task(TsvConfig(path=path, tokens="bpe", vocab_size=need, vocab=VocabConfig(shared=shared)))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: few\ntask: {{name: tsv, path: {path}, tokens: bpe, vocab_size: {need - 1}, "
+                   f"vocab: {{shared: {str(shared).lower()}}}}}\nmodel: {{arch: seq2seq, d_model: 16}}\n")
+    assert main(["run", str(exp), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"vocab_size={need - 1}" in err and f"set vocab_size >= {need}" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_monitor_val_bleu_needs_a_task_with_bleu(tmp_path, capsys):
     exp = tmp_path / "exp.yaml"
     exp.write_text("name: m\ntask: {name: reverse}\ntrain: {monitor: val/bleu}\n")

@@ -199,6 +199,23 @@ def _check(cfg: TsvConfig) -> None:
     check_decode(cfg.decode_ratio, cfg.decode_margin, "tsv")
     for key, path in _files(cfg).items():  # reads each file once (cached): bad lines fail before any training
         read_pairs(path, cfg.tokens, "path" if cfg.path else key)
+    if cfg.tokens in SUBWORDS:
+        _check_pieces(cfg, _parts(cfg)["train"])
+
+
+def _check_pieces(cfg: TsvConfig, train: list[Pair]) -> None:
+    """sentencepiece needs a piece for every character of its training text (character_coverage 1.0) plus its
+    <unk>: a smaller vocab_size fails inside the run with an internal error, so say it before any run starts."""
+    pieces = cfg.vocab_size or DEFAULT_PIECES
+    sides = {"both": [t for pair in train for t in pair]} if cfg.vocab.shared else \
+        {"source": [s for s, _ in train], "target": [t for _, t in train]}
+    for side, texts in sides.items():
+        chars = {SPACE} | {SPACE if c.isspace() else c for text in texts for c in text}
+        if pieces < len(chars) + 1:
+            where = "the training split" if side == "both" else f"the training split's {side} side"
+            raise ValueError(f"tsv: vocab_size={pieces} is below the {len(chars) + 1} pieces {cfg.tokens} needs for "
+                             f"{where} (one per distinct character, {len(chars)}, and <unk>); set vocab_size >= "
+                             f"{len(chars) + 1}, or tokens: char")
 
 
 def _carve(pairs: list[Pair], cfg: TsvConfig, want: tuple[str, ...]) -> dict[str, list[Pair]]:
@@ -230,6 +247,17 @@ def _take(items: list[Pair], n: int, key: str, path: str) -> list[Pair]:
         raise ValueError(f"tsv: {key}={n} but that split of {path} holds {len(items)} examples; "
                          f"ask for at most {len(items)}, or 0 for all")
     return items[:n]
+
+
+def _parts(cfg: TsvConfig) -> dict[str, list[Pair]]:
+    """The train, val and test pairs of this config: the given files, val/test carved from train where not
+    given, each cut to its n_ size."""
+    files = _files(cfg)
+    given = {k: read_pairs(p, cfg.tokens) for k, p in files.items()}
+    parts = _carve(given["train"], cfg, tuple(k for k in ("val", "test") if k not in given))
+    parts.update({k: v for k, v in given.items() if k != "train"})
+    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
+    return {k: _take(parts[k], sizes[k], f"n_{k}", files.get(k, files["train"])) for k in ("train", "val", "test")}
 
 
 def _tokenizers(cfg: TsvConfig, train: list[Pair]):
@@ -268,12 +296,7 @@ def _tokenizers(cfg: TsvConfig, train: list[Pair]):
                      "word/char/bpe/unigram tokens, separate or shared vocabularies; BLEU and chrF")
 def build_tsv(cfg: TsvConfig) -> TaskData:
     _check(cfg)
-    files = _files(cfg)
-    given = {k: read_pairs(p, cfg.tokens) for k, p in files.items()}
-    parts = _carve(given["train"], cfg, tuple(k for k in ("val", "test") if k not in given))
-    parts.update({k: v for k, v in given.items() if k != "train"})
-    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    parts = {k: _take(parts[k], sizes[k], f"n_{k}", files.get(k, files["train"])) for k in ("train", "val", "test")}
+    parts = _parts(cfg)
     src_tok, tgt_tok, src_vocab, tgt_vocab = _tokenizers(cfg, parts["train"])
 
     def split(pairs: list[Pair]):

@@ -38,6 +38,9 @@ class TrainConfig:
                             "first); -1: no limit")
     max_flops: float = option(0, "> 0 stops once the training FLOPs reach this budget (3x the counted forward "
                               "FLOPs per step: ablate.models.flops); 0: no limit", minimum=0)
+    max_time: float = option(0, "> 0 stops once the run has spent this many seconds in training steps (validation "
+                             "excluded; kept across a resume); 0: no limit. A wall-clock budget: runs stopped by it "
+                             "are not repeatable to the step on another machine", minimum=0)
     batch_size: int = option(64, "training batch size", minimum=1)
     eval_batch_size: int = option(256, "validation/test batch size", minimum=1)
     batching: str = option("auto", "training batches: random; bucket (similar lengths batched together, batches "
@@ -163,7 +166,7 @@ class RunConfig:
 
 # Fields added after runs were stored: in a run's identity only away from their default, so stored runs keep
 # their ids (and a run that sets one is another run).
-LATE_FIELDS = ("max_flops", "match_flops")
+LATE_FIELDS = ("max_flops", "match_flops", "max_time")
 
 
 def _identity(section: Any) -> dict[str, Any]:

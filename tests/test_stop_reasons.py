@@ -433,3 +433,24 @@ def test_ablate_report_on_a_reports_own_runs_rerenders_it_in_place(tmp_path, mon
     assert main(["report", str(report / "runs")]) == 0
     assert (report / "table.csv").is_file() and not (report / "runs" / "table.csv").exists()
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # the runs left out stay in the store
+
+
+def test_a_time_limit_and_a_diverged_loss_each_stop_a_run_and_say_so(tmp_path):
+    """train.max_time stops after that many seconds of training steps (time_limit); a validation loss that is
+    NaN or infinite stops the run at once (diverged) instead of training on to the cap."""
+    from ablate import load_results
+    from ablate.cli import main
+
+    exp = {"name": "why2", "task": TASK, "model": MODEL, "seeds": [0],
+           "train": {"batch_size": 32, "max_epochs": -1, "max_steps": 200, "val_every_n_steps": 1, "lr": 0.01,
+                     "monitor": "val/loss"},
+           "variants": {
+               "timed": {"train.max_time": 0.3},
+               "diverged": {"train.lr": float("inf")}}}  # one Adam step makes the weights inf: NaN loss
+    p = tmp_path / "e.yaml"
+    p.write_text(yaml.safe_dump(exp))
+    assert main(["run", str(p), "--runs-dir", str(tmp_path / "runs"), "--no-report"]) == 0
+    df = load_results(tmp_path / "runs" / "why2").set_index("variant")
+    assert df.loc["timed", "stop_reason"] == "time_limit" and 1 <= df.loc["timed", "steps"] < 200
+    assert df.loc["timed", "train_time_s"] >= 0.3
+    assert df.loc["diverged", "stop_reason"] == "diverged" and df.loc["diverged", "steps"] <= 2

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-CAPS = ("max_steps", "max_epochs", "max_flops")
+CAPS = ("max_steps", "max_epochs", "max_flops", "time_limit")
 CAPPED_MARK = "†"  # a row with runs capped while improving
 CUT_MARK = "‡"  # a row with test outputs stopped at their decoding cap
 COUNTS = ("test/hit_cap", "val/hit_cap")  # counts shown by the marks, not as metric columns

@@ -141,17 +141,44 @@ class StopRecorder(Callback):
         self.values.append(float(got) if got is not None else math.nan)
         cap = trainer.callback_metrics.get("val/hit_cap")
         self.last_hit_cap = float(cap) if cap is not None else None
+        loss = trainer.callback_metrics.get("val/loss")  # reduced over ranks: every rank decides alike
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = True  # nothing left to learn from: stop, and say why
+            trainer.should_stop = True
+
+    diverged = False  # the validation loss became NaN or infinite
 
     def state_dict(self) -> dict[str, Any]:
-        return {"values": list(self.values), "last_hit_cap": self.last_hit_cap}
+        return {"values": list(self.values), "last_hit_cap": self.last_hit_cap, "diverged": self.diverged}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.values = list(state_dict.get("values", []))
         self.last_hit_cap = state_dict.get("last_hit_cap")
+        self.diverged = bool(state_dict.get("diverged", False))
+
+
+class TimeLimit(Callback):
+    """train.max_time: stop once the training steps have taken max_time seconds (the timer's, which a resume
+    restores)."""
+
+    def __init__(self, timer: Any, max_time: float):
+        self.timer, self.max_time = timer, float(max_time)
+        self.hit = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # ranks' clocks differ: any rank out of time stops them all, at the same step
+        out = trainer.strategy.reduce_boolean_decision(self.timer.running() >= self.max_time, all=False)
+        if out:
+            self.hit = True
+            trainer.should_stop = True
 
 
 def stop_reason(trainer: pl.Trainer, callbacks: list[Callback]) -> str:
-    """Why fit ended: a reached target, early stopping's plateau, then whichever budget ran out."""
+    """Why fit ended: a diverged loss, a reached target, early stopping's plateau, then whichever budget ran
+    out."""
+    if any(isinstance(cb, StopRecorder) and cb.diverged for cb in callbacks):
+        return "diverged"
     if any(isinstance(cb, TrainToTarget) and cb.steps_to_target is not None for cb in callbacks):
         return "target"
     if any(isinstance(cb, PlateauStopping) and cb.plateaued for cb in callbacks):
@@ -160,6 +187,8 @@ def stop_reason(trainer: pl.Trainer, callbacks: list[Callback]) -> str:
         return "interrupted"
     if any(getattr(cb, "budget_hit", False) for cb in callbacks):  # train.max_flops (ComputeMeter)
         return "max_flops"
+    if any(isinstance(cb, TimeLimit) and cb.hit for cb in callbacks):
+        return "time_limit"
     if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         return "max_steps"
     if trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch >= trainer.max_epochs:
@@ -172,7 +201,7 @@ def stop_record(trainer: pl.Trainer, callbacks: list[Callback], recorder: StopRe
     min_delta, 0 without it) and stop_source."""
     deltas = [cb.used_delta for cb in callbacks if isinstance(cb, PlateauStopping)]
     delta = deltas[0] if deltas else 0.0
-    return {"stop_reason": stop_reason(trainer, callbacks),
+    return {"stop_reason": stop_reason(trainer, [*callbacks, recorder]),
             "still_improving": still_improving(recorder.values, mode_of(recorder.monitor), delta),
             "stop_source": "recorded"}
 

@@ -38,7 +38,15 @@ from ablate.tasks import TaskData, build_task
 from ablate.tasks.textmetrics import signatures
 from ablate.train.accel import compile_model
 from ablate.train.batching import reload_every
-from ablate.train.callbacks import BestCheckpoint, StopRecorder, stop_callbacks, stop_fields, stop_record, val_schedule
+from ablate.train.callbacks import (
+    BestCheckpoint,
+    StopRecorder,
+    TimeLimit,
+    stop_callbacks,
+    stop_fields,
+    stop_record,
+    val_schedule,
+)
 from ablate.train.checkpointing import ResumeCheckpoint, finish_resume, resume_path
 from ablate.train.compute import ComputeMeter
 from ablate.train.data import TaskDataModule
@@ -183,7 +191,7 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
     timer, eval_timer = TrainTimer(), EvalTimer()
     meter = ComputeMeter(timer, t.max_flops)  # before the timer: counting a new batch shape is not timed
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
-    stoppers = stop_callbacks(t)
+    stoppers = stop_callbacks(t) + ([TimeLimit(timer, t.max_time)] if t.max_time > 0 else [])
     recorder = StopRecorder(t.monitor)
     label = " ".join(str(x) for x in (meta.get("label"), f"seed {cfg.seed}") if x)
     progress = RunProgress(label, t.monitor, run_dir)

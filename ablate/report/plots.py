@@ -21,6 +21,7 @@ import seaborn as sns  # noqa: E402
 
 from ablate.report.facets import MAX_LEGEND, baseline_hue, label_runs, ordered, short_names  # noqa: E402
 from ablate.report.figures import DPI, Figure, save  # noqa: E402,F401 - DPI: the page reads it here
+from ablate.report.lengths import AXIS, SHORT, axis_of, regroup  # noqa: E402
 from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name  # noqa: E402
 
 BAND = ("pi", 100)  # the band around a mean over seeds: from the lowest seed to the highest
@@ -97,11 +98,12 @@ def count_ticks(axis: Any) -> None:
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
 
 
-def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
+def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str | dict[str, str],
            ylabel: Any, baseline: Optional[str], shade: Optional[dict[str, float]] = None) -> list[str]:
     """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
     MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey).
-    shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training)."""
+    shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training); xlabel: one
+    for every panel, or one per facet."""
     facets = ordered(data["facet"], data["order"])
     hues = arch_ordered(ordered(data["hue"], data["order"]))
     colors = hue_colors(hues)
@@ -138,7 +140,7 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         edge = (shade or {}).get(f)
         if edge is not None and len(d) and d[x].max() > edge:
             ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(xlabel.get(f, "") if isinstance(xlabel, dict) else xlabel)
         ax.set_ylabel(ylabel(m))
         whole_number_axis(ax.xaxis) if x in ("step", "length") else count_ticks(ax.xaxis)
         if m.endswith("tokens_per_s"):
@@ -275,47 +277,67 @@ def hold_last(val: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, bool]:
 
 # ------------------------------------------------------------------ by length
 def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
-    """Test accuracy per input length, one line per row (as Bahdanau et al. 2015, Fig. 2)."""
+    """Test accuracy per length, one line per row (as Bahdanau et al. 2015, Fig. 2): the length each task's split
+    is defined by (input length; SCAN's length split: output length), said on the axis."""
     fig_ = Figure("by_length", "How does accuracy fall with input length?")
-    data = _runs_data(df, root, "by_length.csv", s)
-    if data.empty or "length" not in data:
+    raw = _runs_data(df, root, "by_length.csv", s)
+    if raw.empty or not ({"length", "src_len"} & set(raw)):
         fig_.skipped = "no run has a by_length.csv (test metrics per input length)"
         fig_.inputs_missing = True
         return fig_
+    runs = label_runs(_finished(df), s)
+    declared = dict(zip(runs["run_id"], runs["length_by"], strict=True)) if "length_by" in runs else {}
+    data = regroup(raw, declared)
+    if data.empty:
+        fig_.skipped = "no run's by_length.csv has a length column (src_len, or length in older runs)"
+        return fig_
+    axes = axis_of(data)
+    words = {SHORT[c] for c in axes.values()}
+    fig_.title = f"How does accuracy fall with {words.pop() if len(words) == 1 else 'length'}?"
     first = s.primary.split("/", 1)[-1]
     panels = [m for m in dict.fromkeys([first, "seq_acc", "token_acc"]) if m in data and data[m].notna().any()]
     if not panels:
         fig_.skipped = "by_length.csv has neither seq_acc nor token_acc"
         return fig_
     if data.groupby("facet")["length"].nunique().max() < 2:
-        fig_.skipped = (f"every test input has the same length ({_lengths(data)}), so accuracy cannot vary "
-                        "with it")
+        fig_.skipped = (f"every test example has the same {_words(axes)} ({_lengths(data)}), so accuracy cannot "
+                        "vary with it")
         return fig_
     if data.groupby(["facet", "hue"])["length"].nunique().max() < 2:  # e.g. throughput: a length per row
-        fig_.skipped = (f"each row's test inputs have a single length ({_lengths(data)} across rows), so no row "
-                        "has a curve; the table compares the rows")
+        fig_.skipped = (f"each row's test examples have a single {_words(axes)} ({_lengths(data)} across rows), so "
+                        "no row has a curve; the table compares the rows")
         return fig_
-    runs = label_runs(_finished(df), s)
-    train_max = _train_lengths(runs)
+    train_max = _train_lengths(runs, axes)
     if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):
         panels = panels[:1]  # e.g. a one-token target: seq acc is token acc
-    panels = _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
-           baseline_hue(runs, s), shade=train_max)
-    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
-                    "length; line = mean over seeds, band = min–max over seeds"
-                    + ("; grey = longer than any training input" if any(
-                        data.loc[data["facet"] == f, "length"].max() > m for f, m in train_max.items()) else "")
-                    + ".")
+    panels = _lines(fig_, data, "length", panels, out, {f: AXIS[c] for f, c in axes.items()},
+                    lambda m: f"test {metric_name(m)}", baseline_hue(runs, s), shade=train_max)
+    told = " (the length this task's split is defined by)" if "tgt_len" in axes.values() else ""
+    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each "
+                     f"{_words(axes)}{told}; line = mean over seeds, band = min–max over seeds"
+                     + (f"; grey = longer than any training {_words(axes).replace(' length', '')}" if any(
+                         data.loc[data["facet"] == f, "length"].max() > m for f, m in train_max.items()) else "")
+                     + ".")
     return fig_
 
 
-def _train_lengths(runs: pd.DataFrame) -> dict[str, float]:
-    """Per facet, the longest training input of its runs: result.json's max_train_src_len (the same unit as
-    by_length.csv's length), or for run stores older than that key the task's max_len."""
+def _words(axes: dict[str, str]) -> str:
+    """'input length', 'output length', or both in panel order."""
+    return " / ".join(dict.fromkeys(SHORT[c] for c in axes.values()))
+
+
+def _train_lengths(runs: pd.DataFrame, axes: Optional[dict[str, str]] = None) -> dict[str, float]:
+    """Per facet, the longest training example of its runs in the unit drawn: result.json's max_train_length
+    (in its length_by's unit) where the facet is drawn by that column, else max_train_src_len (by_length.csv's
+    old length), or for run stores older than that key the task's max_len."""
     out: dict[str, float] = {}
     for f, part in runs.groupby("facet", sort=False):
-        for key in ("max_train_src_len", "task.max_len"):
-            vals = pd.to_numeric(part[key], errors="coerce").dropna() if key in part else pd.Series(dtype=float)
+        col = (axes or {}).get(f, "src_len")
+        mine = part[part["length_by"] == col] if "length_by" in part else part.iloc[0:0]
+        keys = [("max_train_length", mine)] + ([("max_train_src_len", part), ("task.max_len", part)]
+                                               if col != "tgt_len" else [])
+        for key, rows in keys:
+            vals = pd.to_numeric(rows[key], errors="coerce").dropna() if key in rows else pd.Series(dtype=float)
             if len(vals):
                 out[f] = float(vals.max())
                 break

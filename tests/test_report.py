@@ -438,6 +438,74 @@ def test_point_labels_of_tied_rows_do_not_cover_each_other():
     plt.close(fig)
 
 
+def label_boxes(fig) -> tuple[list, list]:
+    """(text, window box) of every point label, and of every other text of a drawn figure (titles, suptitle,
+    tick and axis labels)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    labels = [(t.get_text(), Text.get_window_extent(t, r)) for ax in fig.axes for t in ax.texts]
+    placed = {id(t) for ax in fig.axes for t in ax.texts}
+    others = [t for t in fig.findobj(Text) if id(t) not in placed and t.get_visible() and t.get_text().strip()]
+    return labels, [(t.get_text(), t.get_window_extent(r)) for t in others]
+
+
+def assert_apart(labels: list, titles: list) -> None:
+    for i, (a, box) in enumerate(labels):
+        for b, other in labels[i + 1:] + titles:
+            assert not box.overlaps(other), (a, b)
+
+
+def test_crowded_point_labels_cover_neither_each_other_nor_a_title(tmp_path, monkeypatch):
+    """Fourteen rows a panel with long names, near-equal parameter counts and accuracies (some at the top of
+    the axis, under the title), in two panels side by side: every label box is apart from every other label,
+    every title and every tick or axis label, as matplotlib's renderer measures them."""
+    import ablate.report.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, out, name, f=None: drawn.append(fig) or [out / f"{name}.png"])
+    rows = []
+    for task in ("scan_length_split_with_a_long_name", "reverse"):
+        for i in range(14):
+            label = f"{task}: arch{i}, model.d_model=64, train.lr=0.003"
+            for seed in (0, 1):
+                rows.append(dict(run_id=f"{task}{i}s{seed}", variant=label, label=label, seed=seed,
+                                 status="finished", params=40_000 + 37 * i, **{
+                                     "task.name": task, "test/seq_acc": 0.985 + 0.001 * (i % 5) + 0.0001 * seed}))
+    df = pd.DataFrame(rows)
+    s = summarize(df, "test/seq_acc", keys=["task.name"])
+    fig = plots.params_vs_metric(df, s, tmp_path)
+    assert not fig.skipped, fig.skipped
+    (mpl,) = drawn
+    labels, titles = label_boxes(mpl)
+    assert len(labels) == 28 and {"reverse", "scan_length_split_with_a_long_name"} <= {t for t, _ in titles}
+    assert_apart(labels, titles)
+
+
+def test_point_labels_keep_off_a_suptitle_and_other_panels_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import label_points
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    fig.suptitle("a suptitle right above the points")
+    fig.tight_layout()
+    for ax in axes:
+        ax.set_title("panel")
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        pts = [(0.95 - 0.01 * i, 0.99 - 0.002 * i, f"a rather long label number {i}") for i in range(12)]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+        label_points(ax, pts)
+    labels, titles = label_boxes(fig)
+    assert len(labels) == 24 and {"panel", "a suptitle right above the points"} <= {t for t, _ in titles}
+    assert_apart(labels, titles)
+    plt.close(fig)
+
+
 def test_a_report_names_the_machine_the_threads_and_the_wall_time(grid, tmp_path):
     import json
     import os

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import matplotlib
+import matplotlib.text
 import matplotlib.ticker
+import matplotlib.transforms
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -439,12 +441,13 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
         _acc_axis(ax, s.primary)
         ax.set_title(facet or f"test {metric_name(s.primary)} vs parameter count", fontsize=11)
         ax.grid(alpha=0.3)
-        if direct:
-            label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     if not direct:
         handles = [plt.Line2D([], [], color=colors[h], marker=markers[h], ls="", label=h) for h in hues]
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="row")
     fig.tight_layout()
+    for ax, facet in zip(axes.ravel(), facets, strict=False) if direct else []:  # measured in the final layout
+        part = f[f["facet"] == facet]
+        label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     fig_.files = save(fig, out, fig_.name, fig_)
     fig_.caption = (f"One point per row at its parameter count: mean test {metric_name(s.primary)} over seeds, "
                     "error bar = ±1 std. Rows with the same parameter count share an x value (markers differ).")
@@ -452,30 +455,89 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
 
 
 def label_points(ax: Any, points: list[tuple[float, float, str]], fontsize: float = 7) -> list[Any]:
-    """Label each (x, y) point where it is, pushing a label down (with a leader line) while it would cover
-    one already placed: points that sit close together (rows that tie) keep legible labels."""
+    """Label each (x, y) point where it is, never over another label (of any panel), a title, a tick or axis label
+    or another point: each label, top point first, takes the free slot nearest its point (to its right, or left
+    where it would leave the panel), stepping a line down or up, with a leader line once it has moved; a label
+    wider than ~half the panel breaks at its commas. Call it once the layout is final (boxes are measured with
+    the figure's renderer)."""
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
+    fig.canvas.draw()  # titles and tick labels take their final place at draw time
+    renderer = fig.canvas.get_renderer()
     ppp = fig.dpi / 72  # display pixels per point
-    line = fontsize * 1.4 * ppp  # a label box is ~1.3 lines of type tall
-    placed: list[tuple[float, float, float]] = []  # (left, right, y) of labels, display pixels
-    texts = []
+    gap = 2 * ppp
+    # every text already in the figure (titles, ticks, axis labels, labels placed before in any panel: the text
+    # alone, without an annotation's leader line) and every point of this panel
+    taken = [matplotlib.text.Text.get_window_extent(t, renderer) for t in fig.findobj(matplotlib.text.Text)
+             if t.get_visible() and t.get_text().strip() and t.figure is fig]
     where = ax.transData.transform([(x, y) for x, y, _ in points])
+    dot = 3.5 * ppp
+    taken += [Bbox.from_extents(px - dot, py - dot, px + dot, py + dot) for px, py in where]
+    taken += [a.get_window_extent(renderer) for a in fig.axes if a is not ax and a.get_visible()]  # other panels
+    frame = ax.get_window_extent(renderer)
+    texts = []
     for i in sorted(range(len(points)), key=lambda i: (-where[i][1], where[i][0])):
         (x, y, text), (px, py) = points[i], where[i]
-        left, right = px + 4 * ppp, px + 4 * ppp + 0.62 * fontsize * ppp * len(str(text))
-        ty = py + 3 * ppp
-        moved = True
-        while moved:
-            moved = False
-            for a, b, oy in placed:
-                if left < b and a < right and abs(ty - oy) < line - 0.5:  # (float slack: no endless nudging)
-                    ty, moved = oy - line, True
-        placed.append((left, right, ty))
-        dy = (ty - py) / ppp
-        texts.append(ax.annotate(str(text), (x, y), xytext=(4, dy), textcoords="offset points", fontsize=fontsize,
-                                 va="bottom", arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5")
-                                 if dy < -fontsize else None))
+        text = _fit_width(str(text), fig, fontsize, 0.55 * frame.width, renderer)
+        w, h = _size(fig, text, fontsize, renderer)
+        left, bottom = _free_spot(px, py, w, h, h / (text.count("\n") + 1) + gap, frame, taken, 4 * ppp)
+        taken.append(Bbox.from_bounds(left - gap / 2, bottom - gap / 2, w + gap, h + gap))
+        right_side = left >= px
+        dx, dy = ((left - px) if right_side else (left + w - px)) / ppp, (bottom - py) / ppp
+        moved = abs(bottom - (py + 3 * ppp)) > 0.5 * h
+        texts.append(ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                                 va="bottom", ha="left" if right_side else "right", annotation_clip=False,
+                                 arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if moved else None))
     return texts
+
+
+def _size(fig: Any, text: str, fontsize: float, renderer: Any) -> tuple[float, float]:
+    """(width, height) in display pixels of text set at fontsize (measured off-data: a data position may be
+    invalid on a log axis)."""
+    probe = fig.text(0, 0, text, fontsize=fontsize)
+    box = probe.get_window_extent(renderer)
+    probe.remove()
+    return box.width, box.height
+
+
+def _fit_width(text: str, fig: Any, fontsize: float, width: float, renderer: Any) -> str:
+    """text broken into lines at its ', ' where it is wider than width (display pixels)."""
+    if _size(fig, text, fontsize, renderer)[0] <= width or ", " not in text:
+        return text
+    lines, line = [], ""
+    for part in text.split(", "):
+        trial = f"{line}, {part}" if line else part
+        if line and _size(fig, trial + ",", fontsize, renderer)[0] > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line = trial
+    return "\n".join(lines + [line])
+
+
+def _free_spot(px: float, py: float, w: float, h: float, step: float, frame: Any, taken: list[Any],
+               pad: float) -> tuple[float, float]:
+    """(left, bottom) in display pixels of a w x h label for the point (px, py) that overlaps nothing taken:
+    the nearest line (0, -1, +1, -2, ...) with the label inside the panel, to the point's right, else to its
+    left; when the panel has no room left, the nearest free line below it."""
+    def overlaps(left: float, bottom: float) -> bool:
+        return any(left < b.x1 and b.x0 < left + w and bottom < b.y1 and b.y0 < bottom + h for b in taken)
+
+    sides = [px + pad, px - pad - w]
+    inside = [x for x in sides if frame.x0 <= x and x + w <= frame.x1] or [min(max(sides[0], frame.x0),
+                                                                             frame.x1 - w)]
+    base = py + pad * 0.75
+    for k in range(400):
+        bottom = base + (k + 1) // 2 * (-1 if k % 2 else 1) * step  # 0, -1, +1, -2, +2, ... lines
+        if frame.y0 <= bottom and bottom + h <= frame.y1:
+            for left in inside:
+                if not overlaps(left, bottom):
+                    return left, bottom
+    bottom = min(base, frame.y0 - h)  # no room in the panel: the first free line below it
+    while all(overlaps(left, bottom) for left in inside):
+        bottom -= step
+    return next(left for left in inside if not overlaps(left, bottom)), bottom
 
 
 # ------------------------------------------------------------------ attention

@@ -139,6 +139,8 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         present = [h for h in hues if h in set(d["hue"])]
         sns.lineplot(data=d, x=x, y=m, hue="hue", hue_order=present, palette=colors, errorbar=BAND, marker="o",
                      markersize=5, ax=ax, legend=False)
+        fig_.targets += hover_columns(ax, d, x, m, present, f"{f}: " if f else "",
+                                      (xlabel.get(f, "") if isinstance(xlabel, dict) else xlabel).split(" (")[0])
         edge = (shade or {}).get(f)
         if edge is not None and len(d) and d[x].max() > edge:
             ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
@@ -164,6 +166,40 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         fig_.caption = (f"One panel per row ({len(hues)} rows: too many for one legend): the row in colour, "
                         + ("the baseline dashed, " if baseline else "") + "the other rows in grey. ")
     return metrics
+
+
+def hover_columns(ax: Any, d: pd.DataFrame, x: str, m: str, hues: list[str], where: str, xname: str) -> list:
+    """Hover boxes, one per x column of a panel (at most MAX_COLUMNS: every k-th x of a long curve), each
+    listing the rows' means there with their seeds' range, as the lines and bands draw them."""
+    from matplotlib.transforms import blended_transform_factory
+
+    from ablate.report.hover import MAX_COLUMNS, num
+
+    if d.empty:
+        return []
+    stats = d.groupby(["hue", x])[m].agg(["mean", "min", "max", "count"])
+    xs = sorted(d[x].unique())
+    k = math.ceil(len(xs) / MAX_COLUMNS)
+    xs = xs[::-1][::k][::-1]  # every k-th, the last one kept
+    edges = [xs[0] - (xs[1] - xs[0]) / 2 if len(xs) > 1 else xs[0] - 0.5]
+    edges += [(a + b) / 2 for a, b in zip(xs, xs[1:])] + [xs[-1] + (xs[-1] - xs[-2]) / 2 if len(xs) > 1
+                                                           else xs[0] + 0.5]
+    lo, hi = ax.get_xlim()
+    blend = blended_transform_factory(ax.transData, ax.transAxes)
+    targets = []
+    for i, at in enumerate(xs):
+        lines = []
+        for h in hues:
+            if (h, at) in stats.index:
+                st = stats.loc[(h, at)]
+                spread = f" (seeds {num(st['min'])} to {num(st['max'])})" if st["count"] > 1 and st["max"] > st[
+                    "min"] else ""
+                lines.append(f"{h}: {num(st['mean'])}{spread}")
+        if lines:
+            at_text = fmt_count(at) if float(at).is_integer() else num(at)
+            targets.append((blend, (max(edges[i], lo), 0, min(edges[i + 1], hi), 1),
+                            f"{where}{xname} {at_text}, {metric_name(m)}\n" + "\n".join(lines)))
+    return targets
 
 
 def across(n: int) -> int:

@@ -510,6 +510,7 @@ def label_points(ax: Any, points: list[tuple[float, float, str]], fontsize: floa
     where = ax.transData.transform([(x, y) for x, y, _ in points])
     dot = 3.5 * ppp
     taken += [Bbox.from_extents(px - dot, py - dot, px + dot, py + dot) for px, py in where]
+    taken += [Bbox.from_extents(a - ppp, b, c + ppp, d) for a, b, c, d in _bar_extents(ax)]  # and error bars
     taken += [a.get_window_extent(renderer) for a in fig.axes if a is not ax and a.get_visible()]  # other panels
     frame = ax.get_window_extent(renderer)
     texts = []
@@ -526,6 +527,20 @@ def label_points(ax: Any, points: list[tuple[float, float, str]], fontsize: floa
                                  va="bottom", ha="left" if right_side else "right", annotation_clip=False,
                                  arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if moved else None))
     return texts
+
+
+def _bar_extents(ax: Any) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) in display pixels of every error bar of a panel."""
+    from matplotlib.container import ErrorbarContainer
+
+    out = []
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            for coll in c.lines[2]:
+                for seg in coll.get_segments():
+                    (a, b), (x, y) = ax.transData.transform(seg[[0, -1]])
+                    out.append((min(a, x), min(b, y), max(a, x), max(b, y)))
+    return out
 
 
 def _size(fig: Any, text: str, fontsize: float, renderer: Any) -> tuple[float, float]:

@@ -71,7 +71,8 @@ def test_fit_steps_with_the_configured_optimizer_and_records_its_checkpoint(tmp_
     for key in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps"):  # results.csv columns
         assert key in result, key
     header = (tmp_path / "by_length.csv").read_text().splitlines()[0]  # what the by-length figure reads
-    assert header.split(",") == ["length", "n", "token_acc", "seq_acc"]
+    assert header.split(",") == ["src_len", "tgt_len", "n", "tokens", "token_acc", "seq_acc"]
+    assert result["length_by"] == "src_len" and result["max_train_length"] >= 1
     ckpt = tmp_path / result["checkpoint"]["path"]
     assert ckpt.is_file() and ckpt.parent == tmp_path / "checkpoints"
 

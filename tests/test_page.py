@@ -104,7 +104,14 @@ const down = first();
 const box = doc.querySelector('input.filter');
 box.value = 'img'; box.dispatchEvent(new win.Event('input'));
 const shown = [...doc.querySelectorAll('table.results tbody tr')].filter(r => r.style.display !== 'none').length;
-return {before, up, down, shown, ran: win.__ran || 0, imgs: doc.querySelectorAll('img[onerror]').length,
+const svg = doc.querySelector('figure svg.hover'), img = svg && svg.parentNode.querySelector('img');
+const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; };
+const hits = svg ? [...svg.querySelectorAll('rect')].map(r => { const b = r.getBoundingClientRect();
+  const at = doc.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+  return at === r; }) : [];
+const hover = svg ? {titles: [...svg.querySelectorAll('rect > title')].map(t => t.textContent),
+                     markup: svg.querySelectorAll("title *").length, svg: rect(svg), img: rect(img), hits} : null;
+return {hover, before, up, down, shown, ran: win.__ran || 0, imgs: doc.querySelectorAll('img[onerror]').length,
         scripts: doc.querySelectorAll('script').length, text: doc.body.textContent,
         external: [...doc.querySelectorAll('[src],link[href]')].map(e => e.getAttribute('src') || e.href)
                   .filter(u => /^(https?:)?\\/\\//.test(u))};
@@ -118,7 +125,10 @@ def test_user_text_stays_inert_and_tables_sort_and_filter_offline(tmp_path):
     index = build_report(hostile_store(tmp_path / "runs" / "hostile"), tmp_path / "report")
     html_text = index.read_text()
     assert SCRIPT_TAG not in html_text and IMG_TAG not in html_text  # escaped in the page source too
-    assert len(html_text.encode()) - len(html_text.split("<script>")[0].encode()) < 300_000
+    import re
+
+    hover = sum(len(x.encode()) for x in re.findall(r'<svg class="hover".*?</svg>', html_text, re.S))
+    assert hover and len(html_text.encode()) - len(html_text.split("<script>")[0].encode()) + hover < 300_000
     (g,) = run_in_pages([index], INTERACT, tmp_path)
     assert g["ran"] == 0 and g["imgs"] == 0 and g["scripts"] == 1, g  # nothing the user wrote executed
     for text in (SCRIPT_TAG, IMG_TAG, f"a {SCRIPT_TAG} b"):
@@ -127,3 +137,13 @@ def test_user_text_stays_inert_and_tables_sort_and_filter_offline(tmp_path):
     assert g["up"] == [IMG_TAG, "base", SCRIPT_TAG]  # a click sorts by seq acc, ascending
     assert g["down"] == [SCRIPT_TAG, "base", IMG_TAG]  # a second click reverses
     assert g["shown"] == 1 and not g["external"]
+    # values on hover: the forest's rows, their names as written (inert text, no element in a title) and their
+    # numbers; the overlay lies exactly on the image and a point under each box hits the box
+    hover = g["hover"]
+    assert hover and hover["markup"] == 0, hover
+    assert all(abs(a - b) < 1.5 for a, b in zip(hover["svg"], hover["img"], strict=True)), hover
+    assert hover["hits"] and all(hover["hits"]), hover
+    by_row = {t.split("\n")[0]: t for t in hover["titles"]}
+    assert set(by_row) == {SCRIPT_TAG, IMG_TAG}, by_row
+    assert "Δ seq acc = +0.400" in by_row[SCRIPT_TAG] and "Δ seq acc = −0.300" in by_row[IMG_TAG], by_row
+    assert "3 seeds vs 3 of base" in by_row[IMG_TAG]

@@ -101,15 +101,29 @@ def test_token_acc_and_seq_acc_follow_free_running_decoding_not_teacher_forcing(
     assert metrics["test/token_acc"] < 0.6  # teacher-forced argmax would give 1.0
 
 
-def test_by_length_rows_are_keyed_by_source_length():
+def test_by_length_rows_carry_the_source_and_the_output_length():
+    """Each row is one (source length, output length) pair, the output counted without its <eos> (SCAN's length
+    split counts actions), so the report can group by either; tokens re-weights token_acc exactly."""
     data = doubling_task()
     _, module = run_test_epoch(Oracle(good_len=3), data)
-    rows = {r["length"]: r for r in module.by_length()}
+    rows = {r["src_len"]: r for r in module.by_length()}
     L = data.test.src_len
-    assert sorted(rows) == sorted(set(L.tolist())) == [1, 2, 3, 4]  # targets are 3, 5, 7, 9 long
+    assert sorted(rows) == sorted(set(L.tolist())) == [1, 2, 3, 4]  # targets are 3, 5, 7, 9 long with <eos>
     for n, r in rows.items():
-        assert r["n"] == int((L == n).sum())
+        assert r["tgt_len"] == 2 * n  # the source written twice; <eos> not counted
+        assert r["n"] == int((L == n).sum()) and r["tokens"] == r["n"] * (2 * n + 1)  # <eos> is scored
         assert r["seq_acc"] == (1.0 if n == 3 else 0.0)
+
+
+def test_a_length_split_task_declares_its_output_length_and_its_longest_training_output():
+    from ablate.tasks.scan import LENGTH_SPLIT_MAX_TRAIN_ACTIONS, ScanConfig, build_scan
+    from ablate.train.lengths import split_length
+
+    data = build_scan(ScanConfig(name="scan", split="length", n_train=300, n_val=20, n_test=50))
+    assert split_length(data) == {"length_by": "tgt_len", "max_train_length": LENGTH_SPLIT_MAX_TRAIN_ACTIONS}
+    assert split_length(doubling_task()) == {"length_by": "src_len", "max_train_length": 4}
+    simple = build_scan(ScanConfig(name="scan", split="simple", n_train=300, n_val=20, n_test=50))
+    assert simple.length_by == "source"
 
 
 # ---------------------------------------------------------------- embeddings as they enter the first layer

@@ -281,6 +281,57 @@ def test_by_length_shades_per_task_the_lengths_longer_than_any_training_input(tm
     shaded = {ax.get_title(): (lo, hi) for ax, lo, hi in spans}
     assert shaded == {"recall": (13.5, 25.5), "reverse": (12.5, 24.5)}
     assert "grey = longer than any training input" in fig.caption
+    assert fig.title == "How does accuracy fall with input length?"  # old runs: their one length, the input's
+
+
+def by_length_store(tmp_path, runs: dict) -> tuple:
+    """Runs (two seeds a row) whose by_length.csv is the given frame; result fields as given."""
+    rows = []
+    for label, (task, (extra, frame)) in runs.items():
+        for seed in (0, 1):
+            rid = f"{label}{seed}"
+            rows.append(dict(run_id=rid, variant=label, label=label, seed=seed, status="finished",
+                             **{"task.name": task, "test/seq_acc": 0.5}, **extra))
+            (tmp_path / "runs" / rid).mkdir(parents=True)
+            frame.to_csv(tmp_path / "runs" / rid / "by_length.csv", index=False)
+    df = pd.DataFrame(rows)
+    return df, summarize(df, "test/seq_acc", keys=["task.name"])
+
+
+def test_by_length_draws_scan_length_by_output_length_and_older_runs_by_their_length(tmp_path, monkeypatch):
+    """SCAN's length split is defined by output length: its panel's x axis is output length (pooled over the
+    commands' lengths, weighted by examples and scored tokens), shaded past the longest training output; a run
+    made before both lengths were recorded still draws by its one (input) length."""
+    import ablate.report.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, out, name, f=None: drawn.append(fig) or [out / f"{name}.png"])
+    scan = pd.DataFrame({"src_len": [3, 5, 5, 7], "tgt_len": [24, 24, 30, 30], "n": [1, 3, 2, 2],
+                         "tokens": [25, 75, 62, 62], "token_acc": [1.0, 0.6, 0.5, 0.25],
+                         "seq_acc": [1.0, 0.0, 0.5, 0.0]})
+    old = pd.DataFrame({"length": [4, 8, 12], "n": 3, "token_acc": 0.5, "seq_acc": [0.9, 0.5, 0.1]})
+    df, s = by_length_store(tmp_path, {
+        "scan": ("scan", ({"length_by": "tgt_len", "max_train_length": 22, "max_train_src_len": 9}, scan)),
+        "old": ("reverse", ({"max_train_src_len": 8}, old))})
+    fig = plots.by_length(df, tmp_path / "runs", tmp_path / "plots", s)
+    assert not fig.skipped and "output length" in fig.caption and fig.title == "How does accuracy fall with length?"
+    (mpl,) = drawn
+    axes = {}
+    for ax in mpl.axes:  # the first panel of each task: seq acc (token acc is the row below)
+        if ax.get_visible() and ax.has_data():
+            axes.setdefault(ax.get_title(), ax)
+    assert set(axes) == {"scan", "reverse"}
+    assert axes["scan"].get_xlabel().startswith("output length") and axes["reverse"].get_xlabel().startswith(
+        "input length")
+    (line,) = [ln for ln in axes["scan"].lines if len(ln.get_xdata()) == 2]
+    assert list(line.get_xdata()) == [24, 30]
+    assert line.get_ydata() == pytest.approx([0.25, 0.25])  # (1*1 + 3*0) / 4 examples; (2*0.5 + 2*0) / 4
+    (span,) = [p for p in axes["scan"].patches if p.get_facecolor()[:3] != (1, 1, 1)] or [None]
+    assert span is not None and span.get_x() == pytest.approx(22.5)  # past the longest training output
+    data = plots.regroup(plots._runs_data(df, tmp_path / "runs", "by_length.csv", s),
+                         dict(zip(df["run_id"], df.get("length_by"), strict=True)))
+    tok = data[(data["run_id"] == "scan0") & (data["length"] == 24)]["token_acc"].item()
+    assert tok == pytest.approx((25 * 1.0 + 75 * 0.6) / 100)  # token_acc pooled by scored tokens
 
 
 def test_attention_map_of_a_long_input_is_one_raster_with_few_labels():
@@ -356,7 +407,7 @@ def test_by_length_is_skipped_when_each_row_has_one_length(tmp_path):
         return by_length(df, tmp_path / "runs", tmp_path / "plots", s)
 
     fig = report({"rnn": [16], "cnn": [64], "lstm": [256]})
-    assert fig.skipped and "single length" in fig.skipped and "16, 64, 256" in fig.skipped and not fig.files
+    assert fig.skipped and "single input length" in fig.skipped and "16, 64, 256" in fig.skipped and not fig.files
     fig = report({"rnn": [16, 17], "cnn": [64]})
     assert fig.files and not fig.skipped
 
@@ -384,6 +435,74 @@ def test_point_labels_of_tied_rows_do_not_cover_each_other():
         for j in range(i + 1, len(boxes)):
             assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
     assert {t.get_text() for t in texts} == {p[2] for p in pts}
+    plt.close(fig)
+
+
+def label_boxes(fig) -> tuple[list, list]:
+    """(text, window box) of every point label, and of every other text of a drawn figure (titles, suptitle,
+    tick and axis labels)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    labels = [(t.get_text(), Text.get_window_extent(t, r)) for ax in fig.axes for t in ax.texts]
+    placed = {id(t) for ax in fig.axes for t in ax.texts}
+    others = [t for t in fig.findobj(Text) if id(t) not in placed and t.get_visible() and t.get_text().strip()]
+    return labels, [(t.get_text(), t.get_window_extent(r)) for t in others]
+
+
+def assert_apart(labels: list, titles: list) -> None:
+    for i, (a, box) in enumerate(labels):
+        for b, other in labels[i + 1:] + titles:
+            assert not box.overlaps(other), (a, b)
+
+
+def test_crowded_point_labels_cover_neither_each_other_nor_a_title(tmp_path, monkeypatch):
+    """Fourteen rows a panel with long names, near-equal parameter counts and accuracies (some at the top of
+    the axis, under the title), in two panels side by side: every label box is apart from every other label,
+    every title and every tick or axis label, as matplotlib's renderer measures them."""
+    import ablate.report.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, out, name, f=None: drawn.append(fig) or [out / f"{name}.png"])
+    rows = []
+    for task in ("scan_length_split_with_a_long_name", "reverse"):
+        for i in range(14):
+            label = f"{task}: arch{i}, model.d_model=64, train.lr=0.003"
+            for seed in (0, 1):
+                rows.append(dict(run_id=f"{task}{i}s{seed}", variant=label, label=label, seed=seed,
+                                 status="finished", params=40_000 + 37 * i, **{
+                                     "task.name": task, "test/seq_acc": 0.985 + 0.001 * (i % 5) + 0.0001 * seed}))
+    df = pd.DataFrame(rows)
+    s = summarize(df, "test/seq_acc", keys=["task.name"])
+    fig = plots.params_vs_metric(df, s, tmp_path)
+    assert not fig.skipped, fig.skipped
+    (mpl,) = drawn
+    labels, titles = label_boxes(mpl)
+    assert len(labels) == 28 and {"reverse", "scan_length_split_with_a_long_name"} <= {t for t, _ in titles}
+    assert_apart(labels, titles)
+
+
+def test_point_labels_keep_off_a_suptitle_and_other_panels_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import label_points
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    fig.suptitle("a suptitle right above the points")
+    fig.tight_layout()
+    for ax in axes:
+        ax.set_title("panel")
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        pts = [(0.95 - 0.01 * i, 0.99 - 0.002 * i, f"a rather long label number {i}") for i in range(12)]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+        label_points(ax, pts)
+    labels, titles = label_boxes(fig)
+    assert len(labels) == 24 and {"panel", "a suptitle right above the points"} <= {t for t, _ in titles}
+    assert_apart(labels, titles)
     plt.close(fig)
 
 

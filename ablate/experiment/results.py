@@ -27,7 +27,8 @@ def results_frame(root: str | Path) -> pd.DataFrame:
         row.update({k: v for k, v in flatten(sections).items()})
         row.update(res.get("metrics", {}))
         for k in ("params", "train_time_s", "tokens_per_s", "peak_mem_mb", "epochs", "steps", "steps_to_target",
-                  "eval_time_s", "max_train_src_len", "max_train_tgt_len", "bleu_signature", "chrf_signature",
+                  "eval_time_s", "max_train_src_len", "max_train_tgt_len", "length_by", "max_train_length",
+                  "bleu_signature", "chrf_signature",
                   "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s",
                   "train_flops", "train_flops_per_token", "flops_per_s", "flops_lower_bound", "flops_to_target",
                   "seconds_to_target"):

@@ -27,6 +27,10 @@ class Figure:
     # skipped only because the run files it is drawn from are not here (a committed report's run copies carry no
     # checkpoints, and those made before by_length.csv was copied carry none): an earlier render's file is kept
     inputs_missing: bool = False
+    # values on hover (hover.py): the drawing code adds targets (transform, box, text); save() turns them into
+    # hover, boxes in the saved PNG's pixels, which the page lays over the image
+    targets: list = field(default_factory=list, repr=False)
+    hover: list = field(default_factory=list, repr=False)
 
 
 def describe_figure(fig: Any) -> tuple[int, list[str]]:
@@ -40,6 +44,10 @@ def describe_figure(fig: Any) -> tuple[int, list[str]]:
 def save(fig: Any, out: Path, name: str, figure: Optional[Figure] = None) -> list[Path]:
     if figure is not None:
         figure.legend_entries, figure.panels = describe_figure(fig)
+        if figure.targets:  # the layout is final here: where the boxes land in the PNG
+            from ablate.report.hover import to_png
+
+            figure.hover, figure.targets = to_png(fig, figure.targets, DPI), []
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=DPI, bbox_inches="tight")

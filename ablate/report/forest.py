@@ -65,6 +65,26 @@ def x_panels(rows: pd.DataFrame) -> list[tuple[float, float]]:
     return ranges if side[1] < main[0] else ranges[::-1]
 
 
+def hover_rows(axes: list, rows: pd.DataFrame, y: np.ndarray, metric: str, base: str) -> list:
+    """A hover box over each row's band in every panel: its Δ, interval, seeds and verdict."""
+    from matplotlib.transforms import blended_transform_factory
+
+    from ablate.report.hover import num
+
+    targets = []
+    for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
+        ci = (f", {int(LEVEL * 100)}% CI [{num(r['low'])}, {num(r['high'])}]" if not math.isnan(r["low"])
+              else ", no interval (fewer than 2 seeds a side)")
+        verdict = ("significant after the Holm correction" if r["significant"] else
+                   "the interval excludes 0 but the comparison does not survive the Holm correction"
+                   if r["excludes_0"] else "not significant")
+        text = (f"{r['name']}\nΔ {metric} = {'+' if r['delta'] > 0 else ''}{num(r['delta'])}{ci}\n"
+                f"{r['n']} seed{'s' * (r['n'] != 1)} vs {r['n_base']} of {base}; {verdict}")
+        targets += [(blended_transform_factory(a.transAxes, a.transData), (0, yi - 0.5, 1, yi + 0.5), text)
+                    for a in axes]
+    return targets
+
+
 def _padded(a: float, b: float) -> tuple[float, float]:
     pad = 0.08 * (b - a) or 0.01
     return a - pad, b + pad
@@ -118,6 +138,8 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
                   f" ({'higher' if up else 'lower'} is better)", fontsize=10)
     fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds", fontsize=11)
     ax.set_ylim(-0.7, len(rows) - 0.3)
+    fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), row_names(s).get(rows["baseline"].iloc[0],
+                                                                                       s.baseline))
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
     n_sig = int(rows["significant"].sum())

@@ -62,6 +62,9 @@ table.results th:first-child,table.results td:first-child{position:sticky;left:0
 sup{line-height:0}th.sort{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
 input.filter{font:inherit;font-size:.85em;padding:.1em .4em;margin:.3em 0;width:14em}
 figure.wide{overflow-x:auto}figure.wide img{max-width:none}
+.hov{position:relative;display:inline-block;max-width:100%}.hov img{display:block}
+svg.hover{position:absolute;left:0;top:0;width:100%;height:100%}
+svg.hover rect{fill:#000;fill-opacity:0;pointer-events:all}svg.hover rect:hover{fill-opacity:.07}
 """
 
 
@@ -480,7 +483,10 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
         body.append(to_html(s))
         body.append(f'<p class="meta">Test metrics of each row over its seeds. {e(what)} Download: '
                     + " · ".join(f'<a href="{rel(p, out)}">{p.name}</a>' for p in tables.values()) + "</p>")
-    body += [_figure_html(f, out) for f in figures if f.name == "forest"]  # the ablation's answer, after the table
+    from ablate.report.hover import BUDGET
+
+    budget = [BUDGET]  # bytes of hover markup left for this page (figures past it have none)
+    body += [_figure_html(f, out, budget) for f in figures if f.name == "forest"]  # the answer, after the table
     body += [f'<p class="meta">{e(VERDICT_NOTE)}</p>'] if ctx.get("verdicts") else []
     body += [f"<p class='skip'>{e(n)}</p>" for n in ctx["notes"]]
     where = str(ctx.get("where") or ctx["root"])
@@ -498,7 +504,7 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
                             "</td></tr>")
         body.append("</tbody></table>")
     body.append('<h2 id="figures">Figures</h2>')
-    body += [_figure_html(f, out) for f in figures if f.name != "forest"]
+    body += [_figure_html(f, out, budget) for f in figures if f.name != "forest"]
     body += samples_html(ctx.get("samples"))
     body.append('<h2 id="runs">Runs</h2><table class="sortable"><thead><tr><th class="l">row</th>'
                 '<th class="r">seed</th>'
@@ -563,7 +569,7 @@ def verdicts_md(records: Optional[list[dict[str, Any]]]) -> list[str]:
     return [*lines, "", VERDICT_NOTE, ""]
 
 
-def _figure_html(f: Any, out: Path) -> str:
+def _figure_html(f: Any, out: Path, budget: Optional[list[int]] = None) -> str:
     e = html.escape
     cls = ' class="wide"' if f.wide else ""  # wide heatmaps scroll sideways instead of shrinking illegibly
     body = [f"<figure{cls}><h3>{e(f.title)}</h3>"]
@@ -571,11 +577,30 @@ def _figure_html(f: Any, out: Path) -> str:
         body.append(f'<p class="skip">Not drawn: {e(f.skipped)}.</p>')
     else:
         png, *more = f.files
-        body.append(f'<img src="{rel(png, out)}" alt="{e(f.title)}"{_width(png)}>')
+        img = f'<img src="{rel(png, out)}" alt="{e(f.title)}"{_width(png)}>'
+        hover = _hover(f, png, budget)
+        body.append(f'<div class="hov">{img}{hover}</div>' if hover else img)
         extra = " ".join(f'(<a href="{rel(p, out)}">{p.suffix[1:].upper()}</a>)' for p in more)
-        body.append(f"<figcaption>{_code(e(f.caption))} {extra}</figcaption>")
+        tip = " Hover over the figure for its values." if hover else ""
+        body.append(f"<figcaption>{_code(e(f.caption))}{tip} {extra}</figcaption>")
     body.append("</figure>")
     return "\n".join(body)
+
+
+def _hover(f: Any, png: Path, budget: Optional[list[int]]) -> str:
+    """The figure's hover overlay (hover.py), while the page's budget lasts; '' without one."""
+    if not getattr(f, "hover", None) or f.wide or budget is None:
+        return ""
+    from PIL import Image
+
+    from ablate.report.hover import overlay
+
+    with Image.open(png) as im:
+        svg = overlay(f.hover, im.width, im.height)
+    if len(svg.encode()) > budget[0]:
+        return ""
+    budget[0] -= len(svg.encode())
+    return svg
 
 
 def _width(png: Path) -> str:

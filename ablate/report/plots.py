@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import matplotlib
+import matplotlib.text
 import matplotlib.ticker
+import matplotlib.transforms
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,6 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from ablate.report.facets import MAX_LEGEND, baseline_hue, label_runs, ordered, short_names  # noqa: E402
 from ablate.report.figures import DPI, Figure, save  # noqa: E402,F401 - DPI: the page reads it here
+from ablate.report.lengths import AXIS, SHORT, axis_of, regroup  # noqa: E402
 from ablate.report.tables import Summary, better, fmt_count, key_name, metric_name  # noqa: E402
 
 BAND = ("pi", 100)  # the band around a mean over seeds: from the lowest seed to the highest
@@ -97,11 +100,12 @@ def count_ticks(axis: Any) -> None:
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_count(v)))
 
 
-def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str,
+def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Path, xlabel: str | dict[str, str],
            ylabel: Any, baseline: Optional[str], shade: Optional[dict[str, float]] = None) -> list[str]:
     """Mean over seeds with a min–max band: rows = metrics, columns = tasks, one shared legend; with more than
     MAX_LEGEND rows, small multiples of the first metric instead (each row in colour over the others in grey).
-    shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training)."""
+    shade: per facet, the x beyond which the panel is shaded grey (lengths never seen in training); xlabel: one
+    for every panel, or one per facet."""
     facets = ordered(data["facet"], data["order"])
     hues = arch_ordered(ordered(data["hue"], data["order"]))
     colors = hue_colors(hues)
@@ -135,10 +139,12 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         present = [h for h in hues if h in set(d["hue"])]
         sns.lineplot(data=d, x=x, y=m, hue="hue", hue_order=present, palette=colors, errorbar=BAND, marker="o",
                      markersize=5, ax=ax, legend=False)
+        fig_.targets += hover_columns(ax, d, x, m, present, f"{f}: " if f else "",
+                                      (xlabel.get(f, "") if isinstance(xlabel, dict) else xlabel).split(" (")[0])
         edge = (shade or {}).get(f)
         if edge is not None and len(d) and d[x].max() > edge:
             ax.axvspan(edge + 0.5, d[x].max() + 0.5, color="0.92", zorder=0)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(xlabel.get(f, "") if isinstance(xlabel, dict) else xlabel)
         ax.set_ylabel(ylabel(m))
         whole_number_axis(ax.xaxis) if x in ("step", "length") else count_ticks(ax.xaxis)
         if m.endswith("tokens_per_s"):
@@ -160,6 +166,40 @@ def _lines(fig_: Figure, data: pd.DataFrame, x: str, metrics: list[str], out: Pa
         fig_.caption = (f"One panel per row ({len(hues)} rows: too many for one legend): the row in colour, "
                         + ("the baseline dashed, " if baseline else "") + "the other rows in grey. ")
     return metrics
+
+
+def hover_columns(ax: Any, d: pd.DataFrame, x: str, m: str, hues: list[str], where: str, xname: str) -> list:
+    """Hover boxes, one per x column of a panel (at most MAX_COLUMNS: every k-th x of a long curve), each
+    listing the rows' means there with their seeds' range, as the lines and bands draw them."""
+    from matplotlib.transforms import blended_transform_factory
+
+    from ablate.report.hover import MAX_COLUMNS, num
+
+    if d.empty:
+        return []
+    stats = d.groupby(["hue", x])[m].agg(["mean", "min", "max", "count"])
+    xs = sorted(d[x].unique())
+    k = math.ceil(len(xs) / MAX_COLUMNS)
+    xs = xs[::-1][::k][::-1]  # every k-th, the last one kept
+    edges = [xs[0] - (xs[1] - xs[0]) / 2 if len(xs) > 1 else xs[0] - 0.5]
+    edges += [(a + b) / 2 for a, b in zip(xs, xs[1:])] + [xs[-1] + (xs[-1] - xs[-2]) / 2 if len(xs) > 1
+                                                           else xs[0] + 0.5]
+    lo, hi = ax.get_xlim()
+    blend = blended_transform_factory(ax.transData, ax.transAxes)
+    targets = []
+    for i, at in enumerate(xs):
+        lines = []
+        for h in hues:
+            if (h, at) in stats.index:
+                st = stats.loc[(h, at)]
+                spread = f" (seeds {num(st['min'])} to {num(st['max'])})" if st["count"] > 1 and st["max"] > st[
+                    "min"] else ""
+                lines.append(f"{h}: {num(st['mean'])}{spread}")
+        if lines:
+            at_text = fmt_count(at) if float(at).is_integer() else num(at)
+            targets.append((blend, (max(edges[i], lo), 0, min(edges[i + 1], hi), 1),
+                            f"{where}{xname} {at_text}, {metric_name(m)}\n" + "\n".join(lines)))
+    return targets
 
 
 def across(n: int) -> int:
@@ -275,47 +315,67 @@ def hold_last(val: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, bool]:
 
 # ------------------------------------------------------------------ by length
 def by_length(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> Figure:
-    """Test accuracy per input length, one line per row (as Bahdanau et al. 2015, Fig. 2)."""
+    """Test accuracy per length, one line per row (as Bahdanau et al. 2015, Fig. 2): the length each task's split
+    is defined by (input length; SCAN's length split: output length), said on the axis."""
     fig_ = Figure("by_length", "How does accuracy fall with input length?")
-    data = _runs_data(df, root, "by_length.csv", s)
-    if data.empty or "length" not in data:
+    raw = _runs_data(df, root, "by_length.csv", s)
+    if raw.empty or not ({"length", "src_len"} & set(raw)):
         fig_.skipped = "no run has a by_length.csv (test metrics per input length)"
         fig_.inputs_missing = True
         return fig_
+    runs = label_runs(_finished(df), s)
+    declared = dict(zip(runs["run_id"], runs["length_by"], strict=True)) if "length_by" in runs else {}
+    data = regroup(raw, declared)
+    if data.empty:
+        fig_.skipped = "no run's by_length.csv has a length column (src_len, or length in older runs)"
+        return fig_
+    axes = axis_of(data)
+    words = {SHORT[c] for c in axes.values()}
+    fig_.title = f"How does accuracy fall with {words.pop() if len(words) == 1 else 'length'}?"
     first = s.primary.split("/", 1)[-1]
     panels = [m for m in dict.fromkeys([first, "seq_acc", "token_acc"]) if m in data and data[m].notna().any()]
     if not panels:
         fig_.skipped = "by_length.csv has neither seq_acc nor token_acc"
         return fig_
     if data.groupby("facet")["length"].nunique().max() < 2:
-        fig_.skipped = (f"every test input has the same length ({_lengths(data)}), so accuracy cannot vary "
-                        "with it")
+        fig_.skipped = (f"every test example has the same {_words(axes)} ({_lengths(data)}), so accuracy cannot "
+                        "vary with it")
         return fig_
     if data.groupby(["facet", "hue"])["length"].nunique().max() < 2:  # e.g. throughput: a length per row
-        fig_.skipped = (f"each row's test inputs have a single length ({_lengths(data)} across rows), so no row "
-                        "has a curve; the table compares the rows")
+        fig_.skipped = (f"each row's test examples have a single {_words(axes)} ({_lengths(data)} across rows), so "
+                        "no row has a curve; the table compares the rows")
         return fig_
-    runs = label_runs(_finished(df), s)
-    train_max = _train_lengths(runs)
+    train_max = _train_lengths(runs, axes)
     if len(panels) > 1 and all(_same(data[panels[0]], data[m]) for m in panels[1:]):
         panels = panels[:1]  # e.g. a one-token target: seq acc is token acc
-    panels = _lines(fig_, data, "length", panels, out, "input length (tokens)", lambda m: f"test {metric_name(m)}",
-           baseline_hue(runs, s), shade=train_max)
-    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each input "
-                    "length; line = mean over seeds, band = min–max over seeds"
-                    + ("; grey = longer than any training input" if any(
-                        data.loc[data["facet"] == f, "length"].max() > m for f, m in train_max.items()) else "")
-                    + ".")
+    panels = _lines(fig_, data, "length", panels, out, {f: AXIS[c] for f, c in axes.items()},
+                    lambda m: f"test {metric_name(m)}", baseline_hue(runs, s), shade=train_max)
+    told = " (the length this task's split is defined by)" if "tgt_len" in axes.values() else ""
+    fig_.caption += (f"Test {' and '.join(metric_name(m) for m in panels)} of the test examples of each "
+                     f"{_words(axes)}{told}; line = mean over seeds, band = min–max over seeds"
+                     + (f"; grey = longer than any training {_words(axes).replace(' length', '')}" if any(
+                         data.loc[data["facet"] == f, "length"].max() > m for f, m in train_max.items()) else "")
+                     + ".")
     return fig_
 
 
-def _train_lengths(runs: pd.DataFrame) -> dict[str, float]:
-    """Per facet, the longest training input of its runs: result.json's max_train_src_len (the same unit as
-    by_length.csv's length), or for run stores older than that key the task's max_len."""
+def _words(axes: dict[str, str]) -> str:
+    """'input length', 'output length', or both in panel order."""
+    return " / ".join(dict.fromkeys(SHORT[c] for c in axes.values()))
+
+
+def _train_lengths(runs: pd.DataFrame, axes: Optional[dict[str, str]] = None) -> dict[str, float]:
+    """Per facet, the longest training example of its runs in the unit drawn: result.json's max_train_length
+    (in its length_by's unit) where the facet is drawn by that column, else max_train_src_len (by_length.csv's
+    old length), or for run stores older than that key the task's max_len."""
     out: dict[str, float] = {}
     for f, part in runs.groupby("facet", sort=False):
-        for key in ("max_train_src_len", "task.max_len"):
-            vals = pd.to_numeric(part[key], errors="coerce").dropna() if key in part else pd.Series(dtype=float)
+        col = (axes or {}).get(f, "src_len")
+        mine = part[part["length_by"] == col] if "length_by" in part else part.iloc[0:0]
+        keys = [("max_train_length", mine)] + ([("max_train_src_len", part), ("task.max_len", part)]
+                                               if col != "tgt_len" else [])
+        for key, rows in keys:
+            vals = pd.to_numeric(rows[key], errors="coerce").dropna() if key in rows else pd.Series(dtype=float)
             if len(vals):
                 out[f] = float(vals.max())
                 break
@@ -417,12 +477,13 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
         _acc_axis(ax, s.primary)
         ax.set_title(facet or f"test {metric_name(s.primary)} vs parameter count", fontsize=11)
         ax.grid(alpha=0.3)
-        if direct:
-            label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     if not direct:
         handles = [plt.Line2D([], [], color=colors[h], marker=markers[h], ls="", label=h) for h in hues]
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="row")
     fig.tight_layout()
+    for ax, facet in zip(axes.ravel(), facets, strict=False) if direct else []:  # measured in the final layout
+        part = f[f["facet"] == facet]
+        label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     fig_.files = save(fig, out, fig_.name, fig_)
     fig_.caption = (f"One point per row at its parameter count: mean test {metric_name(s.primary)} over seeds, "
                     "error bar = ±1 std. Rows with the same parameter count share an x value (markers differ).")
@@ -430,30 +491,104 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
 
 
 def label_points(ax: Any, points: list[tuple[float, float, str]], fontsize: float = 7) -> list[Any]:
-    """Label each (x, y) point where it is, pushing a label down (with a leader line) while it would cover
-    one already placed: points that sit close together (rows that tie) keep legible labels."""
+    """Label each (x, y) point where it is, never over another label (of any panel), a title, a tick or axis label
+    or another point: each label, top point first, takes the free slot nearest its point (to its right, or left
+    where it would leave the panel), stepping a line down or up, with a leader line once it has moved; a label
+    wider than ~half the panel breaks at its commas. Call it once the layout is final (boxes are measured with
+    the figure's renderer)."""
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
+    fig.canvas.draw()  # titles and tick labels take their final place at draw time
+    renderer = fig.canvas.get_renderer()
     ppp = fig.dpi / 72  # display pixels per point
-    line = fontsize * 1.4 * ppp  # a label box is ~1.3 lines of type tall
-    placed: list[tuple[float, float, float]] = []  # (left, right, y) of labels, display pixels
-    texts = []
+    gap = 2 * ppp
+    # every text already in the figure (titles, ticks, axis labels, labels placed before in any panel: the text
+    # alone, without an annotation's leader line) and every point of this panel
+    taken = [matplotlib.text.Text.get_window_extent(t, renderer) for t in fig.findobj(matplotlib.text.Text)
+             if t.get_visible() and t.get_text().strip() and t.figure is fig]
     where = ax.transData.transform([(x, y) for x, y, _ in points])
+    dot = 3.5 * ppp
+    taken += [Bbox.from_extents(px - dot, py - dot, px + dot, py + dot) for px, py in where]
+    taken += [Bbox.from_extents(a - ppp, b, c + ppp, d) for a, b, c, d in _bar_extents(ax)]  # and error bars
+    taken += [a.get_window_extent(renderer) for a in fig.axes if a is not ax and a.get_visible()]  # other panels
+    frame = ax.get_window_extent(renderer)
+    texts = []
     for i in sorted(range(len(points)), key=lambda i: (-where[i][1], where[i][0])):
         (x, y, text), (px, py) = points[i], where[i]
-        left, right = px + 4 * ppp, px + 4 * ppp + 0.62 * fontsize * ppp * len(str(text))
-        ty = py + 3 * ppp
-        moved = True
-        while moved:
-            moved = False
-            for a, b, oy in placed:
-                if left < b and a < right and abs(ty - oy) < line - 0.5:  # (float slack: no endless nudging)
-                    ty, moved = oy - line, True
-        placed.append((left, right, ty))
-        dy = (ty - py) / ppp
-        texts.append(ax.annotate(str(text), (x, y), xytext=(4, dy), textcoords="offset points", fontsize=fontsize,
-                                 va="bottom", arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5")
-                                 if dy < -fontsize else None))
+        text = _fit_width(str(text), fig, fontsize, 0.55 * frame.width, renderer)
+        w, h = _size(fig, text, fontsize, renderer)
+        left, bottom = _free_spot(px, py, w, h, h / (text.count("\n") + 1) + gap, frame, taken, 4 * ppp)
+        taken.append(Bbox.from_bounds(left - gap / 2, bottom - gap / 2, w + gap, h + gap))
+        right_side = left >= px
+        dx, dy = ((left - px) if right_side else (left + w - px)) / ppp, (bottom - py) / ppp
+        moved = abs(bottom - (py + 3 * ppp)) > 0.5 * h
+        texts.append(ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                                 va="bottom", ha="left" if right_side else "right", annotation_clip=False,
+                                 arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if moved else None))
     return texts
+
+
+def _bar_extents(ax: Any) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) in display pixels of every error bar of a panel."""
+    from matplotlib.container import ErrorbarContainer
+
+    out = []
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            for coll in c.lines[2]:
+                for seg in coll.get_segments():
+                    (a, b), (x, y) = ax.transData.transform(seg[[0, -1]])
+                    out.append((min(a, x), min(b, y), max(a, x), max(b, y)))
+    return out
+
+
+def _size(fig: Any, text: str, fontsize: float, renderer: Any) -> tuple[float, float]:
+    """(width, height) in display pixels of text set at fontsize (measured off-data: a data position may be
+    invalid on a log axis)."""
+    probe = fig.text(0, 0, text, fontsize=fontsize)
+    box = probe.get_window_extent(renderer)
+    probe.remove()
+    return box.width, box.height
+
+
+def _fit_width(text: str, fig: Any, fontsize: float, width: float, renderer: Any) -> str:
+    """text broken into lines at its ', ' where it is wider than width (display pixels)."""
+    if _size(fig, text, fontsize, renderer)[0] <= width or ", " not in text:
+        return text
+    lines, line = [], ""
+    for part in text.split(", "):
+        trial = f"{line}, {part}" if line else part
+        if line and _size(fig, trial + ",", fontsize, renderer)[0] > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line = trial
+    return "\n".join(lines + [line])
+
+
+def _free_spot(px: float, py: float, w: float, h: float, step: float, frame: Any, taken: list[Any],
+               pad: float) -> tuple[float, float]:
+    """(left, bottom) in display pixels of a w x h label for the point (px, py) that overlaps nothing taken:
+    the nearest line (0, -1, +1, -2, ...) with the label inside the panel, to the point's right, else to its
+    left; when the panel has no room left, the nearest free line below it."""
+    def overlaps(left: float, bottom: float) -> bool:
+        return any(left < b.x1 and b.x0 < left + w and bottom < b.y1 and b.y0 < bottom + h for b in taken)
+
+    sides = [px + pad, px - pad - w]
+    inside = [x for x in sides if frame.x0 <= x and x + w <= frame.x1] or [min(max(sides[0], frame.x0),
+                                                                             frame.x1 - w)]
+    base = py + pad * 0.75
+    for k in range(400):
+        bottom = base + (k + 1) // 2 * (-1 if k % 2 else 1) * step  # 0, -1, +1, -2, +2, ... lines
+        if frame.y0 <= bottom and bottom + h <= frame.y1:
+            for left in inside:
+                if not overlaps(left, bottom):
+                    return left, bottom
+    bottom = min(base, frame.y0 - h)  # no room in the panel: the first free line below it
+    while all(overlaps(left, bottom) for left in inside):
+        bottom -= step
+    return next(left for left in inside if not overlaps(left, bottom)), bottom
 
 
 # ------------------------------------------------------------------ attention

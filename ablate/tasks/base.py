@@ -110,6 +110,10 @@ class TaskData:
     # Decoding caps for free-running evaluation; None (a task that declares nothing) caps every example at the
     # widest target of the task, which is the same for every batch.
     decode: Optional[DecodeLimit] = None
+    # The length the task's split (its length story) is defined by, which the by-length figure is drawn
+    # against: "source" (input tokens; most synthetic tasks) or "target" (output tokens without <eos>: SCAN's
+    # length split holds out the long action sequences, whatever their commands' length).
+    length_by: str = "source"
 
     @property
     def splits(self) -> dict[str, Split]:

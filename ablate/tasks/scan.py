@@ -194,4 +194,5 @@ def build_scan(cfg: ScanConfig) -> TaskData:
     enc = lambda xs: [(vocab.encode(s), vocab.encode(t)) for s, t in xs]  # noqa: E731
     longest = max(len(a) for _, a in _all_commands()) + 1  # the grammar's longest action sequence + <eos>
     return TaskData(vocab, pack(enc(train), vocab), pack(enc(val), vocab), pack(enc(test), vocab),
-                    decode=DecodeLimit(max_len=longest))
+                    decode=DecodeLimit(max_len=longest),
+                    length_by="target" if cfg.split == "length" else "source")  # the length split: by actions

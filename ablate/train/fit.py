@@ -52,6 +52,7 @@ from ablate.train.compute import ComputeMeter
 from ablate.train.data import TaskDataModule
 from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
+from ablate.train.lengths import split_length
 from ablate.train.module import SeqModule
 from ablate.train.progress import EvalTimer, RunProgress
 from ablate.train.reuse import Trained, find_trained, train_id
@@ -277,6 +278,9 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         # Positions beyond these were never trained (a learned table's rows there stay at their init).
         "max_train_src_len": int(data.train.src_len.max()),
         "max_train_tgt_len": int(data.train.tgt_len.max()),  # <eos> included, as the decoder reads it
+        # by_length.csv's column the task's split is defined by, and its longest training value in that unit
+        # (the by-length figure shades the lengths beyond it)
+        **split_length(data),
         **signatures(data.metrics),  # bleu_signature, chrf_signature: how BLEU and chrF were computed
         "train_time_s": timer.seconds,
         "eval_time_s": eval_seconds(run),  # validation + test loops, free-running decoding included

@@ -24,6 +24,7 @@ from ablate.models import SeqModel
 from ablate.tasks.vocab import Vocab
 from ablate.train.accel import FiniteWatch
 from ablate.train.batching import padding_counts
+from ablate.train.lengths import output_lengths
 from ablate.train.metrics import decode_counts
 from ablate.train.texts import TextView
 
@@ -215,7 +216,8 @@ class SeqModule(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         r = self._evaluate(batch, **self.test_decoding)
-        self.test_rows.append({"length": batch["src_len"].cpu(), "tokens": r["tokens"].cpu(),
+        self.test_rows.append({"src_len": batch["src_len"].cpu(), "tgt_len": output_lengths(batch).cpu(),
+                               "tokens": r["tokens"].cpu(),
                                "token_correct": r["token_correct"].cpu(), "seq_correct": r["seq_correct"].cpu()})
         if self.extra_metrics:
             self.test_text += self._metric_pairs("test", batch, r["pred"])
@@ -253,17 +255,19 @@ class SeqModule(pl.LightningModule):
         return self.decode_tokens / self.decode_seconds if self.decode_seconds else None
 
     def by_length(self) -> list[dict[str, float]]:
-        """Test metrics per input length, from the last test epoch."""
+        """Test metrics per (source length, target length) pair, from the last test epoch: a reader groups the
+        rows by either length (tokens: the target tokens scored, so token_acc re-weights exactly)."""
         if not self.test_rows:
             return []
         cat = {k: torch.cat([r[k] for r in self.test_rows]) for k in self.test_rows[0]}
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, n in enumerate(cat["length"].tolist()):
-            groups[n].append(i)
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, pair in enumerate(zip(cat["src_len"].tolist(), cat["tgt_len"].tolist(), strict=True)):
+            groups[pair].append(i)
         rows = []
-        for n in sorted(groups):
-            idx = torch.tensor(groups[n])
-            rows.append({"length": n, "n": len(idx),
-                         "token_acc": float(cat["token_correct"][idx].sum() / cat["tokens"][idx].sum()),
+        for (src, tgt) in sorted(groups):
+            idx = torch.tensor(groups[src, tgt])
+            tokens = cat["tokens"][idx].sum()
+            rows.append({"src_len": src, "tgt_len": tgt, "n": len(idx), "tokens": int(tokens),
+                         "token_acc": float(cat["token_correct"][idx].sum() / tokens),
                          "seq_acc": float(cat["seq_correct"][idx].float().mean())})
         return rows

@@ -255,3 +255,15 @@ def test_a_report_on_the_flops_axis_draws_the_compute_and_scaling_figures(tmp_pa
     assert "gru: no fit (at most 2 points a seed, at least 3 needed)" in figs["scaling_params"].caption
     assert "train FLOPs/token" in (tmp_path / "report" / "table.md").read_text()
     assert index.is_file()
+
+
+def test_variants_that_split_an_arch_are_architectures_of_their_own():
+    from ablate.report.scaling import _arch, size_grid
+
+    runs = pd.DataFrame({"model.arch": ["transformer"] * 2 + ["seq2seq_attention"] * 2,
+                         "variant": ["transformer", "linear_attention", "seq2seq_attention", "seq2seq_attention"],
+                         "params": [10, 10, 5, 9]})
+    assert list(_arch(runs)) == ["transformer", "linear_attention", "seq2seq_attention", "seq2seq_attention"]
+    assert size_grid(runs)  # seq2seq_attention at two sizes
+    assert list(_arch(runs.drop(columns="variant"))) == list(runs["model.arch"])
+    assert not size_grid(runs.iloc[:2])

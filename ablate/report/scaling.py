@@ -44,8 +44,14 @@ def pareto_front(cost: Sequence[float], value: Sequence[float], minimize: bool =
 
 
 def _arch(runs: pd.DataFrame) -> pd.Series:
-    """Each run's architecture (model.arch), or 'model' where the runs do not record one."""
-    return runs[ARCH_KEY].astype(str) if ARCH_KEY in runs else pd.Series("model", index=runs.index)
+    """Each run's architecture: its model.arch ('model' where the runs do not record one), or its variant's name
+    where variants split an arch (a Transformer with linear attention is an architecture of its own)."""
+    arch = runs[ARCH_KEY].astype(str) if ARCH_KEY in runs else pd.Series("model", index=runs.index)
+    if "variant" in runs:
+        v = runs["variant"].fillna("").astype(str)
+        if len(v) and (v != "").all() and v.groupby(arch).nunique().max() > 1:
+            return v
+    return arch
 
 
 def _colors(archs: list[str]) -> dict[str, Any]:

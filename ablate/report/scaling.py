@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablate.report.facets import label_runs
 from ablate.report.figures import Figure, save
 from ablate.report.plots import ARCH_COLORS, _finished, _runs_data, _safely, at_steps, count_ticks, hue_colors
 from ablate.report.powerlaw import MIN_POINTS, SeedFit, fit_over_seeds
@@ -58,14 +59,14 @@ def _colors(archs: list[str]) -> dict[str, Any]:
     return hue_colors(sorted(archs, key=lambda a: list(ARCH_COLORS).index(a) if a in ARCH_COLORS else 99))
 
 
-def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
-    """Final test metric of each run against its cumulative training FLOPs, the Pareto front marked."""
+def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
+    """Final test metric of each run against its cumulative training FLOPs, the Pareto front marked; no figure
+    where no run records its FLOPs (runs made before train_flops was: the report stays as it was)."""
     m = s.primary
     fig_ = Figure("compute_vs_metric", f"Which architecture is ahead at each training compute ({metric_name(m)})?")
     runs = _finished(df)
-    if "train_flops" not in runs or m not in runs:
-        fig_.skipped = "the runs do not record their training FLOPs (train_flops: runs made before it was recorded)"
-        return fig_
+    if "train_flops" not in runs or m not in runs or pd.to_numeric(runs["train_flops"], errors="coerce").isna().all():
+        return []
     runs = runs.assign(C=pd.to_numeric(runs["train_flops"], errors="coerce"),
                        y=pd.to_numeric(runs[m], errors="coerce"), arch=_arch(runs)).dropna(subset=["C", "y"])
     runs = runs[runs["C"] > 0]
@@ -89,18 +90,38 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
     ax.legend(frameon=False, fontsize=8, loc="best")
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
-    ahead = "; ".join(f"{r['arch']} from {fmt_count(r['C'])}" for _, r in on.iterrows())
+    leads = [(r["arch"], r["C"]) for _, r in on.iterrows()]
+    leads = [(a, c) for i, (a, c) in enumerate(leads) if i == 0 or leads[i - 1][0] != a]  # where the lead changes
+    ahead = "; ".join(f"{a} from {fmt_count(c)} FLOPs" for a, c in leads)
     fig_.caption = (f"One point per run: its test {metric_name(m)} against the training FLOPs it used (forward + "
                     "backward, padding included). Ringed: the Pareto front, runs that no run with at most their "
-                    f"compute beat; in order of compute: {ahead}.")
-    return fig_
+                    f"compute beat. Ahead on the front: {ahead}.")
+    return [fig_]
+
+
+# model keys a size grid varies (and those derived from them): rows differing in anything else are an ablation
+SIZE_KEYS = {"model.d_model", "model.n_layers", "model.d_ff", "model.d_k", "model.d_v", "model.dt_rank",
+             "model.match_params", "model.match_flops", "model.n_heads"}
+
+
+def size_groups(runs: pd.DataFrame) -> list[str]:
+    """The architectures (runs' 'arch' column, else _arch) trained at more than one size and otherwise alike:
+    within each, the runs' model settings differ only in SIZE_KEYS."""
+    if "params" not in runs or runs.empty:
+        return []
+    runs = runs if "arch" in runs else runs.assign(arch=_arch(runs))
+    out = []
+    for arch, part in runs.groupby("arch", sort=False):
+        other = [c for c in part.columns if c.startswith("model.") and c not in SIZE_KEYS
+                 and part[c].astype(str).nunique() > 1]
+        if part["params"].nunique() > 1 and not other:
+            out.append(str(arch))
+    return out
 
 
 def size_grid(runs: pd.DataFrame) -> bool:
-    """Whether some architecture was trained at more than one size (parameter count)."""
-    if "params" not in runs or runs.empty:
-        return False
-    return bool(runs.assign(arch=_arch(runs)).groupby("arch")["params"].nunique().max() > 1)
+    """Whether some architecture was trained at more than one size, all else alike."""
+    return bool(size_groups(runs))
 
 
 def frontier_points(curves: pd.DataFrame) -> pd.DataFrame:
@@ -112,11 +133,13 @@ def scaling_laws(df: pd.DataFrame, root: Path, out: Path, s: Summary) -> list[Fi
     """L(C) on the compute-efficient frontier and L(N) against parameters, per architecture, fitted per seed."""
     title_c = "How does each architecture's loss fall with training compute (compute-efficient frontier)?"
     title_n = "How does each architecture's final loss fall with its parameter count?"
-    runs = _finished(df)
-    if not size_grid(runs):
-        why = "no architecture was trained at more than one size, so there is no scaling curve"
-        return [Figure("scaling_compute", title_c, skipped=why), Figure("scaling_params", title_n, skipped=why)]
-    runs = runs.assign(arch=_arch(runs))
+    runs = label_runs(_finished(df), s)
+    arch = _arch(runs)
+    runs = runs.assign(arch=(runs["facet"] + ", " + arch).where(runs["facet"] != "", arch))  # per task, if several
+    grown = size_groups(runs)
+    if not grown:  # not a size grid: no scaling figures (nor a sentence saying so on every other report)
+        return []
+    runs = runs[runs["arch"].isin(grown)]
     return [_frontier_figure(runs, root, out, s, Figure("scaling_compute", title_c)),
             _params_figure(runs, out, Figure("scaling_params", title_n))]
 
@@ -126,6 +149,16 @@ def _fits_text(fits: dict[str, SeedFit], what: str) -> str:
         f" {what} fitted by least squares in log–log, then the exponent's 95% t interval "
         "over the seeds (n − 1 degrees of freedom); a fit is refused, with the reason, where a seed has fewer "
         f"than {MIN_POINTS} points, fewer than 2 seeds fit, or the interval includes 0.")
+
+
+def _log_y(ax: Any) -> None:
+    """A log loss axis spans well under a decade: five plain ticks ('2.12'), not '2.12×10⁰' at every minor one."""
+    import matplotlib.ticker as ticker
+
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_locator(ticker.FixedLocator(np.geomspace(lo, hi, 5)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.yaxis.set_minor_locator(ticker.NullLocator())
 
 
 def _draw_fits(ax: Any, fits: dict[str, SeedFit], xs: dict[str, np.ndarray], colors: dict[str, Any]) -> None:
@@ -167,6 +200,7 @@ def _frontier_figure(runs: pd.DataFrame, root: Path, out: Path, s: Summary, fig_
     ax.set_yscale("log")
     ax.set_xlabel("training FLOPs (cumulative)")
     ax.set_ylabel("validation loss")
+    _log_y(ax)
     ax.grid(alpha=0.3, which="both")
     ax.set_title("compute-efficient frontier", fontsize=11)
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -201,6 +235,7 @@ def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
     count_ticks(ax.xaxis)
     ax.set_xlabel("parameters")
     ax.set_ylabel("test loss")
+    _log_y(ax)
     ax.grid(alpha=0.3, which="both")
     ax.set_title("final loss vs parameters", fontsize=11)
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 # every example 4 tokens long: every batch has one shape, so every step costs the same
 TASK = {"name": "reverse", "vocab_size": 5, "min_len": 4, "max_len": 4, "n_train": 64, "n_val": 16, "n_test": 16}
@@ -39,6 +40,11 @@ def test_max_flops_stops_at_its_budget(tmp_path):
     real_target_tokens = 3 * 32 * T  # no padding: every target is T tokens
     assert math.isclose(result["train_flops_per_token"], 3 * step / real_target_tokens)
     assert result["flops_per_s"] > 0 and result["flops_lower_bound"] is False
+    # decoding: counted on the trained model at the mean lengths (every length 4, <eos> makes 5 target tokens)
+    from ablate.models.flops import example_decode
+
+    assert result["decode_flops_per_token"] == example_decode(model, 4, 5).total / 5
+    assert (result["peak_flops_per_s"], result["flops_utilization"]) == (None, None)  # a CPU: no peak
     curve = pd.read_csv(tmp_path / "budget" / "metrics.csv").dropna(subset=["train/flops"])
     assert len(curve) >= 1
     assert list(curve["train/flops"]) == [step * s for s in curve["step"] + 1]  # cumulative, at each logged step
@@ -128,3 +134,58 @@ def test_to_target_fields_read_the_reaching_validation_not_the_end():
     unreached = meter.fields({"steps_to_target": None})
     assert (unreached["flops_to_target"], unreached["seconds_to_target"]) == (None, None)
     assert "flops_to_target" not in meter.fields({})  # no target set
+
+
+def test_ddp_step_flops_are_the_global_batchs():
+    from types import SimpleNamespace
+
+    import torch
+
+    from ablate.models import build_model, model_config
+    from ablate.models.seq_models import TaskInfo
+    from ablate.tasks.vocab import Vocab
+    from ablate.train.compute import ComputeMeter
+
+    model = build_model(model_config({"arch": "gru", "d_model": 8, "n_layers": 1})[0], TaskInfo(9, 9, 8, 9))
+
+    def batch(b, s, t, real):  # b rows, source s, target t wide, `real` target tokens not padding
+        tgt = torch.full((b, t), Vocab.pad)
+        tgt.view(-1)[:real] = 5
+        return {"src": torch.full((b, s), 5), "tgt_in": torch.full((b, t), 5), "tgt": tgt}
+
+    # rank 0 and rank 1 of one step read batches of different shapes (bucketed batching)
+    mine, theirs = batch(4, 5, 6, 20), batch(3, 8, 9, 25)
+    ref = ComputeMeter(SimpleNamespace(seconds=0.0))
+    flops0, flops1 = ref.step_flops(model, mine), ref.step_flops(model, theirs)
+    assert flops0 != flops1
+
+    def reduce(t, reduce_op):  # the all-reduce: this rank's numbers plus the other rank's
+        assert reduce_op == "sum" and t.dtype == torch.int64
+        return t + torch.tensor([flops1, 25])
+
+    meter = ComputeMeter(SimpleNamespace(seconds=0.0), max_flops=2 * (flops0 + flops1))
+    trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=reduce), should_stop=False)
+    meter.on_train_batch_start(trainer, SimpleNamespace(model=model), mine, 0)
+    assert (meter.flops, meter.target_tokens) == (flops0 + flops1, 45)
+    meter.on_train_batch_start(trainer, SimpleNamespace(model=model), mine, 1)
+    assert (meter.flops, meter.target_tokens) == (2 * (flops0 + flops1), 90)  # the budget: every rank sees it
+
+
+@pytest.mark.parametrize("name,precision,matmul,peak", [
+    ("NVIDIA H100 80GB HBM3", "bf16-mixed", "highest", 989.4e12),
+    ("NVIDIA H100 PCIe", "16-mixed", "highest", 756e12),
+    ("NVIDIA H200", "32-true", "high", 494.7e12),  # fp32 matmuls on TF32 tensor cores
+    ("NVIDIA A100-SXM4-80GB", "32-true", "highest", 19.5e12),
+    ("NVIDIA GeForce Fake 9000", "bf16-mixed", "highest", None),  # not in the table: no fraction, no guess
+    (None, "32-true", "highest", None),  # a CPU
+    ("NVIDIA H100 80GB HBM3", "64-true", "highest", None),
+])
+def test_peak_flops_lookup(name, precision, matmul, peak):
+    from ablate.train.peak import utilization
+
+    got = utilization(2e12, name, precision, devices=2, float32_matmul=matmul)
+    if peak is None:
+        assert got == {"peak_flops_per_s": None, "flops_utilization": None}
+    else:
+        assert got["peak_flops_per_s"] == pytest.approx(2 * peak)  # two devices, twice the peak
+        assert got["flops_utilization"] == pytest.approx(2e12 / (2 * peak))

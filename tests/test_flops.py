@@ -122,3 +122,19 @@ def test_every_architecture_is_counted_without_gaps(arch, tiny_model):
     longer = example_forward(model, 6, 8).total
     # a longer target costs more, except in the MLP, which always reads and writes the padded maximum
     assert longer == count.total if arch == "mlp" else longer > count.total
+
+
+def test_decoding_flops_per_token_equal_a_hand_count(tiny_model):
+    from ablate.models.flops import example_decode, rnn_flops
+
+    V, S, T = 13, 6, 7
+    model = tiny_model("seq2seq", TaskInfo(V, V, max_src_len=8, max_tgt_len=9), d_model=D, n_layers=1)
+    # the encoder's LSTM over the S source tokens once, then per generated token one decoder LSTM step and the
+    # head (2·D·V); embeddings are lookups
+    hand = rnn_flops("LSTM", D, D, 1, 1, S) + T * (rnn_flops("LSTM", D, D, 1, 1, 1) + 2 * D * V)
+    count = example_decode(model, S, T)
+    assert count.total == hand == 15600 and not count.lower_bound
+    assert count.total / T == pytest.approx(2228.571, abs=1e-3)
+    # the MLP computes every position's logits at once when it prepares the source: its steps cost nothing
+    mlp = tiny_model("mlp", TaskInfo(V, V, max_src_len=8, max_tgt_len=9))
+    assert example_decode(mlp, S, T).total == example_forward(mlp, S, T).total

@@ -157,3 +157,113 @@ def test_tables_state_constant_columns_once_and_drop_repeated_metrics():
     assert "Same in every row:" in md and "params 1k" in md  # ...so stated once above
     assert "steps to target" in head and "eval s" in head  # the columns other branches record, when present
     assert '<div class="scroll">' in to_html(s)
+
+
+# ---------------------------------------------------------------- compute axis and scaling laws
+def test_pareto_front_is_the_lower_envelope_of_a_hand_made_example():
+    from ablate.report.scaling import pareto_front
+
+    # a small model's curve (C = 1, 2, 4) and a large one's (C = 2, 4, 8): the large one starts worse, then wins
+    c = [1, 2, 4, 2, 4, 8]
+    loss = [3.0, 2.0, 1.8, 3.5, 1.5, 1.0]
+    assert list(pareto_front(c, loss)) == [True, True, False, False, True, True]
+    # higher is better (accuracy): the front is the upper envelope; of two points tied on both, the first
+    assert list(pareto_front([1, 2, 2, 3], [0.5, 0.7, 0.7, 0.6], minimize=False)) == [True, True, False, False]
+    assert list(pareto_front([1, float("nan")], [1.0, 0.5])) == [True, False]
+
+
+def test_exponent_over_seeds_recovers_a_known_one_and_refuses_what_it_cannot_support():
+    from ablate.report.powerlaw import fit_over_seeds
+
+    rng = np.random.default_rng(0)
+    c = np.logspace(9, 13, 8)
+    seeds = {s: (c, 5.0 * c ** -0.08 * np.exp(rng.normal(0, 0.01, c.size))) for s in range(3)}
+    fit = fit_over_seeds(seeds)
+    assert fit.refused is None and fit.seeds == 3
+    assert fit.b_low < 0.08 < fit.b_high and abs(fit.b - 0.08) < 0.005
+    assert "3-seed 95% t interval" in fit.text()
+    flat = {s: (c, 2.0 * np.exp(rng.normal(0, 0.05, c.size))) for s in range(3)}  # no law: loss does not fall
+    assert fit_over_seeds(flat).b is None and "includes 0" in fit_over_seeds(flat).refused
+    one = fit_over_seeds({0: seeds[0]})
+    assert one.b is None and "1 seed with a fit, at least 2 needed" in one.refused
+    short = fit_over_seeds({s: (c[:2], v[:2]) for s, (c, v) in seeds.items()})
+    assert short.b is None and "at most 2 points a seed, at least 3 needed" in short.refused
+
+
+def test_flops_columns_appear_where_runs_carry_them_and_older_runs_do_without():
+    rows = [dict(run_id=f"{a}{i}", variant="", label=f"model.arch={a}", seed=i, status="finished",
+                 **{"model.arch": a, "test/seq_acc": 0.5 + 0.1 * i, "params": 1000 * (1 + (a == "gru")),
+                    "train_time_s": 2.0, "tokens_per_s": 100.0})
+            for a in ("gru", "transformer") for i in range(2)]
+    old = to_markdown(summarize(pd.DataFrame(rows), "test/seq_acc", keys=["model.arch"]))
+    assert "FLOPs" not in old and "params" in old
+    gru = {"gru": True, "transformer": False}
+    new = pd.DataFrame([{**r, "train_flops_per_token": 3e5 * (1 + gru[r["model.arch"]]),
+                         "decode_flops_per_token": 2.5e5,
+                         "flops_to_target": (4e12 if gru[r["model.arch"]] else 2e12) if r["seed"] == 0 else None}
+                        for r in rows])
+    md = to_markdown(summarize(new, "test/seq_acc", keys=["model.arch"]))
+    head = next(line for line in md.splitlines() if line.startswith("|"))
+    assert "train FLOPs/token" in head and "FLOPs to target" in head
+    assert "| 600k |" in md and "4T (1/2 reached)" in md and "2T (1/2 reached)" in md
+    assert "decode FLOPs/token 250k" in md  # the same in every row: stated once
+
+
+SIZES = {
+    "name": "sizes",
+    "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 32, "n_val": 8,
+             "n_test": 8},
+    "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
+    "train": {"max_epochs": 2, "batch_size": 16, "eval_batch_size": 64},
+    "seeds": [0],
+    "grid": {"model.d_model": [8, 16]},
+    "report": {"x": "flops", "metric": "test/loss"},
+}
+
+
+def test_a_report_on_the_flops_axis_draws_the_compute_and_scaling_figures(tmp_path):
+    import torch
+
+    import ablate.report.page as page
+    from ablate.api import build_report, load
+    from ablate.experiment.runner import run_experiment
+
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(SIZES, sort_keys=False))
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
+        assert run_experiment(load(tmp_path / "e.yaml"), tmp_path / "runs", report=False, out=io.StringIO()) == 0
+    torch.set_num_threads(threads)
+    seen = {}
+    real = page.write_pages
+
+    def pages(ctx, s, figures, tables):
+        seen["figures"] = figures
+        return real(ctx, s, figures, tables)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(page, "write_pages", pages)
+        index = build_report(tmp_path / "runs" / "sizes", tmp_path / "report")
+    figs = {f.name: f for f in seen["figures"]}
+    for name in ("compute_vs_metric", "scaling_compute", "scaling_params"):
+        assert not figs[name].skipped, (name, figs[name].skipped)
+        assert (tmp_path / "report" / "plots" / f"{name}.png").is_file()
+    assert "Pareto front" in figs["compute_vs_metric"].caption
+    # two sizes and one seed: no exponent can be supported, and the caption says so in place of a number
+    # one seed: no exponent can be given an interval, and the captions say so in place of a number
+    assert "gru: no fit (" in figs["scaling_compute"].caption
+    assert "gru: no fit (at most 2 points a seed, at least 3 needed)" in figs["scaling_params"].caption
+    assert "train FLOPs/token" in (tmp_path / "report" / "table.md").read_text()
+    assert index.is_file()
+
+
+def test_variants_that_split_an_arch_are_architectures_of_their_own():
+    from ablate.report.scaling import _arch, size_grid
+
+    runs = pd.DataFrame({"model.arch": ["transformer"] * 2 + ["seq2seq_attention"] * 2,
+                         "variant": ["transformer", "linear_attention", "seq2seq_attention", "seq2seq_attention"],
+                         "params": [10, 10, 5, 9]})
+    assert list(_arch(runs)) == ["transformer", "linear_attention", "seq2seq_attention", "seq2seq_attention"]
+    assert size_grid(runs)  # seq2seq_attention at two sizes
+    assert list(_arch(runs.drop(columns="variant"))) == list(runs["model.arch"])
+    assert not size_grid(runs.iloc[:2])

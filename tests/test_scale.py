@@ -320,6 +320,11 @@ def test_ddp_two_cpu_processes_reduce_over_the_whole_test_set(work):
     for row, w in zip(rows, want, strict=True):
         assert float(row["seq_acc"]) == pytest.approx(w["seq_acc"], abs=1e-7)
         assert float(row["token_acc"]) == pytest.approx(w["token_acc"], abs=1e-7)
+    # a step's FLOPs are the global batch's: both ranks' 32 examples, each batch padded to 8 source and 9 target
+    # tokens (every batch of 32 holds a longest example here), 3x the forward (rank 0's alone was half of it)
+    from ablate.models.flops import example_forward
+
+    assert r["train_flops"] == r["steps"] * 2 * 3 * 32 * example_forward(module.model, 8, 9).total
     print(f"ddp test took {time.time() - t0:.0f}s")
 
 

@@ -155,7 +155,7 @@ RESUME = {
 }
 TIMING = {"train_time_s", "eval_time_s", "test_time_s", "fit_time_s", "tokens_per_s", "decode_tokens_per_s",
           "peak_mem_mb", "wall_s", "started", "claim", "resumed_at_step", "reproduce", "flops_per_s",
-          "seconds_to_target"}
+          "flops_utilization", "seconds_to_target"}
 
 
 def curves(path: Path) -> list[dict[str, str]]:

@@ -30,8 +30,8 @@ def results_frame(root: str | Path) -> pd.DataFrame:
                   "eval_time_s", "max_train_src_len", "max_train_tgt_len", "length_by", "max_train_length",
                   "bleu_signature", "chrf_signature",
                   "resumed_at_step", "pad_fraction", "decode_tokens_per_s", "started", "wall_s",
-                  "train_flops", "train_flops_per_token", "flops_per_s", "flops_lower_bound", "flops_to_target",
-                  "seconds_to_target"):
+                  "train_flops", "train_flops_per_token", "decode_flops_per_token", "flops_per_s", "flops_lower_bound",
+                  "flops_to_target", "seconds_to_target", "peak_flops_per_s", "flops_utilization"):
             if k in res:
                 row[k] = res[k]
         # why it stopped: as recorded, or for a run from before these fields, inferred from its metrics.csv

@@ -149,3 +149,35 @@ def example_forward(model: nn.Module, src_len: int, tgt_len: int) -> FlopCount:
         return count_forward(model, lambda: model(src, torch.tensor([src_len]), tgt))
     finally:
         model.train(was)
+
+
+def example_decode(model: nn.Module, src_len: int, tgt_len: int) -> FlopCount:
+    """FLOPs of one example's free-running greedy decode of tgt_len tokens, as generate() runs it: the source
+    prepared once (the encoder), then one step per generated token: the newest token only where the model keeps
+    a state (KV cache, recurrent state, conv buffer), the whole prefix re-run where it does not. Divide by
+    tgt_len for FLOPs per generated token; the argmax and the concatenation are not counted."""
+    from ablate.tasks.vocab import Vocab
+
+    vocab = model.src_embed.num_embeddings
+    device = next(model.parameters()).device
+    src = torch.full((1, src_len), min(4, vocab - 1), dtype=torch.long, device=device)
+    token = torch.full((1, 1), min(4, model.head.out_features - 1), dtype=torch.long, device=device)
+    cached = bool(getattr(model, "supports_state", False))
+
+    def run() -> None:
+        ctx = model.prepare(src, torch.tensor([src_len], device=device))
+        state = model.start(ctx) if cached else None
+        ys = torch.full((1, 1), Vocab.bos, dtype=torch.long, device=device)
+        for _ in range(tgt_len):  # every step taken: a fixed token never <eos> (what the ids are costs nothing)
+            if cached:
+                _, state = model.step(ctx, ys[:, -1:], state)
+            else:
+                model.rerun(ctx, ys)
+            ys = torch.cat([ys, token], dim=1)
+
+    was = model.training
+    model.eval()
+    try:
+        return count_forward(model, run)
+    finally:
+        model.train(was)

@@ -301,6 +301,7 @@ def _render(ctx: dict[str, Any], out: Path, tex_columns: Optional[list[str]]) ->
     tables = write_tables(s, out, caption=f"{ctx['name']}.", tex_columns=tex_columns)
     from ablate.report.facets import short_names
     from ablate.report.plots import all_plots  # matplotlib/seaborn/torch only when a report is written
+    from ablate.report.scaling import with_compute_figures
 
     ctx["names"] = short_names(df, s)
     if "parts" in ctx:  # audited per experiment (combined())
@@ -308,6 +309,7 @@ def _render(ctx: dict[str, Any], out: Path, tex_columns: Optional[list[str]]) ->
     else:
         audit_and_verdicts(ctx, s, df, rep)
     figures = all_plots(df, root, out / "plots", s, getattr(rep, "samples", None), getattr(rep, "x", "step"))
+    figures = with_compute_figures(figures, df, root, out / "plots", s)
     keep_earlier(out / "plots", figures)
     prune_plots(out / "plots", figures)
     ctx["samples"] = write_samples(df, root, out, ctx["names"])  # samples.md: every row's test outputs

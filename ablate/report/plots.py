@@ -46,7 +46,7 @@ def _palette(n: int) -> list:
 # One colour and one place per architecture in every figure of every report, so a reader who learned that the
 # Transformer is blue on one page finds it blue on the next.
 ARCH_COLORS = {"mlp": "tab:gray", "cnn": "tab:brown", "rnn": "tab:olive", "gru": "tab:orange", "lstm": "tab:red",
-               "seq2seq": "tab:purple", "seq2seq_attention": "tab:green", "transformer": "tab:blue"}
+               "seq2seq": "tab:purple", "seq2seq_attention": "tab:green", "transformer": "tab:blue", "ssm": "tab:pink"}
 
 
 def arch_of(hue: str) -> Optional[str]:

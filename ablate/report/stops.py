@@ -44,10 +44,22 @@ def interval(runs: pd.DataFrame) -> Optional[int]:
     return steps.pop() if len(steps) == 1 and min(steps, default=0) > 0 else None
 
 
+def cap_words(reasons: Any) -> str:
+    """What stopped capped runs, in words: a compute cap (train.max_flops) is a FLOP budget, not a step cap."""
+    found = {r for r in (reasons if isinstance(reasons, (set, list, tuple)) else str(reasons or "").split(","))
+             if r}
+    steps = bool(found & {"max_steps", "max_epochs"})
+    if "max_flops" in found:
+        return "the step or compute cap (FLOP budget)" if steps else "the compute cap (FLOP budget, train.max_flops)"
+    return "the step cap"
+
+
 def row_stats(good: pd.DataFrame) -> dict[str, Any]:
     """stops/* columns of one table row from its finished runs."""
-    cut = cut_outputs(good)
-    return {"stops/capped_improving": int(capped_improving(good).sum()), "stops/n": len(good),
+    cut, capped = cut_outputs(good), capped_improving(good)
+    return {"stops/capped_improving": int(capped.sum()),
+            "stops/capped_reasons": ",".join(sorted(set(good.loc[capped, "stop_reason"]))) if capped.any() else "",
+            "stops/n": len(good),
             "stops/cut_runs": int((cut > 0).sum()), "stops/cut_outputs": float(cut.sum()),
             "stops/interval": interval(good), "stops/val_subset": _subset(good)}
 
@@ -75,7 +87,10 @@ def footnotes(frame: pd.DataFrame, names: dict[str, str]) -> list[str]:
     if len(capped):
         rows = "; ".join(f"{names.get(r['label'], r['label'])}: {int(r['stops/capped_improving'])} of "
                          f"{int(r['stops/n'])}" for _, r in capped.iterrows())
-        notes.append(f"{CAPPED_MARK} k of n runs stopped at the step cap while improving: a lower bound ({rows}). "
+        reasons = set() if "stops/capped_reasons" not in capped else {
+            r for v in capped["stops/capped_reasons"] for r in str(v or "").split(",") if r}
+        notes.append(f"{CAPPED_MARK} k of n runs stopped at {cap_words(reasons)} while improving: a lower bound "
+                     f"({rows}). "
                      "Still improving: the best validation value of the last 3 checks beat the best before them "
                      "by more than min_delta.")
     cut = frame[frame["stops/cut_runs"] > 0]
@@ -97,7 +112,10 @@ def header_line(df: pd.DataFrame) -> Optional[str]:
         return None
     inferred = int((ok.get("stop_source", pd.Series(dtype=str)) == "inferred").sum())
     how = f"; inferred from metrics.csv for {inferred} runs made before this was recorded" if inferred else ""
-    return (f"{k} of {len(ok)} runs stopped at a step or epoch cap while still improving ({CAPPED_MARK}: their "
+    reasons = set(ok.loc[capped_improving(ok), "stop_reason"])
+    cap = ("a step or epoch cap" if "max_flops" not in reasons else "a compute cap (FLOP budget)"
+           if reasons == {"max_flops"} else "a step, epoch or compute cap")
+    return (f"{k} of {len(ok)} runs stopped at {cap} while still improving ({CAPPED_MARK}: their "
             f"rows are a lower bound{how})")
 
 

@@ -23,7 +23,10 @@ from ablate.report.signatures import signature_notes
 
 DEFAULT_METRICS = ["test/seq_acc", "test/token_acc", "test/loss"]
 STATS = [("params", "params"), ("train_time_s", "train time (s)"), ("tokens_per_s", "tokens/s")]
-OPTIONAL_STATS = [("decode_tokens_per_s", "decode tokens/s"), ("eval_time_s", "eval s")]  # shown when recorded
+OPTIONAL_STATS = [("decode_tokens_per_s", "decode tokens/s"), ("eval_time_s", "eval s"),  # shown when recorded
+                  ("train_flops_per_token", "train FLOPs/token"), ("decode_flops_per_token", "decode FLOPs/token"),
+                  ("flops_to_target", "FLOPs to target")]
+COUNT_STATS = ("params", "tokens_per_s", "decode_tokens_per_s", "train_flops_per_token", "decode_flops_per_token")
 # (steps to target: ablate.report.target)
 NAMES = {  # readable column names for config keys, by their last part
     "arch": "arch", "n_heads": "heads", "n_layers": "layers", "d_model": "d_model", "d_ff": "d_ff",
@@ -331,7 +334,7 @@ def fmt_count(x: float) -> str:
     """30411 -> '30.4k', 1.2e6 -> '1.20M'."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for div, unit in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
             v = x / div
             return f"{v:.3g}{unit}" if v < 100 else f"{v:.0f}{unit}"
@@ -424,10 +427,12 @@ def grid(s: Summary) -> Grid:
             cells.append(Cell(target.cell_text(r), bold=r["label"] in best_steps))
         cells.append(Cell(f"{r['n']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")))
         for m, _ in stats:
-            if m == "params":
-                cells.append(Cell(fmt_count(r["params/mean"])))
-            elif m in ("tokens_per_s", "decode_tokens_per_s"):
+            if m in COUNT_STATS:
                 cells.append(Cell(fmt_count(r[f"{m}/mean"])))
+            elif m == "flops_to_target":  # the mean over the seeds that reached it, and how many did
+                k = int(r.get("flops_to_target/n") or 0)
+                cells.append(Cell(fmt_count(r[f"{m}/mean"]) + (f" ({k}/{r['n']} reached)" if 0 < k < r["n"]
+                                                                 else "")))
             else:
                 cells.append(Cell(_pm(r[f"{m}/mean"], r[f"{m}/std"], fmt_time)))
         body.append(cells)

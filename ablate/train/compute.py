@@ -5,10 +5,16 @@ each a forward's worth: Kaplan et al. 2020, §2.1). The forward is counted (abla
 batch shape, padding included (the cost paid), once per distinct (batch, source, target) shape and cached; the
 count runs in eval mode under no_grad, outside the timed step, so it neither draws random numbers nor shows in
 the seconds. Seconds are those of training steps only (TrainTimer): validation decoding is not charged.
+
+Several devices (DDP): each rank counts its own batch, whose shape may differ from the others' (bucketed or
+token-budget batches), and a step's FLOPs and target tokens are the global batch's, summed over the ranks by one
+all-reduce of two numbers per step. Every rank so holds the same total, and train.max_flops stops them all at
+the same step (a rank stopping alone would leave the others waiting in DDP's gradient all-reduce).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -19,6 +25,14 @@ from ablate.models.flops import count_forward
 from ablate.tasks.vocab import Vocab
 
 BACKWARD_FACTOR = 3  # forward + backward (twice the forward) per training step
+
+
+def global_counts(flops: int, tokens: torch.Tensor, reduce: Callable[..., torch.Tensor]) -> tuple[int, torch.Tensor]:
+    """(FLOPs, real target tokens) of the global batch from this rank's: summed over the ranks with `reduce`
+    (the strategy's all-reduce, reduce_op="sum"); int64, so the sum is exact."""
+    both = torch.stack([torch.tensor(flops, dtype=torch.int64, device=tokens.device), tokens.to(torch.int64)])
+    total = reduce(both, reduce_op="sum")
+    return int(total[0]), total[1]  # the FLOPs on the host (max_flops and the log read them); tokens stay put
 
 
 class ComputeMeter(Callback):
@@ -62,8 +76,10 @@ class ComputeMeter(Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        self.flops += self.step_flops(pl_module.model, batch)
-        real = (batch["tgt"] != Vocab.pad).sum()
+        flops, real = self.step_flops(pl_module.model, batch), (batch["tgt"] != Vocab.pad).sum()
+        if trainer.world_size > 1:
+            flops, real = global_counts(flops, real, trainer.strategy.reduce)
+        self.flops += flops
         self._tokens_acc = real if self._tokens_acc is None else self._tokens_acc + real
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,

@@ -54,9 +54,10 @@ from ablate.train.decoding import decode_caps
 from ablate.train.distributed import DistributedData, launch_ranks, num_devices, rank_strategy
 from ablate.train.lengths import split_length
 from ablate.train.module import SeqModule
+from ablate.train.peak import utilization
 from ablate.train.progress import EvalTimer, RunProgress
 from ablate.train.reuse import Trained, find_trained, train_id
-from ablate.train.sizing import info_of
+from ablate.train.sizing import decode_flops_per_token, info_of
 from ablate.train.texts import SAMPLES_FILE, TextView, write_samples
 from ablate.train.tracking import finish, make_loggers
 
@@ -252,6 +253,20 @@ def eval_seconds(run: Run) -> float:
     return src["eval_time_s"] - src["test_time_s"] + run.eval_timer.test_seconds
 
 
+def compute_fields(run: Run) -> dict[str, Any]:
+    """FLOPs per generated token (what decoding costs, counted on the trained model), and for a trained run
+    the training compute fields with achieved FLOP/s as a fraction of the devices' peak (null on a CPU or a
+    device the table does not know)."""
+    out: dict[str, Any] = {"decode_flops_per_token": decode_flops_per_token(run.module.model, run.data.train)}
+    if run.trained is not None:  # a re-test: the training fields are its source's (trained.fields())
+        return out
+    out |= run.meter.fields(stop_fields(run.stoppers))
+    device = run.trainer.strategy.root_device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return out | utilization(out["flops_per_s"], name, str(run.trainer.precision), run.trainer.world_size,
+                             torch.get_float32_matmul_precision())
+
+
 def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
     """Write the test samples and by_length.csv; return the result fields (rank 0 only)."""
     cfg, t, module, run_dir, data = run.cfg, run.cfg.train, run.module, run.run_dir, run.data
@@ -294,7 +309,7 @@ def record(run: Run, tested: dict[str, float]) -> dict[str, Any]:
         "steps": run.trainer.global_step,
         "resumed_at_step": run.resume.resumed_at_step,
         **stop_fields(run.stoppers),
-        **(run.meter.fields(stop_fields(run.stoppers)) if run.trained is None else {}),
+        **compute_fields(run),
         # why training ended, and the optimizer step of the weights the test metrics come from (a re-test: its
         # source's, from trained.fields())
         **({**stop_record(run.trainer, [*run.stoppers, run.meter], run.recorder),

@@ -19,7 +19,7 @@ from ablate.train.run_files import FINISHED, read_result
 TRAINED_FIELDS = ("best_val", "train_time_s", "fit_time_s", "tokens_per_s", "epochs", "steps", "steps_to_target",
                   "resumed_at_step", "max_train_src_len", "max_train_tgt_len", "stop_reason", "still_improving",
                   "stop_source", "tested_step", "train_flops", "train_flops_per_token", "flops_per_s",
-                  "flops_lower_bound", "flops_to_target", "seconds_to_target")
+                  "flops_lower_bound", "flops_to_target", "seconds_to_target", "peak_flops_per_s", "flops_utilization")
 
 
 @dataclass

@@ -46,10 +46,22 @@ def mean_lengths(task: Any) -> tuple[int, int]:
     rounded to whole tokens (built once per distinct task config)."""
     key = json.dumps(asdict(task), sort_keys=True)
     if key not in _LENGTHS:
-        train = build_task(task).train
-        _LENGTHS[key] = (max(1, round(float(train.src_len.float().mean()))),
-                         max(1, round(float(train.tgt_len.float().mean()))))
+        _LENGTHS[key] = split_mean_lengths(build_task(task).train)
     return _LENGTHS[key]
+
+
+def split_mean_lengths(split: Any) -> tuple[int, int]:
+    """A split's mean source and target lengths (target: <eos> included), rounded to whole tokens."""
+    return (max(1, round(float(split.src_len.float().mean()))), max(1, round(float(split.tgt_len.float().mean()))))
+
+
+def decode_flops_per_token(model: torch.nn.Module, split: Any) -> float:
+    """FLOPs per generated token of a free-running greedy decode at the split's mean lengths (one example:
+    the source encoded once, then one step per token, as generate runs it; ablate.models.flops.example_decode)."""
+    from ablate.models.flops import example_decode
+
+    src, tgt = split_mean_lengths(split)
+    return example_decode(model, src, tgt).total / tgt
 
 
 def flops_per_token(model: ArchConfig, task: Any) -> float:

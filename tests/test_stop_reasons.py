@@ -435,7 +435,6 @@ def test_ablate_report_on_a_reports_own_runs_rerenders_it_in_place(tmp_path, mon
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # the runs left out stay in the store
 
 
-<<<<<<< HEAD
 def test_a_time_limit_and_a_diverged_loss_each_stop_a_run_and_say_so(tmp_path):
     """train.max_time stops after that many seconds of training steps (time_limit); a validation loss that is
     NaN or infinite stops the run at once (diverged) instead of training on to the cap."""
@@ -455,7 +454,8 @@ def test_a_time_limit_and_a_diverged_loss_each_stop_a_run_and_say_so(tmp_path):
     assert df.loc["timed", "stop_reason"] == "time_limit" and 1 <= df.loc["timed", "steps"] < 200
     assert df.loc["timed", "train_time_s"] >= 0.3
     assert df.loc["diverged", "stop_reason"] == "diverged" and df.loc["diverged", "steps"] <= 2
-=======
+
+
 def test_runs_capped_at_a_flop_budget_are_said_to_hit_the_compute_cap():
     from ablate.report.page import _summary_line
     from ablate.report.tables import summarize, to_markdown
@@ -469,4 +469,15 @@ def test_runs_capped_at_a_flop_budget_are_said_to_hit_the_compute_cap():
     both = runs_frame(stop_reason=["max_flops", "max_steps", "target", "target"],
                       still_improving=[True, True, None, None], stop_source=["recorded"] * 4)
     assert "stopped at the step or compute cap (FLOP budget) while improving" in to_markdown(summarize(both))
->>>>>>> i27
+
+
+def test_runs_stopped_by_the_time_limit_are_said_to_hit_it():
+    from ablate.report.page import _summary_line
+    from ablate.report.tables import summarize, to_markdown
+
+    df = runs_frame(stop_reason=["time_limit", "time_limit", "target", "plateau"],
+                    still_improving=[True, False, None, True], stop_source=["recorded"] * 4)
+    md = to_markdown(summarize(df))
+    assert "| a † |" in md and "stopped at the time limit (train.max_time) while improving" in md
+    assert "step cap" not in md
+    assert "1 of 4 runs stopped at a time limit (train.max_time) while still improving" in _summary_line({"df": df})

@@ -49,6 +49,9 @@ def cap_words(reasons: Any) -> str:
     found = {r for r in (reasons if isinstance(reasons, (set, list, tuple)) else str(reasons or "").split(","))
              if r}
     steps = bool(found & {"max_steps", "max_epochs"})
+    if "time_limit" in found:
+        rest = found - {"time_limit"}
+        return "the time limit (train.max_time)" if not rest else f"{cap_words(rest)} or the time limit"
     if "max_flops" in found:
         return "the step or compute cap (FLOP budget)" if steps else "the compute cap (FLOP budget, train.max_flops)"
     return "the step cap"
@@ -113,8 +116,11 @@ def header_line(df: pd.DataFrame) -> Optional[str]:
     inferred = int((ok.get("stop_source", pd.Series(dtype=str)) == "inferred").sum())
     how = f"; inferred from metrics.csv for {inferred} runs made before this was recorded" if inferred else ""
     reasons = set(ok.loc[capped_improving(ok), "stop_reason"])
-    cap = ("a step or epoch cap" if "max_flops" not in reasons else "a compute cap (FLOP budget)"
-           if reasons == {"max_flops"} else "a step, epoch or compute cap")
+    caps = reasons - {"time_limit"}
+    cap = ("a step or epoch cap" if "max_flops" not in caps else "a compute cap (FLOP budget)"
+           if caps == {"max_flops"} else "a step, epoch or compute cap")
+    if "time_limit" in reasons:
+        cap = f"{cap} or a time limit" if caps else "a time limit (train.max_time)"
     return (f"{k} of {len(ok)} runs stopped at {cap} while still improving ({CAPPED_MARK}: their "
             f"rows are a lower bound{how})")
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 
@@ -36,34 +33,19 @@ EXP = {
 
 
 def test_a_report_with_x_flops_draws_learning_curves_against_training_flops(tmp_path):
-    import torch
+    from tiny_runs import report_figures, run_in_process
 
-    import ablate.report.page as page
     import ablate.report.plots as plots
-    from ablate.api import build_report, load
-    from ablate.experiment.runner import run_experiment
 
-    (tmp_path / "e.yaml").write_text(yaml.safe_dump(EXP, sort_keys=False))
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
-        assert run_experiment(load(tmp_path / "e.yaml"), tmp_path / "runs", report=False, out=io.StringIO()) == 0
-    torch.set_num_threads(threads)
     seen = {}
-    real_lines, real_pages = plots._lines, page.write_pages
+    real_lines = plots._lines
 
     def lines(fig_, data, x, metrics, out, xlabel, *rest):
         seen["x"], seen["xlabel"], seen["data"] = x, xlabel, data
         return real_lines(fig_, data, x, metrics, out, xlabel, *rest)
 
-    def pages(ctx, s, figures, tables):
-        seen["figures"] = figures
-        return real_pages(ctx, s, figures, tables)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plots, "_lines", lines)
-        mp.setattr(page, "write_pages", pages)
-        build_report(tmp_path / "runs" / "compute_axis", tmp_path / "report")
+    _, seen["figures"] = report_figures(run_in_process(EXP, tmp_path), tmp_path / "report",
+                                        {"ablate.report.plots._lines": lines})
     curves = next(f for f in seen["figures"] if f.name == "learning_curves")
     assert not curves.skipped and (tmp_path / "report" / "plots" / "learning_curves.png").is_file()
     assert seen["xlabel"] == "training FLOPs (cumulative)"

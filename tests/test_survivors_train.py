@@ -229,3 +229,23 @@ def test_compile_model_compiles_each_child_in_place_with_dynamic_shapes():
     assert compile_model(model) is model
     assert [(c[0], c[1], c[2]) for c in calls] == [(model[0], (), {"dynamic": True, "backend": "inductor"}),
                                                     (model[1], (), {"dynamic": True, "backend": "inductor"})]
+
+
+# ------------------------------------------------------------------ progress_file: what the progress lines say
+def test_progress_times_modes_and_interval_read_as_documented(monkeypatch):
+    from ablate.train.progress_file import every_seconds, fmt_time, progress_mode
+
+    assert [fmt_time(s) for s in (-5, 0, 59.9, 61, 3599, 3600, 3661, 7322, 90000)] == [
+        "0m00s", "0m00s", "0m59s", "1m01s", "59m59s", "1h00m", "1h01m", "2h02m", "25h00m"]
+    monkeypatch.delenv("ABLATE_PROGRESS", raising=False)
+    assert progress_mode() == "auto"
+    for mode in ("lines", "file", "off"):
+        monkeypatch.setenv("ABLATE_PROGRESS", mode)
+        assert progress_mode() == mode
+    monkeypatch.setenv("ABLATE_PROGRESS", "loud")  # unknown: the default
+    assert progress_mode() == "auto"
+    monkeypatch.delenv("ABLATE_PROGRESS_EVERY", raising=False)
+    assert every_seconds() == 30.0
+    for value, seconds in (("0.5", 0.5), ("0", 0.0), ("-3", 0.0), ("often", 30.0)):
+        monkeypatch.setenv("ABLATE_PROGRESS_EVERY", value)
+        assert every_seconds() == seconds

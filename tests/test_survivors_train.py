@@ -63,6 +63,51 @@ def test_wandb_chatter_goes_quietly_to_the_runs_wandb_log(tmp_path, monkeypatch)
             h.close()
 
 
+def test_the_loggers_of_a_run_name_its_wandb_run_and_put_tensorboard_in_the_run(tmp_path, monkeypatch):
+    """wandb (mode from WANDB_MODE): named by row and seed, grouped by experiment, tagged by variant and label, its
+    id the run id plus the store's tag; TensorBoard under run_dir/tensorboard; finish() closes the wandb run."""
+    from ablate.config import build_run
+    from ablate.train import tracking
+
+    seen, finished = {}, []
+
+    class WandbLogger:  # finish() recognises wandb's logger by its class name
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            self.save_dir = kwargs["save_dir"]
+            self.experiment = SimpleNamespace(finish=lambda: finished.append(self.save_dir))
+
+    monkeypatch.setattr("pytorch_lightning.loggers.WandbLogger", WandbLogger)
+    monkeypatch.setattr(tracking, "capture_wandb_output", lambda run_dir: None)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg, _ = build_run({"task": TASK, "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
+                        "logger": {"tensorboard": True}}, 3, "here")
+    meta = {"run_id": "0123456789ab", "label": "no_pe", "variant": "pe", "experiment": "tiny"}
+    loggers = tracking.make_loggers(cfg, tmp_path, meta)
+    assert [type(lg).__name__ for lg in loggers] == ["CSVLogger", "WandbLogger", "TensorBoardLogger"]
+    assert (seen["name"], seen["group"], seen["tags"], seen["mode"]) == ("no_pe, seed 3", "tiny", ["pe", "no_pe"],
+                                                                        "offline")
+    assert seen["id"] == tracking.wandb_id(tmp_path, "0123456789ab") and seen["id"].startswith("0123456789ab-")
+    assert Path(loggers[2].log_dir) == tmp_path / "tensorboard"
+    assert (tmp_path / "wandb.log").is_file()  # the run started with its output in the log
+    tracking.finish(loggers, tmp_path)
+    assert finished == [str(tmp_path.resolve())]
+    tracking.finish(loggers[:1] + loggers[2:])  # no wandb run: nothing to close
+    assert len(finished) == 1
+
+
+def test_wandb_mode_reads_wandb_mode_as_wandb_does():
+    from ablate.train.relog import wandb_mode
+
+    assert wandb_mode(None, {}) == "disabled"
+    assert wandb_mode("offline", {}) == "offline"
+    assert wandb_mode(None, {"WANDB_MODE": " Dryrun "}) == "offline"
+    assert wandb_mode(None, {"WANDB_MODE": "run"}) == "online"
+    assert wandb_mode(None, {"WANDB_MODE": "nonsense"}) == "disabled"
+    assert wandb_mode("online", {"WANDB_MODE": "offline"}) == "online"  # the experiment's own mode wins
+    assert wandb_mode("online", {"WANDB_MODE": "disabled"}) == "disabled"  # except disabled, as in wandb
+
+
 # ------------------------------------------------------------------ relog: TensorBoard filled after the fact
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -126,6 +171,7 @@ def test_resumed_compute_meter_keeps_its_target_tokens_and_old_checkpoints_read_
     got = meter.fields({"steps_to_target": 3})
     assert (got["train_flops"], got["train_flops_per_token"], got["flops_per_s"]) == (600, 30.0, 300.0)
     assert (got["flops_lower_bound"], got["flops_to_target"], got["seconds_to_target"]) == (True, 300, 1.0)
+    assert ComputeMeter(SimpleNamespace(seconds=0.0)).fields({})["flops_lower_bound"] is False  # nothing counted
     old = ComputeMeter(SimpleNamespace(seconds=2.0))
     old.load_state_dict({"flops": 600, "target_tokens": 20})  # a checkpoint from before these fields
     assert old.fields({})["flops_lower_bound"] is False and old.budget_hit is False

@@ -295,3 +295,76 @@ def test_progress_times_modes_and_interval_read_as_documented(monkeypatch):
     for value, seconds in (("0.5", 0.5), ("0", 0.0), ("-3", 0.0), ("often", 30.0)):
         monkeypatch.setenv("ABLATE_PROGRESS_EVERY", value)
         assert every_seconds() == seconds
+
+
+# ------------------------------------------------------------------ progress: the run's line and progress.json
+def _progress_trainer(**kw):
+    return SimpleNamespace(**{"global_step": 0, "current_epoch": 0, "max_epochs": 10, "max_steps": -1,
+                              "estimated_stepping_batches": 1700, "global_rank": 0, "state": SimpleNamespace(fn="fit"),
+                              "callback_metrics": {}, "num_val_batches": [3], **kw})
+
+
+def test_the_progress_line_shows_epoch_step_loss_rate_eta_and_the_monitored_metric(monkeypatch):
+    import io
+
+    from ablate.train import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    out = io.StringIO()
+    bar = progress.RunProgress(label="seq2seq seed 0", monitor="val/bleu", mode="lines", out=out, every_s=30)
+    trainer = _progress_trainer()
+    bar.on_train_start(trainer, None)
+    trainer.global_step, trainer.current_epoch = 340, 1
+    clock[0] = 134.0  # 340 steps in 34 s: 10 steps/s, 1360 steps left: 136 s
+    bar.on_train_batch_end(trainer, None, {"loss": torch.tensor(2.5)}, None, 0)
+    clock[0] = 140.0
+    trainer.callback_metrics = {"val/bleu": torch.tensor(12.4)}
+    bar.on_validation_end(trainer, None)  # a plain line only every 30 s: none here
+    clock[0] = 168.0  # 340 steps in 68 s: 5 steps/s, 272 s left
+    bar.on_train_end(trainer, None)  # the last line, whatever the time
+    assert out.getvalue().splitlines() == [
+        "seq2seq seed 0  ep 1/10  step 0/1700",
+        "seq2seq seed 0  ep 2/10  step 340/1700  loss 2.500  10.0 steps/s  ETA 2m16s",
+        "seq2seq seed 0  ep 2/10  step 340/1700  loss 2.500  5.0 steps/s  ETA 4m32s  val/bleu 12.4"]
+
+
+def test_progress_json_carries_the_lines_fields_for_the_driver_and_goes_at_the_end(tmp_path, monkeypatch):
+    import io
+    import json
+
+    from ablate.train import progress
+
+    clock = [10.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    bar = progress.RunProgress(label="gru seed 1", run_dir=tmp_path, mode="file", out=io.StringIO())
+    trainer = _progress_trainer(max_steps=200, estimated_stepping_batches=999)
+    bar.on_train_start(trainer, None)
+    trainer.global_step = 50
+    clock[0] = 20.0
+    bar.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.0)}, None, 0)
+    got = json.loads((tmp_path / "progress.json").read_text())
+    assert {k: got[k] for k in ("label", "phase", "epoch", "max_epochs", "step", "total", "loss", "steps_per_s",
+                                "eta_s", "monitor", "val")} == {
+        "label": "gru seed 1", "phase": "train", "epoch": 1, "max_epochs": 10, "step": 50, "total": 200, "loss": 1.0,
+        "steps_per_s": 5.0, "eta_s": 30.0, "monitor": "val/loss", "val": None}
+    assert bar.out.getvalue() == ""  # file mode prints nothing
+    bar.on_test_end(trainer, None)
+    assert not (tmp_path / "progress.json").exists()
+
+
+def test_progress_on_a_terminal_rewrites_one_line(monkeypatch):
+    import io
+
+    from ablate.train import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("ABLATE_PROGRESS", "auto")
+    out = Terminal()
+    bar = progress.RunProgress(label="mlp seed 0", out=out)
+    bar.on_train_start(_progress_trainer(max_epochs=3), None)
+    bar.close()
+    assert out.getvalue() == "\rmlp seed 0  ep 1/3  step 0/1700\n"

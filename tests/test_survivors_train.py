@@ -368,3 +368,25 @@ def test_progress_on_a_terminal_rewrites_one_line(monkeypatch):
     bar.on_train_start(_progress_trainer(max_epochs=3), None)
     bar.close()
     assert out.getvalue() == "\rmlp seed 0  ep 1/3  step 0/1700\n"
+
+
+# ------------------------------------------------------------------ fit: what result.json records
+def test_a_runs_result_records_what_reproduces_it(tmp_path):
+    """result.json's reproduce block: seeds and the versions the report's confound check compares
+    (CONFOUND_FIELDS: threads, torch, lightning, python, cpu, device, dtype, dirty)."""
+    import os
+    import platform
+
+    import pytorch_lightning as pl
+
+    from ablate.config import CONFOUND_FIELDS, build_run
+    from ablate.train.fit import fit
+
+    cfg, _ = build_run({"task": {**TASK, "seed": 4}, "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
+                        "train": {"batch_size": 32, "max_steps": 1}}, 2, "t")
+    (tmp_path / "r").mkdir()
+    rep = fit(cfg, tmp_path / "r")["reproduce"]
+    assert set(CONFOUND_FIELDS) - {"code"} <= set(rep)
+    assert (rep["seed"], rep["task_seed"], rep["python"], rep["torch"], rep["lightning"], rep["cpu_count"]) == (
+        2, 4, platform.python_version(), str(torch.__version__), pl.__version__, os.cpu_count())
+    assert (rep["device"], rep["dtype"], rep["threads"]) == ("cpu", "32-true", torch.get_num_threads())

@@ -390,3 +390,16 @@ def test_a_runs_result_records_what_reproduces_it(tmp_path):
     assert (rep["seed"], rep["task_seed"], rep["python"], rep["torch"], rep["lightning"], rep["cpu_count"]) == (
         2, 4, platform.python_version(), str(torch.__version__), pl.__version__, os.cpu_count())
     assert (rep["device"], rep["dtype"], rep["threads"]) == ("cpu", "32-true", torch.get_num_threads())
+
+
+# ------------------------------------------------------------------ data
+def test_the_data_module_validates_on_the_whole_split_unless_asked_for_a_subset():
+    from ablate.config import build_run
+    from ablate.tasks import build_task
+    from ablate.train.data import TaskDataModule
+
+    cfg, _ = build_run({"task": TASK}, 0, "t")
+    data = build_task(cfg.task)
+    seen = [i for b in TaskDataModule(data, 16, 3).val_dataloader() for i in b["index"].tolist()]
+    assert seen == list(range(len(data.val))) == list(range(8))
+    assert sum(len(b["index"]) for b in TaskDataModule(data, 16, 3, val_subset=5).val_dataloader()) == 5

@@ -403,3 +403,30 @@ def test_the_data_module_validates_on_the_whole_split_unless_asked_for_a_subset(
     seen = [i for b in TaskDataModule(data, 16, 3).val_dataloader() for i in b["index"].tolist()]
     assert seen == list(range(len(data.val))) == list(range(8))
     assert sum(len(b["index"]) for b in TaskDataModule(data, 16, 3, val_subset=5).val_dataloader()) == 5
+
+
+def test_several_devices_start_one_rank_process_each_and_every_rank_builds_for_the_whole_world(tmp_path, monkeypatch):
+    """train.devices 2: fit() hands the run to launch_ranks (the DDP processes, end to end in test_scale), and a
+    rank's fit_rank builds its run knowing the world size (DistributedData, the DDP strategy). Faked here: the
+    rank processes are invisible to mutmut."""
+    from ablate.config import build_run
+    from ablate.train import fit as fit_mod
+
+    cfg, _ = build_run({"task": TASK, "model": {"arch": "gru", "d_model": 8, "n_layers": 1}}, 0, "t")
+    launched, built = [], []
+    monkeypatch.setattr(fit_mod, "num_devices", lambda t: 2)
+    monkeypatch.setattr(fit_mod, "launch_ranks", lambda *args: launched.append(args) or {"rank": 0})
+    assert fit_mod.fit(cfg, tmp_path, {"run_id": "r"}) == {"rank": 0}
+    assert launched == [(fit_mod.fit_rank, cfg, tmp_path, {"run_id": "r"}, 2)]
+
+    class Stop(Exception):
+        pass
+
+    def build(*args):
+        built.append(args)
+        raise Stop
+
+    monkeypatch.setattr(fit_mod, "build", build)
+    with pytest.raises(Stop):
+        fit_mod.fit_rank(cfg, str(tmp_path), None, 2)
+    assert built == [(cfg, tmp_path, {}, 2)]

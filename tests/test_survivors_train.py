@@ -430,3 +430,81 @@ def test_several_devices_start_one_rank_process_each_and_every_rank_builds_for_t
     with pytest.raises(Stop):
         fit_mod.fit_rank(cfg, str(tmp_path), None, 2)
     assert built == [(cfg, tmp_path, {}, 2)]
+
+
+# ------------------------------------------------------------------ sizing: the sizes the planner matches on
+def test_task_sizes_name_each_sides_vocabulary_and_whether_they_are_one_table():
+    from ablate.models import TaskInfo
+    from ablate.train.sizing import info_of
+
+    shared = list("abcdefg")
+    one = SimpleNamespace(vocab=shared, src_vocab=shared, tgt_vocab=shared, max_src_len=7, max_tgt_len=9)
+    assert info_of(one) == TaskInfo(7, 7, 7, 9, shared_vocab=True)
+    two = SimpleNamespace(vocab=list("xyz"), src_vocab=list("abcde"), tgt_vocab=list("xyz"), max_src_len=4,
+                          max_tgt_len=6)
+    assert info_of(two) == TaskInfo(5, 3, 4, 6, shared_vocab=False)
+    bare = SimpleNamespace(vocab=shared, max_src_len=3, max_tgt_len=2)  # a task object without the two names
+    assert info_of(bare) == TaskInfo(7, 7, 3, 2, shared_vocab=True)
+
+
+def test_mean_lengths_of_a_classification_split_keep_its_one_label_token():
+    """FLOPs per token (match_flops) are counted at the split's mean lengths: a classification target is one
+    label token (no <eos>), not two."""
+    from ablate.train.sizing import split_mean_lengths
+
+    split = SimpleNamespace(src_len=torch.tensor([5, 6, 8]), tgt_len=torch.tensor([1, 1, 1]))
+    assert split_mean_lengths(split) == (6, 1)
+    assert split_mean_lengths(SimpleNamespace(src_len=torch.tensor([2, 3]), tgt_len=torch.tensor([4, 7]))) == (2, 6)
+
+
+# ------------------------------------------------------------------ reuse: which finished run a re-test reuses
+def test_a_retest_reuses_only_a_finished_run_that_trained_the_same_thing_itself(tmp_path):
+    import json
+
+    from ablate.config import build_run
+    from ablate.train.reuse import find_trained, train_id
+
+    cfg, _ = build_run({"task": TASK, "model": {"arch": "gru", "d_model": 8, "n_layers": 1}}, 0, "t")
+    tid = train_id(cfg)
+
+    def run(name, ckpt=True, **result):
+        d = tmp_path / name
+        (d / "checkpoints").mkdir(parents=True)
+        if ckpt:
+            (d / "checkpoints" / "last.ckpt").write_bytes(b"w")
+        (d / "result.json").write_text(json.dumps({"status": "finished", "train_id": tid, **result}))
+
+    run("a_other", train_id="0" * 12)  # trained something else
+    run("b_copy", reused_from="e_source")  # itself a re-test
+    run("c_failed", status="failed")
+    run("d_gone", ckpt=False)  # its weights deleted
+    assert find_trained(cfg, tmp_path / "new") is None
+    run("e_source")
+    run("new")  # the run itself is never its own source
+    found = find_trained(cfg, tmp_path / "new")
+    assert (found.run_id, found.checkpoint, found.result["train_id"]) == (
+        "e_source", (tmp_path / "e_source" / "checkpoints" / "last.ckpt").resolve(), tid)
+    assert found.fields()["reused_from"] == "e_source"
+
+
+# ------------------------------------------------------------------ batching: the planned samplers
+def test_token_batching_buckets_and_a_budget_below_any_example_gives_single_examples():
+    from ablate.train.batching import train_sampler
+
+    n = 400
+    lengths = torch.Generator().manual_seed(3)
+    src = torch.randint(1, 30, (n,), generator=lengths)
+
+    class Split(SimpleNamespace):
+        def __len__(self):
+            return n
+
+    split = Split(src_len=src, tgt_len=src + 1)
+    for batching in ("random", "tokens"):  # max_tokens 1: every example alone
+        one = list(train_sampler(split, 8, 0, batching, 1))
+        assert sorted(i for b in one for i in b) == list(range(n)) and {len(b) for b in one} == {1}
+    tokens = list(train_sampler(split, 8, 0, "tokens", 0))
+    # bucketed within chunks of 10 batches: a batch's source lengths span far less than the data's 1..29
+    spread = sum(int(src[b].max() - src[b].min()) for b in tokens) / len(tokens)
+    assert sorted(i for b in tokens for i in b) == list(range(n)) and spread < 6
+    assert list(train_sampler(split, 8, 0, "tokens", 0)) == tokens  # the same seed, the same batches

@@ -508,3 +508,45 @@ def test_token_batching_buckets_and_a_budget_below_any_example_gives_single_exam
     spread = sum(int(src[b].max() - src[b].min()) for b in tokens) / len(tokens)
     assert sorted(i for b in tokens for i in b) == list(range(n)) and spread < 6
     assert list(train_sampler(split, 8, 0, "tokens", 0)) == tokens  # the same seed, the same batches
+
+
+# ------------------------------------------------------------------ module: epoch metrics, train/loss steps
+def _tiny_module():
+    from ablate.config import TrainConfig, build_run
+    from ablate.models import build_model
+    from ablate.tasks import build_task
+    from ablate.train.module import SeqModule
+    from ablate.train.sizing import info_of
+
+    cfg, _ = build_run({"task": TASK, "model": {"arch": "gru", "d_model": 8, "n_layers": 1}}, 0, "t")
+    data = build_task(cfg.task)
+    return SeqModule(build_model(cfg.model, info_of(data)), TrainConfig(), data.vocab, decode_caps=lambda n: n + 5)
+
+
+def test_an_epochs_metrics_and_the_plateaus_statistics_come_from_the_summed_counts():
+    module = _tiny_module()
+    logged = {}
+    module.log = lambda key, value, **kw: logged.__setitem__(key, value)
+    module.trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=lambda v, reduce_op: v))
+    module._sums = {"nll": torch.tensor(20.0), "nll_sq": torch.tensor(50.0), "hit_cap": torch.tensor(3.0),
+                    "n": torch.tensor(4.0), "tokens": torch.tensor(10.0), "token_correct": torch.tensor(7.0),
+                    "seq_correct": torch.tensor(2.0)}
+    expected = {"val/loss": 2.0, "val/token_acc": 0.7, "val/seq_acc": 0.5, "val/hit_cap": 3.0}
+    assert module._log_epoch("val") == pytest.approx(expected) and logged == pytest.approx(expected)
+    assert module.val_stats == pytest.approx({"n": 4, "tokens": 10, "nll_sq_mean": 5.0})  # E[nll^2] per token
+    assert module._sums == {}
+
+
+def test_train_loss_is_logged_on_the_steps_lightning_writes():
+    module = _tiny_module()
+    trainer = SimpleNamespace(log_every_n_steps=5, should_stop=False, global_step=0)
+    module.trainer = trainer
+    logs = []
+    for step in range(11):
+        trainer.global_step = step
+        logs.append(module._logs_this_step())
+    assert [s for s, yes in enumerate(logs) if yes] == [4, 9]
+    trainer.global_step, trainer.should_stop = 6, True  # the last step of a stopped run
+    assert module._logs_this_step() is True
+    trainer.log_every_n_steps = 0
+    assert module._logs_this_step() is False

@@ -371,8 +371,8 @@ def test_progress_on_a_terminal_rewrites_one_line(monkeypatch):
 
 
 # ------------------------------------------------------------------ fit: what result.json records
-def test_a_runs_result_records_what_reproduces_it(tmp_path):
-    """result.json's reproduce block: seeds and the versions the report's confound check compares
+def test_a_runs_result_records_its_checkpoint_and_what_reproduces_it(tmp_path):
+    """result.json's checkpoint, and its reproduce block: seeds and the versions the report's confound check compares
     (CONFOUND_FIELDS: threads, torch, lightning, python, cpu, device, dtype, dirty)."""
     import os
     import platform
@@ -383,9 +383,13 @@ def test_a_runs_result_records_what_reproduces_it(tmp_path):
     from ablate.train.fit import fit
 
     cfg, _ = build_run({"task": {**TASK, "seed": 4}, "model": {"arch": "gru", "d_model": 8, "n_layers": 1},
-                        "train": {"batch_size": 32, "max_steps": 1}}, 2, "t")
+                        "train": {"batch_size": 32, "max_epochs": 1}}, 2, "t")
     (tmp_path / "r").mkdir()
-    rep = fit(cfg, tmp_path / "r")["reproduce"]
+    result = fit(cfg, tmp_path / "r")
+    # the kept best checkpoint: in the run's checkpoints/, weights only (all testing and `attend` need)
+    assert result["checkpoint"] == {"test_on": "best", "path": "checkpoints/best.ckpt"}
+    assert "optimizer_states" not in torch.load(tmp_path / "r" / "checkpoints" / "best.ckpt", weights_only=False)
+    rep = result["reproduce"]
     assert set(CONFOUND_FIELDS) - {"code"} <= set(rep)
     assert (rep["seed"], rep["task_seed"], rep["python"], rep["torch"], rep["lightning"], rep["cpu_count"]) == (
         2, 4, platform.python_version(), str(torch.__version__), pl.__version__, os.cpu_count())
@@ -550,3 +554,57 @@ def test_train_loss_is_logged_on_the_steps_lightning_writes():
     assert module._logs_this_step() is True
     trainer.log_every_n_steps = 0
     assert module._logs_this_step() is False
+
+
+# ------------------------------------------------------------------ callbacks: the stopping rules as configured
+def test_stop_callbacks_follow_the_configured_early_stopping_and_target():
+    from ablate.train.callbacks import PlateauStopping, TrainToTarget, stop_callbacks
+
+    t = SimpleNamespace(monitor="val/seq_acc", early_stopping=SimpleNamespace(patience=3, min_delta=0.01),
+                        target=SimpleNamespace(metric="val/loss", value=1.5))
+    es, target = stop_callbacks(t)
+    assert isinstance(es, PlateauStopping) and isinstance(target, TrainToTarget)
+    assert (es.monitor, es.mode, es.patience, es.min_delta, es.auto, es.used_delta) == (
+        "val/seq_acc", "max", 3, 0.01, False, 0.01)
+    assert (target.metric, target.value, target.mode) == ("val/loss", 1.5, "min")
+    auto = stop_callbacks(SimpleNamespace(monitor="val/loss", early_stopping=SimpleNamespace(patience=2,
+                                                                                             min_delta=None)))
+    assert len(auto) == 1 and auto[0].auto and auto[0].mode == "min"
+
+
+def test_a_validation_loss_that_is_not_finite_stops_the_run_as_diverged():
+    from ablate.train.callbacks import StopRecorder
+
+    def validate(rec, **metrics):
+        logged = {k.replace("_", "/", 1): torch.tensor(v) for k, v in metrics.items()}
+        trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), should_stop=False,
+                                  callback_metrics=logged)
+        rec.on_validation_end(trainer, None)
+        return trainer.should_stop
+
+    rec = StopRecorder("val/seq_acc")
+    assert validate(rec, val_seq_acc=0.25, val_loss=2.0, val_hit_cap=1.0) is False and not rec.diverged
+    assert validate(rec, val_seq_acc=0.5, val_loss=float("inf")) is True and rec.diverged
+    assert (rec.values, rec.last_hit_cap) == ([0.25, 0.5], None)
+    assert StopRecorder("val/loss").diverged is False
+
+
+# ------------------------------------------------------------------ fit: the dirty flag in reproduce
+def test_git_dirty_says_whether_the_package_directory_has_uncommitted_changes(tmp_path):
+    import subprocess
+
+    from ablate.train.fit import git_dirty
+
+    pkg = tmp_path / "repo" / "ablate"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    assert git_dirty(pkg) is False
+    (tmp_path / "repo" / "notes.txt").write_text("outside the package\n")
+    assert git_dirty(pkg) is False
+    (pkg / "a.py").write_text("x = 2\n")
+    assert git_dirty(pkg) is True
+    assert git_dirty(tmp_path / "elsewhere") is None  # no git tree: unknown

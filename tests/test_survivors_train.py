@@ -608,3 +608,25 @@ def test_git_dirty_says_whether_the_package_directory_has_uncommitted_changes(tm
     (pkg / "a.py").write_text("x = 2\n")
     assert git_dirty(pkg) is True
     assert git_dirty(tmp_path / "elsewhere") is None  # no git tree: unknown
+
+
+# ------------------------------------------------------------------ texts: the test samples a report shows
+def test_test_samples_show_raw_texts_where_the_task_has_them_and_are_written_in_example_order(tmp_path):
+    from ablate.tasks import Vocab
+    from ablate.train.texts import TextView, read_samples, write_samples
+
+    src, tgt = Vocab(["a", "b", "c"]), Vocab(["x", "y"])
+    ids = lambda v, toks: v.encode(toks) + [Vocab.eos]  # noqa: E731
+    plain = TextView(src, tgt)
+    assert plain.sample(1, ids(src, ["a", "c"]), ids(tgt, ["x", "y"]), ids(tgt, ["x", "x"]), False) == {
+        "index": 1, "source": "a c", "reference": "x x", "hypothesis": "x y", "exact": False}
+    raw = TextView(src, tgt, detokenize="".join, refs={"test": ["r0", "xy!"]}, test_sources=["s0", "ac?"])
+    assert raw.sample(1, ids(src, ["a", "c"]), ids(tgt, ["x", "y"]), ids(tgt, ["x", "y"]), True) == {
+        "index": 1, "source": "ac?", "reference": "xy!", "hypothesis": "xy", "exact": True}
+    data = SimpleNamespace(src_vocab=src, vocab=tgt, detokenize="".join, val=SimpleNamespace(tgt_text=["v"]),
+                           test=SimpleNamespace(tgt_text=["t"], src_text=["s"]))
+    assert TextView.of(data) == TextView(src, tgt, "".join, {"val": ["v"], "test": ["t"]}, ["s"])
+    rows = [{"index": 2, "source": "é"}, {"index": 0, "source": "a"}, {"index": 1, "source": "b"}]
+    write_samples(tmp_path / "s.jsonl", rows)
+    assert read_samples(tmp_path / "s.jsonl") == sorted(rows, key=lambda r: r["index"])
+    assert (tmp_path / "s.jsonl").read_text(encoding="utf-8").splitlines()[2] == '{"index": 2, "source": "é"}'

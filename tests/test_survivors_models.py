@@ -40,6 +40,19 @@ def test_alibi_bias_is_made_on_the_device_it_is_asked_for():
     torch.testing.assert_close(bias[0], expected_h0)
 
 
+def test_score_bias_at_reads_queries_past_the_last_key():
+    """score_bias_at(q_pos, Lk, ...) gives the bias of queries at absolute positions over keys 0..Lk-1, also for a
+    query further along than the last key (the KV cache always has more keys; a caller of the hook need not)."""
+    from ablate.models.alibi import ALiBi
+
+    bias = ALiBi(8).score_bias_at(torch.tensor([[4, 1]]), 3, 2, torch.device("cpu"))
+    assert tuple(bias.shape) == (1, 2, 2, 3)
+    # head 0 (slope 1/16): query 4 is 4, 3, 2 to the right of keys 0, 1, 2; query 1 sees key 2 one to its right,
+    # penalised with the mirror slope 1/256
+    expected = torch.tensor([[-4 / 16, -3 / 16, -2 / 16], [-1 / 16, 0.0, -1 / 256]])
+    torch.testing.assert_close(bias[0, 0], expected)
+
+
 # ---------------------------------------------------------------- configs: automatic values
 def test_seq2seq_multihead_attention_defaults_to_one_head_of_d_model():
     from ablate.models.config import Seq2SeqAttentionConfig

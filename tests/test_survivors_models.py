@@ -6,6 +6,8 @@ mutants by name. Tiny sizes throughout: every test runs in well under a second.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -288,3 +290,89 @@ def test_sentencepiece_training_prints_nothing(tmp_path, capfd):
     assert out == "" and err == "", (out, err)
 
 
+
+
+# ---------------------------------------------------------------- mutants the hour-long run did not reach
+def test_finished_rows_are_padded_after_their_first_eos_and_from_their_cap():
+    from ablate.models.caps import finish, pad_to_caps
+    from ablate.tasks.vocab import Vocab
+
+    P, E = Vocab.pad, Vocab.eos
+    tokens = torch.tensor([[5, E, 6, E, 7], [5, 6, 7, 8, 9], [E, 5, 6, 7, 8]])
+    assert finish(tokens).tolist() == [[5, E, P, P, P], [5, 6, 7, 8, 9], [E, P, P, P, P]]
+    caps = torch.tensor([7, 3, 7])
+    assert pad_to_caps(tokens, caps, 7).tolist() == [[5, E, P, P, P, P, P], [5, 6, 7, P, P, P, P],
+                                                       [E, P, P, P, P, P, P]]
+    # on the decoding device (meta stands in for a GPU)
+    assert pad_to_caps(tokens.to("meta"), caps.to("meta"), 7).device.type == "meta"
+
+
+def test_cpu_dropout_is_the_documented_mask_of_the_seed():
+    """On CPU: a float32 uniform per element, kept (and scaled by 1/(1-p)) where >= p: the same numbers as a
+    plain torch computation from the same seed; eval mode and p = 0 return the input; p = 1 zeros it."""
+    from ablate.models.dropout import Dropout, dropout
+
+    x = torch.arange(1.0, 13.0).view(3, 4)
+    torch.manual_seed(3)
+    y = dropout(x, 0.25, True)
+    torch.manual_seed(3)
+    expected = x * (torch.rand(3, 4) >= 0.25).float() / 0.75
+    torch.testing.assert_close(y, expected)
+    assert 0 < int((y == 0).sum()) < 12
+    assert dropout(x, 0.25, False) is x and dropout(x, 0.0, True) is x
+    assert torch.equal(dropout(x, 1.0, True), torch.zeros(3, 4))
+    # bfloat16 stays bfloat16
+    torch.manual_seed(3)
+    yb = dropout(x.bfloat16(), 0.25, True)
+    assert yb.dtype == torch.bfloat16
+    torch.testing.assert_close(yb.float(), expected, atol=0.1, rtol=0.02)
+    # the module: its own p, and only in training mode
+    layer = Dropout(0.25)
+    torch.manual_seed(3)
+    torch.testing.assert_close(layer.train()(x), expected)
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_rnn_decoder_state_from_a_shallower_encoder_repeats_its_top_layer():
+    """A 3-layer decoder after a 2-layer encoder starts from [top, layer 0, layer 1] (h and c alike)."""
+    from ablate.models.decoders import RNNDecoder
+    from ablate.models.encoders import EncoderOutput
+
+    dec = RNNDecoder("lstm", 4, 3, 0.0)
+    h, c = torch.randn(2, 1, 4), torch.randn(2, 1, 4)
+    enc = EncoderOutput(torch.randn(1, 3, 4), torch.zeros(1, 3, dtype=torch.bool), (h, c))
+    sh, sc = dec.init_state(enc)
+    torch.testing.assert_close(sh, torch.stack([h[1], h[0], h[1]]))
+    torch.testing.assert_close(sc, torch.stack([c[1], c[0], c[1]]))
+    gru = RNNDecoder("gru", 4, 3, 0.0).init_state(EncoderOutput(enc.memory, enc.pad, h))
+    torch.testing.assert_close(gru, torch.stack([h[1], h[0], h[1]]))
+
+
+def test_transformer_decoder_self_attention_gets_the_dropout():
+    from ablate.models.decoders import TransformerDecoderLayer
+
+    layer = TransformerDecoderLayer(8, 2, 4, 4, 16, 0.3)
+    assert layer.self_attn.dropout == 0.3 and layer.cross_attn.dropout == 0.3
+
+
+def test_sinusoidal_table_is_the_papers():
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))."""
+    from ablate.models.positional import Sinusoidal
+
+    pe = Sinusoidal(4, max_len=4001).pe
+    for pos in (3, 4000):  # far along, a wrong base (10001) moves the slow pair by 1e-3
+        expected = torch.tensor([math.sin(pos), math.cos(pos), math.sin(pos / 100.0), math.cos(pos / 100.0)])
+        torch.testing.assert_close(pe[pos], expected, atol=2e-4, rtol=0)
+
+
+def test_vocab_encodes_decodes_and_saves():
+    from ablate.tasks.vocab import Vocab
+
+    v = Vocab(["b", "a", "<eos>", "b"])
+    assert v.itos == ["<pad>", "<bos>", "<eos>", "<sep>", "<unk>", "b", "a"]
+    assert v.encode(["a", "b"]) == [6, 5]
+    assert v.encode(["a", "zz"], strict=False) == [6, 4]
+    with pytest.raises(KeyError, match="zz"):
+        v.encode(["a", "zz"])
+    assert v.decode([1, 6, 0, 5, 2, 6]) == ["a", "b"]
+    assert v.decode([1, 6, 2, 5], strip=False) == ["<bos>", "a", "<eos>", "b"]

@@ -376,3 +376,63 @@ def test_vocab_encodes_decodes_and_saves():
         v.encode(["a", "zz"])
     assert v.decode([1, 6, 0, 5, 2, 6]) == ["a", "b"]
     assert v.decode([1, 6, 2, 5], strip=False) == ["<bos>", "a", "<eos>", "b"]
+
+
+def test_flop_count_of_a_component_with_its_own_formula():
+    """count_forward replaces what torch's counter sees of a component by the component's own count: linear
+    attention, 2 heads of 4 over 4 positions of d_model 8, by hand: projections 512 + 1024 + 512, per head
+    phi(k)^T v 128, phi(q) S 128, key sum 16, normaliser 32, division 16."""
+    from ablate.models.flops import count_forward
+    from ablate.models.linear_attention import LinearAttention
+
+    att = LinearAttention(8, n_heads=2).eval()
+    x = torch.randn(1, 4, 8)
+    count = count_forward(att, lambda: att(x))
+    assert count.stated == 2048 + 2 * (128 + 128 + 16 + 32 + 16) == 2688
+    # a torch module the counter misses, counted by ablate's formula: an Elman RNN 8 -> 8 over 3 steps does per step
+    # the input and hidden matmuls (2 x 2·8·8) and their sum (8)
+    rnn = torch.nn.RNN(8, 8, batch_first=True)
+    assert count_forward(rnn, lambda: rnn(torch.randn(1, 3, 8))).stated == 3 * (128 + 128 + 8) == 792
+
+
+def test_model_config_checks_keys_of_other_archs_and_defaults_an_empty_section():
+    from ablate.errors import ConfigErrors
+    from ablate.models.config import DEFAULT_ARCH, config_class, model_config
+    from ablate.models.ssm import SSMConfig
+
+    with pytest.raises(ConfigErrors) as err:
+        model_config({"arch": "lstm", "d_ff": 0})  # d_ff belongs to other archs: ignored, but still checked
+    assert [(e.key, e.value) for e in err.value.errors] == [("model.d_ff", 0)]
+    assert model_config(None)[0].arch == DEFAULT_ARCH
+    assert config_class("ssm") is SSMConfig
+
+
+def test_heads_that_do_not_divide_d_model_are_refused_with_the_valid_counts():
+    from ablate.models.config import TransformerConfig
+
+    assert TransformerConfig(d_model=8, n_heads=3).check() == [
+        ("n_heads", 3, "d_model=8 is not divisible by n_heads=3 (valid n_heads: 1, 2, 4, 8; or set model.d_k and "
+                       "model.d_v)")]
+    cfg, _ = TransformerConfig(d_model=8, n_heads=2).derive()
+    assert (cfg.d_k, cfg.d_v, cfg.d_ff) == (4, 4, 32)
+
+
+def test_single_stack_ties_its_output_to_its_input_embedding():
+    from ablate.models import build_model
+    from ablate.models.config import RecurrentConfig
+
+    model = build_model(RecurrentConfig(arch="gru", d_model=8, n_layers=1, tie_embeddings=True), info())
+    assert model.head.weight is model.tgt_embed.weight
+
+
+def test_synthetic_checks_lengths_and_recall_vocabulary():
+    from ablate.tasks.synthetic import RecallConfig, SeqTaskConfig, _check
+
+    _check(SeqTaskConfig(name="copy", vocab_size=6, min_len=2, max_len=4, test_min_len=5, test_max_len=6))
+    with pytest.raises(ValueError, match="min_len=5 must be <= max_len=4"):
+        _check(SeqTaskConfig(name="copy", min_len=5, max_len=4))
+    with pytest.raises(ValueError, match="test_min_len=7 must be <= test_max_len=6"):
+        _check(SeqTaskConfig(name="copy", test_min_len=7, test_max_len=6))
+    _check(RecallConfig(name="recall", vocab_size=12, min_len=2, max_len=4, test_max_len=6))
+    with pytest.raises(ValueError, match="max_len=7 key-value pairs need vocab_size >= 14"):
+        _check(RecallConfig(name="recall", vocab_size=12, min_len=2, max_len=4, test_max_len=7))

@@ -436,3 +436,25 @@ def test_synthetic_checks_lengths_and_recall_vocabulary():
     _check(RecallConfig(name="recall", vocab_size=12, min_len=2, max_len=4, test_max_len=6))
     with pytest.raises(ValueError, match="max_len=7 key-value pairs need vocab_size >= 14"):
         _check(RecallConfig(name="recall", vocab_size=12, min_len=2, max_len=4, test_max_len=7))
+
+
+@pytest.mark.parametrize("arch", ["gru", "transformer"])
+def test_cached_greedy_decoding_equals_rerunning_the_prefix(arch):
+    """The step path (state kept) and the re-run path (whole prefix each step) decode the same tokens, and the
+    teacher-forced logits of those tokens pick them again."""
+    from ablate.models import build_model
+    from ablate.models.config import RecurrentConfig, TransformerConfig
+
+    cfg = (RecurrentConfig(arch="gru", d_model=8, n_layers=1, dropout=0.0) if arch == "gru" else
+           TransformerConfig(d_model=8, n_heads=2, n_layers=1, dropout=0.0))
+    torch.manual_seed(1)
+    model = build_model(cfg, info(v=9, src=4, tgt=5)).eval()
+    src, src_len = torch.tensor([[5, 6, 7, 8], [6, 5, 0, 0]]), torch.tensor([4, 2])
+    with torch.no_grad():
+        cached = model.generate(src, src_len, 5)
+        rerun = model.generate(src, src_len, 5, cache=False)
+        assert torch.equal(cached, rerun)
+        tgt_in = torch.cat([torch.ones(2, 1, dtype=torch.long), cached[:, :-1]], 1)  # <bos> + the decoded tokens
+        forced = model(src, src_len, tgt_in).argmax(-1)
+    first = cached[:, 0]
+    assert torch.equal(forced[:, 0], first)

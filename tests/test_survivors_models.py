@@ -365,7 +365,7 @@ def test_sinusoidal_table_is_the_papers():
         torch.testing.assert_close(pe[pos], expected, atol=2e-4, rtol=0)
 
 
-def test_vocab_encodes_decodes_and_saves():
+def test_vocab_encodes_decodes_and_saves(tmp_path):
     from ablate.tasks.vocab import Vocab
 
     v = Vocab(["b", "a", "<eos>", "b"])
@@ -376,6 +376,8 @@ def test_vocab_encodes_decodes_and_saves():
         v.encode(["a", "zz"])
     assert v.decode([1, 6, 0, 5, 2, 6]) == ["a", "b"]
     assert v.decode([1, 6, 2, 5], strip=False) == ["<bos>", "a", "<eos>", "b"]
+    v.save(tmp_path / "vocab.json")
+    assert Vocab.load(tmp_path / "vocab.json").itos == v.itos
 
 
 def test_flop_count_of_a_component_with_its_own_formula():

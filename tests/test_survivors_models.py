@@ -460,3 +460,13 @@ def test_cached_greedy_decoding_equals_rerunning_the_prefix(arch):
         forced = model(src, src_len, tgt_in).argmax(-1)
     first = cached[:, 0]
     assert torch.equal(forced[:, 0], first)
+
+
+def test_rows_are_padded_with_the_vocabularys_pad_id_not_a_literal_zero(monkeypatch):
+    """Today <pad> is id 0, so padding with 0 would pass unnoticed; with another <pad> id (patched here, as a
+    reordered Vocab would have it) every padded place must hold that id."""
+    from ablate.models import caps
+
+    monkeypatch.setattr(caps, "PAD", 9)
+    out = caps.pad_to_caps(torch.tensor([[5, 6], [7, caps.EOS]]), torch.tensor([4, 4]), 5)
+    assert out.tolist() == [[5, 6, 9, 9, 9], [7, caps.EOS, 9, 9, 9]]

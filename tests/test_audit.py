@@ -359,8 +359,9 @@ def test_verdicts_are_inconclusive_with_few_seeds_a_confound_or_runs_capped_whil
     capped = runs.copy()
     hit = (capped["label"] == "base") & (capped["seed"] == 0)
     capped.loc[hit, "stop_reason"], capped.loc[hit, "still_improving"] = "max_steps", True
+    capped["steps"] = 6000
     r = verdicts(h, capped, frame, audit(capped, dict.fromkeys(ACC, "")))[0]
-    assert r["verdict"] == "inconclusive" and "capped while improving (1 of 6)" in r["reason"]
+    assert r["verdict"] == "inconclusive" and "capped while improving (1 of 6, at 6,000 steps)" in r["reason"]
     plateau = capped.assign(stop_reason="plateau")  # improving but not capped: a plateau stop is not a cap
     assert verdicts(h, plateau, frame, audit(plateau, dict.fromkeys(ACC, "")))[0]["verdict"] == "supported"
 

@@ -71,13 +71,26 @@ def _values(runs: pd.DataFrame, metric: str) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
+def _capped_mask(runs: pd.DataFrame) -> pd.Series:
+    if "stop_reason" not in runs or "still_improving" not in runs:
+        return pd.Series(False, index=runs.index)
+    improving = runs["still_improving"].map(lambda v: v is True or v == "True" or v == 1.0)
+    return runs["stop_reason"].isin(CAPS) & improving
+
+
 def capped_improving(runs: pd.DataFrame) -> int:
     """Runs stopped by a step / epoch / time cap while their validation metric was still improving (0 when the
     runs did not record why they stopped)."""
-    if "stop_reason" not in runs or "still_improving" not in runs:
-        return 0
-    improving = runs["still_improving"].map(lambda v: v is True or v == "True" or v == 1.0)
-    return int((runs["stop_reason"].isin(CAPS) & improving).sum())
+    return int(_capped_mask(runs).sum())
+
+
+def caps_tried(runs: pd.DataFrame) -> str:
+    """The caps those runs stopped at, for the verdict's reason: '6,000 steps', or the stop reason where the cap is
+    not a step count."""
+    hit = runs[_capped_mask(runs)]
+    caps = [f"{int(r['steps']):,} steps" if r["stop_reason"] == "max_steps" and pd.notna(r.get("steps")) else
+            str(r["stop_reason"]) for _, r in hit.iterrows()]
+    return ", ".join(dict.fromkeys(caps))
 
 
 def measure(h: Hypothesis, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
@@ -143,7 +156,8 @@ def verdicts(hyps: list[Hypothesis], runs: pd.DataFrame, frame: pd.DataFrame, au
         if fields := audit.between(la, lb):
             reasons.append(f"a confound: the rows differ in {', '.join(fields)}")
         if capped := capped_improving(a) + capped_improving(b):
-            reasons.append(f"runs capped while improving ({capped} of {len(a) + len(b)})")
+            at = caps_tried(pd.concat([a, b]))
+            reasons.append(f"runs capped while improving ({capped} of {len(a) + len(b)}{', at ' + at if at else ''})")
         rec["reasons"] = reasons
         out.append(rec)
     adjusted = stats.holm([r["p"] for r in out])

@@ -31,11 +31,11 @@ import pandas as pd
 from ablate.experiment.hypotheses import Hypothesis
 from ablate.report import stats, target
 from ablate.report.confounds import Audit
+from ablate.report.stops import capped_improving
 from ablate.report.tables import fmt, metric_name, welch_p
 
 FILE = "hypotheses.json"
 MIN_SEEDS = 3
-CAPS = ("max_steps", "max_flops", "max_epochs", "time_limit")
 VERDICTS = ("supported", "not significant", "contradicted", "inconclusive")
 
 
@@ -71,23 +71,10 @@ def _values(runs: pd.DataFrame, metric: str) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
-def _capped_mask(runs: pd.DataFrame) -> pd.Series:
-    if "stop_reason" not in runs or "still_improving" not in runs:
-        return pd.Series(False, index=runs.index)
-    improving = runs["still_improving"].map(lambda v: v is True or v == "True" or v == 1.0)
-    return runs["stop_reason"].isin(CAPS) & improving
-
-
-def capped_improving(runs: pd.DataFrame) -> int:
-    """Runs stopped by a step / epoch / time cap while their validation metric was still improving (0 when the
-    runs did not record why they stopped)."""
-    return int(_capped_mask(runs).sum())
-
-
 def caps_tried(runs: pd.DataFrame) -> str:
-    """The caps those runs stopped at, for the verdict's reason: '6,000 steps', or the stop reason where the cap is
-    not a step count."""
-    hit = runs[_capped_mask(runs)]
+    """The caps the runs capped while improving stopped at, for the verdict's reason: '6,000 steps', or the stop
+    reason where the cap is not a step count."""
+    hit = runs[capped_improving(runs)]
     caps = [f"{int(r['steps']):,} steps" if r["stop_reason"] == "max_steps" and pd.notna(r.get("steps")) else
             str(r["stop_reason"]) for _, r in hit.iterrows()]
     return ", ".join(dict.fromkeys(caps))
@@ -155,7 +142,7 @@ def verdicts(hyps: list[Hypothesis], runs: pd.DataFrame, frame: pd.DataFrame, au
             reasons.append(f"fewer than {MIN_SEEDS} seeds ({rec['n'][0]} and {rec['n'][1]})")
         if fields := audit.between(la, lb):
             reasons.append(f"a confound: the rows differ in {', '.join(fields)}")
-        if capped := capped_improving(a) + capped_improving(b):
+        if capped := int(capped_improving(a).sum() + capped_improving(b).sum()):
             at = caps_tried(pd.concat([a, b]))
             reasons.append(f"runs capped while improving ({capped} of {len(a) + len(b)}{', at ' + at if at else ''})")
         rec["reasons"] = reasons

@@ -308,15 +308,17 @@ def test_finished_rows_are_padded_after_their_first_eos_and_from_their_cap():
 
 
 def test_cpu_dropout_is_the_documented_mask_of_the_seed():
-    """On CPU: a float32 uniform per element, kept (and scaled by 1/(1-p)) where >= p: the same numbers as a
-    plain torch computation from the same seed; eval mode and p = 0 return the input; p = 1 zeros it."""
+    """On CPU: one int64 draw for four elements, each a 16-bit lane cut to 15 bits, kept (and scaled by
+    2^15 / (2^15 - round(p·2^15))) where >= round(p·2^15): the same numbers as a plain torch computation from the
+    same seed; eval mode and p = 0 return the input; p = 1 zeros it."""
     from ablate.models.dropout import Dropout, dropout
 
     x = torch.arange(1.0, 13.0).view(3, 4)
     torch.manual_seed(3)
     y = dropout(x, 0.25, True)
     torch.manual_seed(3)
-    expected = x * (torch.rand(3, 4) >= 0.25).float() / 0.75
+    lanes = torch.empty(3, dtype=torch.int64).random_().view(torch.int16)  # 12 lanes, little-endian
+    expected = x * ((lanes & 0x7FFF) >= 8192).float().view(3, 4) / 0.75  # 0.25 · 2^15 = 8192 exactly
     torch.testing.assert_close(y, expected)
     assert 0 < int((y == 0).sum()) < 12
     assert dropout(x, 0.25, False) is x and dropout(x, 0.0, True) is x

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.components import ATTENTION
+from ablate.models.dropout import dropout
 from ablate.models.flops import matmul
 from ablate.models.positional import PositionalEncoding
 
@@ -242,7 +243,9 @@ class MultiHeadAttention(HeadProjections, Attention):
         bias = self._bias(Lq, Lk, self.h, q.device)
         p = self.dropout if self.training else 0.0
         weights = None
-        if not need_weights:
+        # On CPU the fused kernel has no dropout of its own (torch falls back to its math path and bernoulli_
+        # masks): the explicit path below with our cheaper mask does the same work for less.
+        if not need_weights and not (p > 0 and q.device.type == "cpu"):
             if key_pad is None and bias is None:  # the kernel's own causal path is faster than an explicit mask
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal and Lq > 1)
             else:
@@ -256,9 +259,9 @@ class MultiHeadAttention(HeadProjections, Attention):
             if bias is not None:
                 scores = scores + bias
             weights = masked_softmax(scores, allowed_mask(key_pad, causal, Lq, Lk, q.device))
-            y = F.dropout(weights, p) @ v
+            y = dropout(weights, p, True) @ v
         y = y.transpose(1, 2).reshape(query.size(0), Lq, self.inner)
-        return self.out(y), weights
+        return self.out(y), weights if need_weights else None
 
 
 @ATTENTION.register("additive")

@@ -189,3 +189,27 @@ def test_peak_flops_lookup(name, precision, matmul, peak):
     else:
         assert got["peak_flops_per_s"] == pytest.approx(2 * peak)  # two devices, twice the peak
         assert got["flops_utilization"] == pytest.approx(2e12 / (2 * peak))
+
+
+def test_flops_and_seconds_are_logged_at_the_written_steps_and_at_a_time_limit_stop(tmp_path):
+    """Each self.log costs Lightning's bookkeeping, so the meter logs only the steps Lightning writes, as
+    train/loss is (issue 28's harness cost): every log_every_n_steps (here 64 // 16 = 4) and the step a stop is
+    decided at; a train.max_time stop is decided before the meter logs, so the last step keeps its compute."""
+    from ablate.config import build_run
+    from ablate.train.fit import fit
+
+    cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {"batch_size": 16, "max_steps": 10}}, 0, "t")
+    (tmp_path / "a").mkdir()
+    fit(cfg, tmp_path / "a")
+    log = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    flops_steps = list(log.dropna(subset=["train/flops"])["step"])
+    assert flops_steps == list(log.dropna(subset=["train/loss"])["step"]) == [3, 7]  # steps 4 and 8, 0-based
+    assert log.dropna(subset=["train/seconds"])["step"].tolist() == flops_steps
+
+    cfg, _ = build_run({"task": TASK, "model": MODEL, "train": {"batch_size": 16, "max_steps": 10,
+                                                                "max_time": 1e-9}}, 0, "t")
+    (tmp_path / "b").mkdir()
+    result = fit(cfg, tmp_path / "b")
+    assert (result["stop_reason"], result["steps"]) == ("time_limit", 1)
+    log = pd.read_csv(tmp_path / "b" / "metrics.csv").dropna(subset=["train/flops"])
+    assert log["step"].tolist() == [0] and log["train/flops"].iloc[0] == result["train_flops"] > 0

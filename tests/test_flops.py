@@ -138,3 +138,16 @@ def test_decoding_flops_per_token_equal_a_hand_count(tiny_model):
     # the MLP computes every position's logits at once when it prepares the source: its steps cost nothing
     mlp = tiny_model("mlp", TaskInfo(V, V, max_src_len=8, max_tgt_len=9))
     assert example_decode(mlp, S, T).total == example_forward(mlp, S, T).total
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "lstm", "seq2seq", "seq2seq_attention", "transformer", "ssm"])
+def test_a_batch_costs_its_rows_times_one_row(arch, tiny_model):
+    """The training meter counts one row at a batch's padded lengths and multiplies by its rows
+    (ablate.train.compute): every component's work must be per example."""
+    model = tiny_model(arch, TaskInfo(13, 13, max_src_len=8, max_tgt_len=9))
+
+    def count(rows: int) -> int:
+        src, tgt = torch.full((rows, 6), 4), torch.full((rows, 7), 4)
+        return count_forward(model, lambda: model(src, torch.full((rows,), 6), tgt)).total
+
+    assert count(5) == 5 * count(1) > 0

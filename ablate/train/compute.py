@@ -2,9 +2,10 @@
 
 A training step costs 3x its forward FLOPs (the backward pass computes gradients of activations and of weights,
 each a forward's worth: Kaplan et al. 2020, §2.1). The forward is counted (ablate.models.flops) on the actual
-batch shape, padding included (the cost paid), once per distinct (batch, source, target) shape and cached; the
-count runs in eval mode under no_grad, outside the timed step, so it neither draws random numbers nor shows in
-the seconds. Seconds are those of training steps only (TrainTimer): validation decoding is not charged.
+batch shape, padding included (the cost paid): one row's count at the batch's padded lengths times its rows,
+counted once per pair of lengths and cached. The count runs in eval mode under no_grad, outside the timed step,
+so it neither draws random numbers nor shows in the seconds. Seconds are those of training steps only
+(TrainTimer): validation decoding is not charged.
 
 Several devices (DDP): each rank counts its own batch, whose shape may differ from the others' (bucketed or
 token-budget batches), and a step's FLOPs and target tokens are the global batch's, summed over the ranks by one
@@ -23,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 
 from ablate.models.flops import count_forward
 from ablate.tasks.vocab import Vocab
+from ablate.train.module import writes_logs
 
 BACKWARD_FACTOR = 3  # forward + backward (twice the forward) per training step
 
@@ -36,7 +38,7 @@ def global_counts(flops: int, tokens: torch.Tensor, reduce: Callable[..., torch.
 
 
 class ComputeMeter(Callback):
-    """Counts training FLOPs step by step, logs `train/flops` and `train/seconds` with each logged step, stops
+    """Counts training FLOPs step by step, logs `train/flops` and `train/seconds` at each step Lightning writes, stops
     the run once `max_flops` (> 0) is reached, and remembers FLOPs and seconds at each validation."""
 
     def __init__(self, timer: Any, max_flops: float = 0):
@@ -46,7 +48,7 @@ class ComputeMeter(Callback):
         self.at_validation: dict[int, tuple[int, float]] = {}  # optimizer step -> (flops, seconds)
         self.budget_hit = False
         self.lower_bound = False  # some component was counted by torch's counter alone
-        self._per_shape: dict[tuple[int, ...], int] = {}
+        self._per_row: dict[tuple[int, int], int] = {}  # (source, target length) -> one row's step FLOPs
 
     @property
     def target_tokens(self) -> int:
@@ -59,20 +61,24 @@ class ComputeMeter(Callback):
         self._tokens_base, self._tokens_acc = int(value), None
 
     def step_flops(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> int:
-        """Training FLOPs of one step on this batch (cached per shape)."""
+        """Training FLOPs of one step on this batch: the batch's rows times one row's count at the batch's padded
+        lengths (every component's work is per example, tests/test_flops.py checks it), counted once per pair of
+        lengths: token-budget batches vary their rows with their lengths, and a count costs a forward under
+        torch's counter."""
         src, tgt_in = batch["src"], batch["tgt_in"]
-        key = (*src.shape, *tgt_in.shape)
-        if key not in self._per_shape:
-            full = torch.full((src.size(0),), src.size(1), dtype=torch.long, device=src.device)
+        key = (src.size(1), tgt_in.size(1))
+        if key not in self._per_row:
+            row_src, row_tgt = src[:1], tgt_in[:1]
+            full = torch.full((1,), src.size(1), dtype=torch.long, device=src.device)
             was = model.training
             model.eval()
             try:
-                count = count_forward(model, lambda: model(src, full, tgt_in))
+                count = count_forward(model, lambda: model(row_src, full, row_tgt))
             finally:
                 model.train(was)
             self.lower_bound = self.lower_bound or count.lower_bound
-            self._per_shape[key] = BACKWARD_FACTOR * count.total
-        return self._per_shape[key]
+            self._per_row[key] = BACKWARD_FACTOR * count.total
+        return src.size(0) * self._per_row[key]
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -84,14 +90,17 @@ class ComputeMeter(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        # float64 so the running total keeps its digits in metrics.csv
-        pl_module.log("train/flops", torch.tensor(float(self.flops), dtype=torch.float64), on_step=True,
-                      on_epoch=False, batch_size=batch["src"].size(0))
-        pl_module.log("train/seconds", float(self.timer.running()), on_step=True, on_epoch=False,
-                      batch_size=batch["src"].size(0))
         if self.max_flops and self.flops >= self.max_flops:
             self.budget_hit = True
             trainer.should_stop = True
+        # logged only where Lightning writes the step, as train/loss: decided after every stop at a step's end
+        # (the budget above; train.max_time's TimeLimit comes before this callback)
+        if writes_logs(trainer, trainer.global_step):
+            # float64 so the running total keeps its digits in metrics.csv
+            pl_module.log("train/flops", torch.tensor(float(self.flops), dtype=torch.float64), on_step=True,
+                          on_epoch=False, batch_size=batch["src"].size(0))
+            pl_module.log("train/seconds", float(self.timer.running()), on_step=True, on_epoch=False,
+                          batch_size=batch["src"].size(0))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":

@@ -51,6 +51,15 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     return lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
 
 
+def writes_logs(trainer: pl.Trainer, steps_done: int) -> bool:
+    """Whether Lightning writes the values logged at the step that makes `steps_done` optimizer steps (every
+    log_every_n_steps, and when stopping). Only then are per-step values logged: each self.log goes through
+    Lightning's bookkeeping (the largest Python cost of a step in a profile), and the other steps' values were
+    never written (issue 28)."""
+    n = trainer.log_every_n_steps
+    return bool(n) and (steps_done % n == 0 or trainer.should_stop)
+
+
 class SeqModule(pl.LightningModule):
     def __init__(self, model: SeqModel, train_cfg: Any, vocab: Vocab, kind: str = "seq2seq",
                  extra_metrics: dict[str, Callable] | None = None, texts: TextView | None = None, *,
@@ -105,12 +114,8 @@ class SeqModule(pl.LightningModule):
         return loss
 
     def _logs_this_step(self) -> bool:
-        """Whether Lightning writes this step's logged values to the loggers (every log_every_n_steps, and when
-        stopping): only then is train/loss logged, since each self.log goes through Lightning's bookkeeping (the
-        largest Python cost of a step in a profile) and the other steps' values were never written (issue 28)."""
-        t = self.trainer
-        n = t.log_every_n_steps
-        return bool(n) and ((self.global_step + 1) % n == 0 or t.should_stop)
+        """Whether Lightning writes this step's logged values to the loggers: only then is train/loss logged."""
+        return writes_logs(self.trainer, self.global_step + 1)  # in training_step: the step not yet counted
 
     def configure_optimizers(self):
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.cfg.optimizer]

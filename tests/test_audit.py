@@ -330,6 +330,17 @@ def test_verdicts_supported_contradicted_not_significant_with_holm_over_the_hypo
     # wide's interval would reach past accuracies of 0 and 1: clipped at 0 - 0.51 and 1 - 0.51
     _, lo, hi = stats.welch_ci(ACC["wide"], ACC["base"])
     assert lo < -0.51 and hi > 0.49 and got["wide"]["ci"] == pytest.approx([-0.51, 0.49])
+    # each row's own mean ± std, as the README's claims table prints them (ours_text)
+    import numpy as np
+
+    from ablate.report.tables import fmt
+    from ablate.report.verdicts import ours_text
+
+    def pm(xs):  # mean ± the sample standard deviation (ddof 1)
+        return f"{fmt(float(np.mean(xs)))} ± {fmt(float(np.std(xs, ddof=1)))}"
+
+    assert got["up"]["ours"] == [pm(ACC["better"]), pm(ACC["base"])]
+    assert ours_text(got["up"]).startswith(f"{pm(ACC['better'])} vs {pm(ACC['base'])} (Δ +0.3")
 
 
 def test_verdicts_are_inconclusive_with_few_seeds_a_confound_or_runs_capped_while_improving():

@@ -206,6 +206,7 @@ def test_a_report_on_the_flops_axis_draws_the_compute_and_scaling_figures(tmp_pa
         assert not figs[name].skipped, (name, figs[name].skipped)
         assert (tmp_path / "report" / "plots" / f"{name}.png").is_file()
     assert "Pareto front" in figs["compute_vs_metric"].caption
+    assert figs["compute_vs_metric"].legend_entries == 2  # gru, and the front's rings named in the legend
     # one seed: no exponent can be given an interval, and the captions say so in place of a number
     assert "gru: no fit (" in figs["scaling_compute"].caption
     assert "gru: no fit (at most 2 points a seed, at least 3 needed)" in figs["scaling_params"].caption

@@ -105,6 +105,29 @@ def test_each_rows_hover_box_covers_its_own_band_only(tmp_path):
     assert bottom0 <= top1 + 0.2 and bottom0 - top0 == pytest.approx(bottom1 - top1, abs=0.2)
 
 
+def test_a_point_is_hollow_exactly_where_its_interval_excludes_0_but_the_correction_leaves_it_not_significant(
+        tmp_path, monkeypatch):
+    """Filled: significant after Holm (or its interval spans 0); hollow (white face): the raw interval excludes 0
+    and the corrected test does not — the caption's 'hollow' rows."""
+    import ablate.report.forest as forest_mod
+    from ablate.report.tables import summarize
+
+    df = _runs({"base": [0.5, 0.52, 0.51], "a": [0.8, 0.82, 0.81], "b": [0.6, 0.62, 0.61], "c": [0.5, 0.53, 0.49]})
+    s = summarize(df, "test/seq_acc", baseline="base", keys=[])
+    crafted = pd.DataFrame({"label": ["a", "b", "c"], "name": ["a", "b", "c"], "baseline": ["base"] * 3,
+                            "delta": [0.3, 0.1, 0.0], "low": [0.25, 0.05, -0.03], "high": [0.35, 0.15, 0.03],
+                            "excludes_0": [True, True, False], "significant": [True, False, False],
+                            "n": [3] * 3, "n_base": [3] * 3})
+    monkeypatch.setattr(forest_mod, "forest_rows", lambda df, s: crafted)
+    drawn = {}
+    monkeypatch.setattr(forest_mod, "save", lambda fig, out, name, f: drawn.setdefault("fig", fig) and [])
+    fig = forest_mod.forest(df, s, tmp_path)
+    points = [line for line in drawn["fig"].axes[0].lines if line.get_marker() == "o"]
+    faces = {round(line.get_xdata()[0], 2): line.get_markerfacecolor() for line in points}
+    assert faces[0.1] == "white" and faces[0.3] != "white" and faces[0.0] != "white"
+    assert "hollow" in fig.caption and "1 row)" in fig.caption
+
+
 # ---- report/target.py -------------------------------------------------------------------------------------------
 
 def test_a_seed_that_recorded_no_steps_to_target_is_censored_at_its_last_step_for_the_log_rank_test():
@@ -245,6 +268,33 @@ def test_a_verdict_names_a_row_given_by_its_settings_by_the_tables_name_for_it()
                    expect="higher", alpha=0.05, published={}, note="")
     got = verdicts([h], runs, frame, Audit(), names={"better": "lstm", "base": "gru"})[0]
     assert got["rows"] == ["lstm", "gru"] and got["verdict"] == "supported"
+
+
+def test_a_hypothesis_whose_row_is_ambiguous_leaves_the_next_ones_their_verdicts(tmp_path):
+    """The first names a row by a setting two rows share (inconclusive, and it sits out of Holm's family); the
+    next are still judged; hypotheses.json keeps the ± and Δ as written, and a missing p_adj prints nothing."""
+    import json
+
+    from ablate.experiment.hypotheses import Hypothesis
+    from ablate.report.confounds import Audit
+    from ablate.report.verdicts import ours_text, verdicts, write_json
+
+    runs = _runs({"base": [0.5, 0.52, 0.51], "better": [0.8, 0.82, 0.81], "same": [0.5, 0.53, 0.49]})
+    runs["model.arch"] = ["gru"] * 3 + ["lstm"] * 6
+    frame = runs.drop_duplicates("label")[["label", "variant"]]
+
+    def h(name: str, row: dict | str, expect: str) -> Hypothesis:
+        return Hypothesis(name=name, claim=name, rows=(row, "base"), metric="test/seq_acc", expect=expect,
+                          alpha=0.05, published={}, note="")
+
+    got = verdicts([h("ambiguous", {"model.arch": "lstm"}, "higher"), h("up", "better", "higher"),
+                    h("flat", "same", "higher")], runs, frame, Audit())
+    assert [r["verdict"] for r in got] == ["inconclusive", "supported", "not significant"]
+    assert "matches 2 rows" in got[0]["reason"] and ours_text(got[0]) == "– vs – (n = 0/0)"  # no test, no p
+    assert "Holm over the 2 hypotheses" in got[1]["correction"]
+    text = write_json(got, tmp_path).read_text()
+    assert "±" in text  # written as UTF-8, not \u escapes
+    assert "\\u00b1" not in text and json.loads(text)[1]["verdict"] == "supported"
 
 
 # ---- ablate/stopping.py -----------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def run_capped(cmd: list[str], env: dict[str, str], limit_s: float) -> tuple[int
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-module", type=int, default=15,
+    ap.add_argument("--per-module", type=int, default=10,
                     help="mutants drawn per module (all of them where a module has fewer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="mutants tested at once")

@@ -31,6 +31,8 @@ ARCH_KEY = "model.arch"
 GRID = {"alpha": 0.3, "which": "both"}
 LEGEND = {"frameon": False, "fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
 TITLE_SIZE = 11
+PARETO_SIZE = (6.4, 4.2)  # inches: the metric-vs-compute scatter
+CURVES_SIZE = (7.0, 4.4)  # inches: the frontier and L(N) figures, their legend outside on the right
 
 
 def pareto_front(cost: Sequence[float], value: Sequence[float], minimize: bool = True) -> np.ndarray:
@@ -79,7 +81,7 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
         return fig_
     front = pareto_front(runs["C"], runs["y"], minimize=better(m) == "min")
     colors = _colors(list(runs["arch"].unique()))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=PARETO_SIZE)
     for arch, part in runs.groupby("arch", sort=False):
         ax.scatter(part["C"], part["y"], color=colors[arch], label=arch, s=28, alpha=0.85, zorder=3)
     on = runs[front].sort_values("C")
@@ -188,7 +190,7 @@ def _frontier_figure(runs: pd.DataFrame, root: Path, out: Path, s: Summary, fig_
         return fig_
     archs = list(dict.fromkeys(val["arch"]))
     colors = _colors(archs)
-    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    fig, ax = plt.subplots(figsize=CURVES_SIZE)
     fits, xs = {}, {}
     for arch in archs:
         mine = val[val["arch"] == arch]
@@ -236,7 +238,7 @@ def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
                       L=pd.to_numeric(runs[loss], errors="coerce")).dropna(subset=["N", "L"])
     archs = list(dict.fromkeys(pts["arch"]))
     colors = _colors(archs)
-    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    fig, ax = plt.subplots(figsize=CURVES_SIZE)
     fits, xs = {}, {}
     for arch in archs:
         mine = pts[pts["arch"] == arch]

@@ -5,9 +5,8 @@ batch of 64 pairs of 24-token sources and 25-token targets (a third of the rows 
 are in play), one thread. Three settings of the same model, stepped in alternation (interleave):
   off    dropout 0
   torch  dropout 0.1 through torch's F.dropout (what nn.Dropout did before issue 28)
-  ours   dropout 0.1 through ablate.models.dropout (four elements' mask from one 64-bit draw), attention
-         weights too (on CPU the fused kernel has no dropout: with dropout_p torch takes its math path and
-         bernoulli_, so ablate computes the same math path itself with the cheaper mask)
+  ours   dropout 0.1 through ablate.models.dropout (four elements' mask from one 64-bit draw); attention
+         weights: the kernel's own dropout_p in both (ablate.models.attention says why)
 Times are process CPU seconds (with one thread, the work done; far less moved by other tenants than wall
 time). Dropout's share of a step = (t(p=0.1) - t(off)) / t(p=0.1).   goal (Transformer, ours) <= 15%
 

@@ -243,9 +243,11 @@ class MultiHeadAttention(HeadProjections, Attention):
         bias = self._bias(Lq, Lk, self.h, q.device)
         p = self.dropout if self.training else 0.0
         weights = None
-        # On CPU the fused kernel has no dropout of its own (torch falls back to its math path and bernoulli_
-        # masks): the explicit path below with our cheaper mask does the same work for less.
-        if not need_weights and not (p > 0 and q.device.type == "cpu"):
+        # The kernel's own dropout_p even on CPU, where torch takes its math path and bernoulli_ masks for it: the
+        # explicit path below with ablate.models.dropout's mask was cheaper (dropout's share of a Transformer step
+        # 9.9% against 14%) but made a run's numbers depend on the thread count, so a run resumed in a process
+        # with other threads (a requeued SLURM job, a retried Ray task) no longer matched (tests/test_scale.py).
+        if not need_weights:
             if key_pad is None and bias is None:  # the kernel's own causal path is faster than an explicit mask
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal and Lq > 1)
             else:

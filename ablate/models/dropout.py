@@ -6,7 +6,8 @@ is 0.1 ns). Here one 64-bit draw makes the mask of four elements: its 16-bit lan
 to a multiple of 2^-15 (within 1.6e-5 of p), the kept elements scaled by the exact inverse of that rate's
 complement, so the expectation is preserved exactly; it costs about a quarter of bernoulli_ (benchmarks/dropout.py
 measures what that does to a training step per architecture). Other devices keep torch's fused kernel; p = 0 or
-eval mode returns the input untouched. Attention weights use the same mask (ablate.models.attention).
+eval mode returns the input untouched. Attention-weight dropout is the attention kernel's own dropout_p
+(ablate.models.attention says why).
 """
 
 from __future__ import annotations

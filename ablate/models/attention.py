@@ -245,7 +245,7 @@ class MultiHeadAttention(HeadProjections, Attention):
         weights = None
         # The kernel's own dropout_p even on CPU, where torch takes its math path and bernoulli_ masks for it: the
         # explicit path below with ablate.models.dropout's mask was cheaper (dropout's share of a Transformer step
-        # 9.9% against 14%) but made a run's numbers depend on the thread count, so a run resumed in a process
+        # 9.9% against 14.6%) but made a run's numbers depend on the thread count, so a run resumed in a process
         # with other threads (a requeued SLURM job, a retried Ray task) no longer matched (tests/test_scale.py).
         if not need_weights:
             if key_pad is None and bias is None:  # the kernel's own causal path is faster than an explicit mask
@@ -263,7 +263,7 @@ class MultiHeadAttention(HeadProjections, Attention):
             weights = masked_softmax(scores, allowed_mask(key_pad, causal, Lq, Lk, q.device))
             y = dropout(weights, p, True) @ v
         y = y.transpose(1, 2).reshape(query.size(0), Lq, self.inner)
-        return self.out(y), weights if need_weights else None
+        return self.out(y), weights
 
 
 @ATTENTION.register("additive")

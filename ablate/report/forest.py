@@ -142,13 +142,13 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
     ax.set_yticks(y, labels, fontsize=TICK_SIZE)
     for tick, sig in zip(ax.get_yticklabels(), rows["significant"], strict=True):
         tick.set_color("0.1" if sig else "0.5")
-    fig.supxlabel(f"Δ test {metric_name(s.primary)} vs {row_names(s).get(rows['baseline'].iloc[0], s.baseline)}"
+    base_name = row_names(s).get(rows["baseline"].iloc[0], s.baseline)
+    fig.supxlabel(f"Δ test {metric_name(s.primary)} vs {base_name}"
                   f" ({'higher' if up else 'lower'} is better)", fontsize=LABEL_SIZE)
     fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds",
                  fontsize=TITLE_SIZE)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), row_names(s).get(rows["baseline"].iloc[0],
-                                                                                       s.baseline))
+    fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), base_name)
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
     n_sig = int(rows["significant"].sum())

@@ -67,17 +67,16 @@ def epoch_batches(src_len: torch.Tensor, tgt_len: torch.Tensor, batch_size: int,
     per_batch = batch_size if max_tokens <= 0 else max(1, max_tokens // max(1, int((src_len + tgt_len).float()
                                                                                        .mean())))
     chunk = max(1, chunk_batches * per_batch)
-    batches: list[list[int]] = []
     parts = []
     for i, start in enumerate(range(0, n, chunk)):
         part = order[start:start + chunk]
         key = src_len[part] * (int(tgt_len.max()) + 1) + tgt_len[part]  # by source length, then target length
         part = part[torch.sort(key, stable=True).indices]
-        if max_tokens <= 0:
-            batches += cut_batches(part, src_len, tgt_len, batch_size, max_tokens)
-        else:  # snake: every other chunk longest first, so that neighbouring chunks meet at similar lengths
-            parts.append(part.flip(0) if i % 2 else part)
-    if parts:
+        # under a token budget, snake: every other chunk longest first, so neighbouring chunks meet at similar lengths
+        parts.append(part.flip(0) if max_tokens > 0 and i % 2 else part)
+    if max_tokens <= 0:  # batch_size examples: every chunk splits into whole batches
+        batches = [b for part in parts for b in cut_batches(part, src_len, tgt_len, batch_size, max_tokens)]
+    else:
         # Under a token budget a chunk rarely splits into whole batches: cut per chunk, each chunk's rest became a
         # batch of a few examples (1 to 12 on the benchmark's caption-like corpus, 13 of 147 batches an epoch),
         # each taking a full optimizer step on a noisy gradient. Cut across the chunks, only the epoch's last

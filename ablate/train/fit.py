@@ -193,8 +193,8 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
     timer, eval_timer = TrainTimer(), EvalTimer()
     meter = ComputeMeter(timer, t.max_flops)  # before the timer: counting a new batch shape is not timed
     resume = ResumeCheckpoint(run_dir, dm, timer)  # full state in checkpoints/last.ckpt: a rerun continues
-    time_limit = [TimeLimit(timer, t.max_time)] if t.max_time > 0 else []
-    stoppers = stop_callbacks(t) + time_limit
+    rules, time_limit = stop_callbacks(t), [TimeLimit(timer, t.max_time)] if t.max_time > 0 else []
+    stoppers = rules + time_limit
     recorder = StopRecorder(t.monitor)
     label = " ".join(str(x) for x in (meta.get("label"), f"seed {cfg.seed}") if x)
     progress = RunProgress(label, t.monitor, run_dir)
@@ -204,8 +204,7 @@ def build(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], world: int = 1) -
         strategy=rank_strategy(t.strategy) if world > 1 else t.strategy, precision=t.precision,
         plugins=[LightningEnvironment()] if world > 1 else None, deterministic=t.deterministic, logger=loggers,
         # the time limit decides a step's stop before the meter logs that step (it logs only the steps written)
-        callbacks=[ckpt, resume, *time_limit, meter, timer, eval_timer, progress, recorder,
-                   *(s for s in stoppers if s not in time_limit)],
+        callbacks=[ckpt, resume, *time_limit, meter, timer, eval_timer, progress, recorder, *rules],
         gradient_clip_val=t.grad_clip or None,
         **val_schedule(t), reload_dataloaders_every_n_epochs=reload_every(t.batching, t.max_tokens),
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False, use_distributed_sampler=False,

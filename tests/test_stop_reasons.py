@@ -117,6 +117,7 @@ def test_an_experiment_records_why_each_run_stopped(tmp_path):
     assert df.loc["target", "stop_reason"] == "target" and df.loc["target", "tested_step"] == 1
     assert set(df["stop_source"]) == {"recorded"}
     assert (df["test/hit_cap"] >= 0).all() and "val/hit_cap" in df
+    assert (df["test/cap_short"] == 0).all()  # reverse's cap is its longest target: every reference fits
     res = json.loads(next((tmp_path / "runs" / "why").glob("*/result.json")).read_text())
     assert {"stop_reason", "still_improving", "stop_source", "tested_step"} <= set(res)
     assert "dirty" in res["reproduce"]
@@ -236,6 +237,29 @@ def test_an_output_without_eos_counts_as_stopped_at_its_cap():
     tgt = torch.tensor([[5, 6, 2], [5, 6, 2], [7, 2, 0]])
     pred = torch.tensor([[5, 6, 2, 0], [5, 6, 6, 6], [7, 7, 7, 2]])  # ends on time; cut at the cap; late <eos>
     assert decode_counts(pred, tgt)["hit_cap"].tolist() == [0, 1, 0]
+    # references of 3, 3 and 2 tokens (<eos> included) against caps 3, 2, 2: only the second cannot fit
+    assert decode_counts(pred, tgt, torch.tensor([3, 2, 2]))["cap_short"].tolist() == [0, 1, 0]
+    assert decode_counts(pred, tgt)["cap_short"].tolist() == [0, 0, 0]  # no caps given: nothing to blame
+
+
+def test_a_run_counts_the_test_references_its_decoding_cap_cut_short(tmp_path):
+    """A corpus whose targets are 3 words a source word, decoded with a hand-set cap of 1 a source word: every
+    reference is longer than its cap, result.json says so, and the report marks the row and says to raise it."""
+    from ablate import load_results
+    from ablate.cli import main
+
+    words = "a b c d e f g h".split()
+    lines = [" ".join(words[k:k + n]) + "\t" + " ".join(w for w in words[k:k + n] for _ in range(3))
+             for n in range(1, 5) for k in range(8 - n)]  # 22 distinct sources of 1-4 words
+    (tmp_path / "x.tsv").write_text("\n".join(lines) + "\n")
+    exp = {"name": "cut", "seeds": [0], "model": MODEL, "train": {"batch_size": 8, "max_steps": 2},
+           "task": {"name": "tsv", "path": str(tmp_path / "x.tsv"), "decode_ratio": 1.0, "decode_margin": 0}}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(exp))
+    assert main(["run", str(tmp_path / "e.yaml"), "--runs-dir", str(tmp_path / "runs"), "--no-report"]) == 0
+    df = load_results(tmp_path / "runs" / "cut")
+    assert (df["test/cap_short"] > 0).all() and (df["test/seq_acc"] == 0).all()
+    assert main(["report", str(tmp_path / "runs" / "cut"), "--out", str(tmp_path / "rep")]) == 0
+    assert "‡ test references longer than their decoding cap" in (tmp_path / "rep" / "README.md").read_text()
 
 
 def tsv_build(tmp_path, **task):
@@ -356,7 +380,8 @@ def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
     md = to_markdown(summarize(df))
     assert "| a † |" in md and "| b ‡ |" in md
     assert "† k of n runs stopped at the step cap while improving: a lower bound (a: 1 of 2)" in md
-    assert "‡ test outputs stopped at their decoding cap" in md and "b: 1 of 2 runs, 3 outputs" in md
+    assert "‡ test outputs ran to their decoding cap without <eos>" in md and "b: 1 of 2 runs, 3 outputs" in md
+    assert "predate the record of whether the references fit" in md  # hit_cap alone cannot blame the cap
     assert "hit cap" not in md  # a count the mark shows, not a metric column
     assert "1 of 4 runs stopped at a step or epoch cap while still improving" in _summary_line({"df": df})
     from ablate.report.stops import run_text
@@ -366,6 +391,22 @@ def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
     assert run_text(df.iloc[3].copy().replace({"recorded": "inferred"})) == "plateau (inferred)"
     plain = to_markdown(summarize(runs_frame()))  # nothing recorded: nothing marked
     assert "†" not in plain and "‡" not in plain
+
+
+def test_only_references_longer_than_their_cap_mark_a_row_as_cut_by_the_cap():
+    """A model that never emits <eos> runs to the cap on its own (its error, not the cap's): no mark. A reference
+    longer than its cap could never be matched: marked, with the advice to raise the cap."""
+    from ablate.report.tables import summarize, to_markdown
+
+    df = runs_frame(**{"test/hit_cap": [5, 0, 2, 0], "test/cap_short": [0, 0, 2, 0]})
+    md = to_markdown(summarize(df))
+    assert "| a |" in md and "| b ‡ |" in md
+    assert "‡ test references longer than their decoding cap, so those outputs could not be right " \
+        "(b: 1 of 2 runs, 2 outputs); raise the task's decoding cap" in md
+    assert "cap short" not in md and "older than this record" not in md
+    mixed = runs_frame(**{"test/hit_cap": [0, 0, 2, 4], "test/cap_short": [None, None, 2, None]})
+    md = to_markdown(summarize(mixed))
+    assert "b: 2 of 2 runs, 6 outputs; runs older than this record count outputs that ran to the cap" in md
 
 
 def test_steps_to_target_prints_its_resolution():

@@ -534,8 +534,8 @@ def test_an_epochs_metrics_and_the_plateaus_statistics_come_from_the_summed_coun
     module.trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=lambda v, reduce_op: v))
     module._sums = {"nll": torch.tensor(20.0), "nll_sq": torch.tensor(50.0), "hit_cap": torch.tensor(3.0),
                     "n": torch.tensor(4.0), "tokens": torch.tensor(10.0), "token_correct": torch.tensor(7.0),
-                    "seq_correct": torch.tensor(2.0)}
-    expected = {"val/loss": 2.0, "val/token_acc": 0.7, "val/seq_acc": 0.5, "val/hit_cap": 3.0}
+                    "seq_correct": torch.tensor(2.0), "cap_short": torch.tensor(1.0)}
+    expected = {"val/loss": 2.0, "val/token_acc": 0.7, "val/seq_acc": 0.5, "val/hit_cap": 3.0, "val/cap_short": 1.0}
     assert module._log_epoch("val") == pytest.approx(expected) and logged == pytest.approx(expected)
     assert module.val_stats == pytest.approx({"n": 4, "tokens": 10, "nll_sq_mean": 5.0})  # E[nll^2] per token
     assert module._sums == {}

@@ -1,9 +1,9 @@
 """What the report says about how its runs ended: rows resting on runs stopped at a step or epoch cap while
-still improving (their numbers are a lower bound), rows with test outputs cut at the decoding cap, and the
-resolution of steps-to-target (the validation interval).
+still improving (their numbers are a lower bound), rows with test references longer than their decoding cap
+(no output could be right: raise the cap), and the resolution of steps-to-target (the validation interval).
 
-Reads results.csv's stop_reason / still_improving / stop_source and test/hit_cap where present; a missing
-column is "not recorded" and marks nothing.
+Reads results.csv's stop_reason / still_improving / stop_source and test/cap_short (test/hit_cap for runs made
+before cap_short was recorded) where present; a missing column is "not recorded" and marks nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pandas as pd
 
 CAPS = ("max_steps", "max_epochs", "max_flops", "time_limit")
 CAPPED_MARK = "†"  # a row with runs capped while improving
-CUT_MARK = "‡"  # a row with test outputs stopped at their decoding cap
-COUNTS = ("test/hit_cap", "val/hit_cap")  # counts shown by the marks, not as metric columns
+CUT_MARK = "‡"  # a row with test references longer than their decoding cap
+COUNTS = ("test/hit_cap", "val/hit_cap", "test/cap_short", "val/cap_short")  # shown by the marks, not as columns
 INTERVAL_KEY = "train.val_every_n_steps"
 SUBSET_KEY = "train.val_subset"  # > 0: validation (and the target check) on a fixed subset of this many examples
 
@@ -29,11 +29,18 @@ def capped_improving(runs: pd.DataFrame) -> pd.Series:
     return runs["stop_reason"].isin(CAPS) & improving
 
 
-def cut_outputs(runs: pd.DataFrame) -> pd.Series:
-    """Per run: test outputs that stopped at their decoding cap (0 where not recorded)."""
-    if "test/hit_cap" not in runs:
-        return pd.Series(0.0, index=runs.index)
-    return pd.to_numeric(runs["test/hit_cap"], errors="coerce").fillna(0.0)
+def cut_outputs(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per run: (test examples cut by the decoding cap, whether that count is known to be the cap's fault).
+
+    Known (test/cap_short): references longer than their cap, so no output could be right. Runs made before
+    that was recorded have only test/hit_cap, outputs that ran to the cap without <eos>: a model that never
+    stops does that too, so those counts are marked unknown. 0 where neither is recorded."""
+    short = pd.to_numeric(runs["test/cap_short"], errors="coerce") if "test/cap_short" in runs else \
+        pd.Series(float("nan"), index=runs.index)
+    ran = pd.to_numeric(runs["test/hit_cap"], errors="coerce") if "test/hit_cap" in runs else \
+        pd.Series(float("nan"), index=runs.index)
+    known = short.notna()
+    return short.where(known, ran).fillna(0.0), known
 
 
 def interval(runs: pd.DataFrame) -> Optional[int]:
@@ -59,11 +66,12 @@ def cap_words(reasons: Any) -> str:
 
 def row_stats(good: pd.DataFrame) -> dict[str, Any]:
     """stops/* columns of one table row from its finished runs."""
-    cut, capped = cut_outputs(good), capped_improving(good)
+    (cut, known), capped = cut_outputs(good), capped_improving(good)
     return {"stops/capped_improving": int(capped.sum()),
             "stops/capped_reasons": ",".join(sorted(set(good.loc[capped, "stop_reason"]))) if capped.any() else "",
             "stops/n": len(good),
             "stops/cut_runs": int((cut > 0).sum()), "stops/cut_outputs": float(cut.sum()),
+            "stops/cut_unknown": int(((cut > 0) & ~known).sum()),
             "stops/interval": interval(good), "stops/val_subset": _subset(good)}
 
 
@@ -100,8 +108,15 @@ def footnotes(frame: pd.DataFrame, names: dict[str, str]) -> list[str]:
     if len(cut):
         rows = "; ".join(f"{names.get(r['label'], r['label'])}: {int(r['stops/cut_runs'])} of {int(r['stops/n'])} "
                          f"runs, {int(r['stops/cut_outputs'])} outputs" for _, r in cut.iterrows())
-        notes.append(f"{CUT_MARK} test outputs stopped at their decoding cap, so they could not be right ({rows}); "
-                     "raise the task's decoding cap (decode_ratio / decode_margin).")
+        unknown = int(cut["stops/cut_unknown"].sum()) if "stops/cut_unknown" in cut else 0
+        if unknown == int(cut["stops/cut_runs"].sum()):
+            notes.append(f"{CUT_MARK} test outputs ran to their decoding cap without <eos> ({rows}); these runs "
+                         "predate the record of whether the references fit the cap: where they did not, the cap "
+                         "cut answers short (re-run, or raise the task's decode_ratio / decode_margin).")
+        else:
+            older = "; runs older than this record count outputs that ran to the cap" if unknown else ""
+            notes.append(f"{CUT_MARK} test references longer than their decoding cap, so those outputs could not "
+                         f"be right ({rows}{older}); raise the task's decoding cap (decode_ratio / decode_margin).")
     return notes
 
 

@@ -151,16 +151,16 @@ class SeqModule(pl.LightningModule):
         if timed:
             sync(batch["src"].device)
             t0 = time.perf_counter()
-        pred = self.model.generate(batch["src"], batch["src_len"], self.decode_caps(batch["src_len"]),
-                                   **decoding)
+        caps = self.decode_caps(batch["src_len"])
+        pred = self.model.generate(batch["src"], batch["src_len"], caps, **decoding)
         if timed:
             sync(batch["src"].device)
             self.decode_seconds += time.perf_counter() - t0
             self.decode_tokens += int((pred != Vocab.pad).sum())
-        counts = decode_counts(pred, batch["tgt"])
+        counts = decode_counts(pred, batch["tgt"], caps)
         n = batch["src"].size(0)
         sums = {"nll": nll.detach(), "nll_sq": nll_sq.detach(),
-                "hit_cap": counts["hit_cap"].sum().float(),
+                "hit_cap": counts["hit_cap"].sum().float(), "cap_short": counts["cap_short"].sum().float(),
                 "n": torch.tensor(float(n), device=nll.device),
                 "tokens": counts["tokens"].sum().float(), "token_correct": counts["token_correct"].sum().float(),
                 "seq_correct": counts["seq_correct"].sum().float()}
@@ -177,7 +177,8 @@ class SeqModule(pl.LightningModule):
         s = dict(zip(keys, vec.tolist(), strict=True))
         self._sums = {}
         out = {f"{stage}/loss": s["nll"] / s["tokens"], f"{stage}/token_acc": s["token_correct"] / s["tokens"],
-               f"{stage}/seq_acc": s["seq_correct"] / s["n"], f"{stage}/hit_cap": s.get("hit_cap", 0.0)}
+               f"{stage}/seq_acc": s["seq_correct"] / s["n"], f"{stage}/hit_cap": s.get("hit_cap", 0.0),
+               f"{stage}/cap_short": s.get("cap_short", 0.0)}
         if self.kind == "classification":
             out[f"{stage}/acc"] = out[f"{stage}/seq_acc"]
         if stage == "val":  # what early stopping's default min_delta (the metric's standard error) reads

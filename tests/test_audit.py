@@ -397,6 +397,14 @@ def test_reached_fraction_and_steps_to_target_hypotheses_use_fisher_and_log_rank
     p, _ = stats.logrank_steps(steps["fast"], [True] * 6, [3000] * 6, [False] * 6)
     assert got["sooner"]["p"] == pytest.approx(p) and got["sooner"]["verdict"] == "supported"
     assert got["sooner"]["ours"] == ["590 (6/6 reached)", "≥3,000 (0/6 reached)"]
+    # "within the budget" is the question: slow's seeds capped while still improving answer it (not reached),
+    # where on a metric's value they would make the verdict inconclusive
+    capped = runs.assign(stop_reason=["target"] * 6 + ["max_steps"] * 6, still_improving=[False] * 6 + [True] * 6)
+    got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), capped, frame, Audit())}
+    assert got["more"]["verdict"] == "supported" and got["sooner"]["verdict"] == "supported"
+    raw_value = _experiment([_hyp("value", "fast", "slow", "higher")], variants=("fast", "slow"))
+    r = verdicts(parse_hypotheses(raw_value, "test/seq_acc"), capped, frame, Audit())[0]
+    assert r["verdict"] == "inconclusive" and "capped while improving (6 of 12" in r["reason"]
     raw["hypotheses"][1]["expect"] = "higher"  # "more steps": the data say the opposite
     got = {r["name"]: r for r in verdicts(parse_hypotheses(raw, "test/seq_acc"), runs, frame, Audit())}
     assert got["sooner"]["verdict"] == "contradicted"

@@ -7,7 +7,9 @@ Holm-adjusted. Verdict, in this order:
 
 - inconclusive: fewer than 3 finished seeds on a side; or the rows differ in a recorded environment field
   (a confound, unless report.accept_confounds accepts it); or a run of either row was capped while still
-  improving (result.json stop_reason max_steps / max_epochs / time_limit with still_improving true);
+  improving (result.json stop_reason max_steps / max_epochs / time_limit with still_improving true) —
+  except where the metric is `reached` or `steps_to_target`: those ask "within the budget", so a seed
+  capped before the target is the answer (not reached; censored at its last step), not a lower bound;
   or no test was possible;
 - supported: adjusted p < alpha, in the expected direction;
 - contradicted: adjusted p < alpha, the other way;
@@ -35,6 +37,8 @@ from ablate.report.stops import capped_improving
 from ablate.report.tables import fmt, metric_name, welch_p
 
 FILE = "hypotheses.json"
+# Metrics that ask what happens within the step budget: a run capped before the target answers them.
+BUDGETED = ("reached", "steps_to_target")
 MIN_SEEDS = 3
 VERDICTS = ("supported", "not significant", "contradicted", "inconclusive")
 
@@ -142,7 +146,8 @@ def verdicts(hyps: list[Hypothesis], runs: pd.DataFrame, frame: pd.DataFrame, au
             reasons.append(f"fewer than {MIN_SEEDS} seeds ({rec['n'][0]} and {rec['n'][1]})")
         if fields := audit.between(la, lb):
             reasons.append(f"a confound: the rows differ in {', '.join(fields)}")
-        if capped := int(capped_improving(a).sum() + capped_improving(b).sum()):
+        capped = int(capped_improving(a).sum() + capped_improving(b).sum())
+        if capped and h.metric not in BUDGETED:
             at = caps_tried(pd.concat([a, b]))
             reasons.append(f"runs capped while improving ({capped} of {len(a) + len(b)}{', at ' + at if at else ''})")
         rec["reasons"] = reasons

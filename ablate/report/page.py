@@ -528,7 +528,8 @@ def page(ctx: dict[str, Any], s: Optional[Summary], figures: list, tables: dict[
 VERDICT_NOTE = ("Each verdict is computed from the runs: the test named, its p Holm-adjusted over this experiment's "
                 "hypotheses; supported / contradicted = significant at the hypothesis's α in / against the expected "
                 "direction; inconclusive = fewer than 3 seeds a side, rows that differ in a recorded environment "
-                "field, or runs capped while still improving. The published figure is shown beside ours, never "
+                "field, or runs capped while still improving (but for seeds reached and steps to target, which "
+                "ask what happens within the step cap). The published figure is shown beside ours, never "
                 "tested. All of it is in hypotheses.json.")
 
 

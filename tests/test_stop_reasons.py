@@ -383,7 +383,7 @@ def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
     assert "‡ test outputs ran to their decoding cap without <eos>" in md and "b: 1 of 2 runs, 3 outputs" in md
     assert "predate the record of whether the references fit" in md  # hit_cap alone cannot blame the cap
     assert "hit cap" not in md  # a count the mark shows, not a metric column
-    assert "1 of 4 runs stopped at a step or epoch cap while still improving" in _summary_line({"df": df})
+    assert "1 of 4 runs stopped at a step cap while still improving" in _summary_line({"df": df})
     from ablate.report.stops import run_text
 
     assert run_text(df.assign(tested_step=[1750, 2000, 250, 500]).iloc[0]) == "max_steps while improving; " \
@@ -506,7 +506,8 @@ def test_runs_capped_at_a_flop_budget_are_said_to_hit_the_compute_cap():
     md = to_markdown(summarize(df))
     assert "† k of n runs stopped at the compute cap (FLOP budget, train.max_flops) while improving: a lower " \
            "bound (a: 2 of 2)" in md and "step cap" not in md
-    assert "2 of 4 runs stopped at a compute cap (FLOP budget) while still improving" in _summary_line({"df": df})
+    assert "2 of 4 runs stopped at a compute cap (FLOP budget, train.max_flops) while still improving" \
+        in _summary_line({"df": df})
     both = runs_frame(stop_reason=["max_flops", "max_steps", "target", "target"],
                       still_improving=[True, True, None, None], stop_source=["recorded"] * 4)
     assert "stopped at the step or compute cap (FLOP budget) while improving" in to_markdown(summarize(both))

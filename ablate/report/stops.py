@@ -51,17 +51,19 @@ def interval(runs: pd.DataFrame) -> Optional[int]:
     return steps.pop() if len(steps) == 1 and min(steps, default=0) > 0 else None
 
 
-def cap_words(reasons: Any) -> str:
-    """What stopped capped runs, in words: a compute cap (train.max_flops) is a FLOP budget, not a step cap."""
+def cap_words(reasons: Any, article: str = "the") -> str:
+    """What stopped capped runs, in words ("the step cap", "a compute cap (FLOP budget, train.max_flops)"): a
+    compute cap is a FLOP budget, not a step cap; the table's footnote and the page header both say it so."""
     found = {r for r in (reasons if isinstance(reasons, (set, list, tuple)) else str(reasons or "").split(","))
              if r}
-    steps = bool(found & {"max_steps", "max_epochs"})
-    if "time_limit" in found:
-        rest = found - {"time_limit"}
-        return "the time limit (train.max_time)" if not rest else f"{cap_words(rest)} or the time limit"
+    kinds = [w for r, w in (("max_steps", "step"), ("max_epochs", "epoch"), ("max_flops", "compute")) if r in found]
+    words = f"{article} {' or '.join(kinds)} cap" if kinds else ""
     if "max_flops" in found:
-        return "the step or compute cap (FLOP budget)" if steps else "the compute cap (FLOP budget, train.max_flops)"
-    return "the step cap"
+        words += " (FLOP budget, train.max_flops)" if kinds == ["compute"] else " (FLOP budget)"
+    if "time_limit" in found:
+        limit = f"{article} time limit" + ("" if words else " (train.max_time)")
+        return f"{words} or {limit}" if words else limit
+    return words or f"{article} step cap"
 
 
 def row_stats(good: pd.DataFrame) -> dict[str, Any]:
@@ -130,12 +132,7 @@ def header_line(df: pd.DataFrame) -> Optional[str]:
         return None
     inferred = int((ok.get("stop_source", pd.Series(dtype=str)) == "inferred").sum())
     how = f"; inferred from metrics.csv for {inferred} runs made before this was recorded" if inferred else ""
-    reasons = set(ok.loc[capped_improving(ok), "stop_reason"])
-    caps = reasons - {"time_limit"}
-    cap = ("a step or epoch cap" if "max_flops" not in caps else "a compute cap (FLOP budget)"
-           if caps == {"max_flops"} else "a step, epoch or compute cap")
-    if "time_limit" in reasons:
-        cap = f"{cap} or a time limit" if caps else "a time limit (train.max_time)"
+    cap = cap_words(set(ok.loc[capped_improving(ok), "stop_reason"]), article="a")
     return (f"{k} of {len(ok)} runs stopped at {cap} while still improving ({CAPPED_MARK}: their "
             f"rows are a lower bound{how})")
 

@@ -68,12 +68,13 @@ def evaluate(model, loader, label_smoothing: float, caps) -> dict[str, float]:
     """caps: the harness's per-example decoding caps (the task's, never the references'; here equal to the
     longest target), so that both sides decode as many steps whatever the task."""
     model.eval()
-    sums = {"loss": 0.0, "n": 0, "tokens": 0, "token_correct": 0, "seq_correct": 0, "hit_cap": 0}
+    sums = {"loss": 0.0, "n": 0, "tokens": 0, "token_correct": 0, "seq_correct": 0, "hit_cap": 0, "cap_short": 0}
     for b in loader:
         logits = model(b["src"], b["src_len"], b["tgt_in"])
         loss = F.cross_entropy(logits.flatten(0, 1), b["tgt"].flatten(), ignore_index=Vocab.pad,
                                label_smoothing=label_smoothing)
-        counts = decode_counts(model.generate(b["src"], b["src_len"], caps(b["src_len"])), b["tgt"])
+        cap = caps(b["src_len"])
+        counts = decode_counts(model.generate(b["src"], b["src_len"], cap), b["tgt"], cap)
         sums["loss"] += float(loss) * b["src"].size(0)
         sums["n"] += b["src"].size(0)
         for k, v in counts.items():

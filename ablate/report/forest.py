@@ -112,8 +112,11 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
     up = better(s.primary) == "max"
     ranges = x_panels(rows)
     widths = [1, 3] if len(ranges) == 2 and ranges[0][1] < 0 < ranges[1][1] else [3, 1][: len(ranges)]
+    # constrained layout makes room for the figure-level x label and title (tight_layout let the label sit on
+    # the tick labels of a short figure)
     fig, axes = plt.subplots(1, len(ranges), sharey=True, figsize=(FIG_WIDTH, ROW_HEIGHT * len(rows) + FIG_MARGIN),
-                             gridspec_kw={"width_ratios": widths, "wspace": 0.06}, squeeze=False)
+                             gridspec_kw={"width_ratios": widths}, squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(wspace=0.02)
     axes = list(axes[0])
     y = np.arange(len(rows))[::-1]
     for a, (x0, x1) in zip(axes, ranges, strict=True):
@@ -149,7 +152,6 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
                  fontsize=TITLE_SIZE)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), base_name)
-    fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
     n_sig = int(rows["significant"].sum())
     n_raw = int((rows["excludes_0"] & ~rows["significant"]).sum())

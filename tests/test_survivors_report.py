@@ -168,6 +168,8 @@ def test_the_page_header_counts_capped_runs_that_recorded_no_stop_source():
                        "still_improving": [True, False]})
     assert header_line(df) == ("1 of 2 runs stopped at a step cap while still improving (†: their rows "
                                "are a lower bound)")
+    assert header_line(df.assign(stop_reason=["max_epochs", "target"])).startswith(
+        "1 of 2 runs stopped at an epoch cap while")  # the article agrees with the noun
 
 
 def test_a_run_read_back_from_results_csv_still_says_it_was_capped_while_improving():

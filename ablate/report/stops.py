@@ -57,7 +57,8 @@ def cap_words(reasons: Any, article: str = "the") -> str:
     found = {r for r in (reasons if isinstance(reasons, (set, list, tuple)) else str(reasons or "").split(","))
              if r}
     kinds = [w for r, w in (("max_steps", "step"), ("max_epochs", "epoch"), ("max_flops", "compute")) if r in found]
-    words = f"{article} {' or '.join(kinds)} cap" if kinds else ""
+    art = "an" if article == "a" and kinds and kinds[0][0] in "aeiou" else article  # "an epoch cap"
+    words = f"{art} {' or '.join(kinds)} cap" if kinds else ""
     if "max_flops" in found:
         words += " (FLOP budget, train.max_flops)" if kinds == ["compute"] else " (FLOP budget)"
     if "time_limit" in found:

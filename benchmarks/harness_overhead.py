@@ -68,7 +68,7 @@ def evaluate(model, loader, label_smoothing: float, caps) -> dict[str, float]:
     """caps: the harness's per-example decoding caps (the task's, never the references'; here equal to the
     longest target), so that both sides decode as many steps whatever the task."""
     model.eval()
-    sums = {"loss": 0.0, "n": 0, "tokens": 0, "token_correct": 0, "seq_correct": 0, "hit_cap": 0, "cap_short": 0}
+    sums = {"loss": 0.0, "n": 0}
     for b in loader:
         logits = model(b["src"], b["src_len"], b["tgt_in"])
         loss = F.cross_entropy(logits.flatten(0, 1), b["tgt"].flatten(), ignore_index=Vocab.pad,
@@ -77,8 +77,8 @@ def evaluate(model, loader, label_smoothing: float, caps) -> dict[str, float]:
         counts = decode_counts(model.generate(b["src"], b["src_len"], cap), b["tgt"], cap)
         sums["loss"] += float(loss) * b["src"].size(0)
         sums["n"] += b["src"].size(0)
-        for k, v in counts.items():
-            sums[k] += int(v.sum())
+        for k, v in counts.items():  # whatever decode_counts counts (listing them here broke once)
+            sums[k] = sums.get(k, 0) + int(v.sum())
     return sums
 
 

@@ -35,12 +35,14 @@ def cut_outputs(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     Known (test/cap_short): references longer than their cap, so no output could be right. Runs made before
     that was recorded have only test/hit_cap, outputs that ran to the cap without <eos>: a model that never
     stops does that too, so those counts are marked unknown. 0 where neither is recorded."""
-    short = pd.to_numeric(runs["test/cap_short"], errors="coerce") if "test/cap_short" in runs else \
-        pd.Series(float("nan"), index=runs.index)
-    ran = pd.to_numeric(runs["test/hit_cap"], errors="coerce") if "test/hit_cap" in runs else \
-        pd.Series(float("nan"), index=runs.index)
+    short, ran = _column(runs, "test/cap_short"), _column(runs, "test/hit_cap")
     known = short.notna()
     return short.where(known, ran).fillna(0.0), known
+
+
+def _column(runs: pd.DataFrame, key: str) -> pd.Series:
+    """runs[key] as numbers; NaN for a column not recorded."""
+    return pd.to_numeric(runs[key], errors="coerce") if key in runs else pd.Series(float("nan"), index=runs.index)
 
 
 def interval(runs: pd.DataFrame) -> Optional[int]:

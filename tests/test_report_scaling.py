@@ -41,6 +41,11 @@ def test_every_figure_has_one_panel_per_task_and_a_short_legend(report):
         titles = drawn[name].panels
         assert sum("reverse" in t for t in titles) == sum("copy" in t for t in titles) >= 1, (name, titles)
         assert drawn[name].legend_entries == 3  # lstm, cnn, transformer: the keys that vary within a panel
+    # a Pareto front per task: runs of different tasks are never on one front (a split is a task of its own)
+    titles = drawn["compute_vs_metric"].panels
+    assert sum("reverse" in t for t in titles) == sum("copy" in t for t in titles) == 1, titles
+    ahead = drawn["compute_vs_metric"].caption.split("Ahead on the front: ")[1]
+    assert ahead.count("reverse: ") == ahead.count("copy: ") == 1, ahead
     text = index.read_text()
     assert "vocab=" not in text.split('id="figures"')[1].split('id="runs"')[0]  # no constant-within-panel keys
 

@@ -19,10 +19,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import LogLocator, NullFormatter
 
 from ablate.report.facets import label_runs
 from ablate.report.figures import Figure, save
-from ablate.report.plots import ARCH_COLORS, _finished, _runs_data, _safely, at_steps, count_ticks, hue_colors
+from ablate.report.plots import ARCH_COLORS, _finished, _runs_data, _safely, across, at_steps, count_ticks, hue_colors
 from ablate.report.powerlaw import MIN_POINTS, SeedFit, fit_over_seeds
 from ablate.report.tables import Summary, better, fmt_count, metric_name
 
@@ -79,29 +80,48 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
     if runs.empty or runs["C"].nunique() < 2:
         fig_.skipped = "fewer than two runs with both training FLOPs and the metric: nothing to compare"
         return fig_
-    front = pareto_front(runs["C"], runs["y"], minimize=better(m) == "min")
+    runs = label_runs(runs, s)  # 'facet': the task and split a run answers ('' when one)
+    facets = list(dict.fromkeys(runs.sort_values("order")["facet"]))
     colors = _colors(list(runs["arch"].unique()))
-    fig, ax = plt.subplots(figsize=PARETO_SIZE)
-    for arch, part in runs.groupby("arch", sort=False):
-        ax.scatter(part["C"], part["y"], color=colors[arch], label=arch, s=28, alpha=0.85, zorder=3)
-    on = runs[front].sort_values("C")
-    ax.step(on["C"], on["y"], where="post", color="black", lw=1, alpha=0.6, zorder=2)
-    ax.scatter(on["C"], on["y"], facecolors="none", edgecolors="black", s=90, lw=1.2, zorder=4,
-               label="Pareto front")
-    ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs (cumulative)")
-    ax.set_ylabel(f"test {metric_name(m)}")
-    ax.grid(alpha=0.3)
-    ax.set_title(f"test {metric_name(m)} vs training compute", fontsize=11)
-    ax.legend(frameon=False, fontsize=8, loc="best")
+    ncol = across(len(facets))
+    nrow = math.ceil(len(facets) / ncol)
+    size = PARETO_SIZE if len(facets) == 1 else (4.2 * ncol + 1.6, 3.6 * nrow)
+    fig, axes = plt.subplots(nrow, ncol, figsize=size, squeeze=False)
+    for ax in axes.ravel()[len(facets):]:
+        ax.set_visible(False)
+    aheads = []
+    for i, (ax, facet) in enumerate(zip(axes.ravel(), facets, strict=False)):
+        part = runs[runs["facet"] == facet]
+        for arch, pts in part.groupby("arch", sort=False):  # the front is drawn per panel: a split is its own task
+            ax.scatter(pts["C"], pts["y"], color=colors[arch], label=arch if i == 0 else None, s=28, alpha=0.85,
+                       zorder=3)
+        on = part[pareto_front(part["C"], part["y"], minimize=better(m) == "min")].sort_values("C")
+        ax.step(on["C"], on["y"], where="post", color="black", lw=1, alpha=0.6, zorder=2)
+        ax.scatter(on["C"], on["y"], facecolors="none", edgecolors="black", s=90, lw=1.2, zorder=4,
+                   label="Pareto front" if i == 0 else None)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide at 2x..9x within a decade
+        count_ticks(ax.xaxis)
+        ax.set_xlabel("training FLOPs (cumulative)")
+        ax.set_ylabel(f"test {metric_name(m)}")
+        ax.grid(alpha=0.3)
+        ax.set_title(facet or f"test {metric_name(m)} vs training compute", fontsize=11)
+        leads = [(r["arch"], r["C"]) for _, r in on.iterrows()]
+        leads = [(a, c) for j, (a, c) in enumerate(leads) if j == 0 or leads[j - 1][0] != a]  # where the lead changes
+        ahead = "; ".join(f"{a} from {fmt_count(c)} FLOPs" for a, c in leads)
+        aheads.append(f"{facet}: {ahead}" if facet else ahead)
+    if len(facets) == 1:
+        axes[0, 0].legend(frameon=False, fontsize=8, loc="best")
+    else:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.95),
+                   frameon=False, fontsize=8)
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
-    leads = [(r["arch"], r["C"]) for _, r in on.iterrows()]
-    leads = [(a, c) for i, (a, c) in enumerate(leads) if i == 0 or leads[i - 1][0] != a]  # where the lead changes
-    ahead = "; ".join(f"{a} from {fmt_count(c)} FLOPs" for a, c in leads)
     fig_.caption = (f"One point per run: its test {metric_name(m)} against the training FLOPs it used (forward + "
-                    "backward, padding included). Ringed: the Pareto front, runs that no run with at most their "
-                    f"compute beat. Ahead on the front: {ahead}.")
+                    "backward, padding included)" + (", one panel per task and split" if len(facets) > 1 else "")
+                    + ". Ringed: the Pareto front, runs that no run with at most their compute beat"
+                    + (" in their panel" if len(facets) > 1 else "") + f". Ahead on the front: {' | '.join(aheads)}.")
     return [fig_]
 
 

@@ -45,3 +45,22 @@ def test_best_is_bold_only_among_rows_of_the_same_task_and_a_speed_experiment_bo
     assert all(r[1].text for r in g.body)  # the task column is never blanked
     s.bold = False
     assert not any(c.bold for r in grid(s).body for c in r)
+
+
+def test_a_grid_axis_crossed_with_the_variants_is_never_blanked():
+    # scaling: variants x d_model, each row compared with the baseline at its own width. Its width equals the
+    # baseline row's by construction; blanking it would leave every non-baseline row without its width.
+    rows = []
+    for v, loss in {"transformer": 0.1, "lstm": 1.0}.items():
+        for d in (64, 128):
+            for seed in range(2):
+                rows.append({"run_id": f"{v}{d}{seed}", "variant": v, "label": f"{v}/{d}", "seed": seed,
+                             "status": "finished", "task.name": "copy", "model.d_model": d,
+                             "model.arch": "transformer" if v == "transformer" else "seq2seq",
+                             "test/loss": loss * 64 / d + 0.01 * seed, "params": d * 10})
+    s = summarize(pd.DataFrame(rows), "test/loss", baseline="transformer", keys=["model.d_model", "model.arch"])
+    g = grid(s)
+    d_model, arch = g.head.index("d_model"), g.head.index("arch")
+    lstm = [r for r in g.body if r[0].text.startswith("lstm")]
+    assert sorted(r[d_model].text for r in lstm) == ["128", "64"]
+    assert all(r[arch].text == "seq2seq" for r in lstm)  # what the variant changes shows too

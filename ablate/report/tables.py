@@ -461,19 +461,24 @@ def lead_sources(s: Summary, show_variant: bool) -> list[str]:
 
 def _blank_unchanged(s: Summary, body: list[list[Cell]], sources: list[str], drop: list[int]) -> None:
     """Config cells equal to the row's baseline's go blank, as in a paper's ablation table (Vaswani et al. 2017,
-    Table 3): a row shows what it changes. The row-name column and the task/split columns always show."""
+    Table 3): a row shows what it changes. The row-name column and the task/split columns always show, and so
+    does a grid axis crossed with the variants (a key that varies within a variant): each row is compared
+    with the baseline at the same value of it, so blanking it would blank it in every row."""
     from ablate.report.columns import FACET_KEYS
 
     f = s.frame
     if "baseline" not in f:
         return
+    axes = {k for k in s.keys if "variant" in f and k in f
+            and f.groupby("variant")[k].apply(lambda c: c.map(_value).nunique()).max() > 1}
     at = {lab: i for i, lab in enumerate(f["label"])}
     for i, (_, r) in enumerate(f.iterrows()):
         j = at.get(r["baseline"]) if isinstance(r["baseline"], str) else None
         if j is None or j == i:
             continue
         for c in range(1, len(sources)):  # column 0 names the row
-            if c not in drop and sources[c] not in (*FACET_KEYS, VARIANT) and body[i][c].text == body[j][c].text:
+            if (c not in drop and sources[c] not in (*FACET_KEYS, VARIANT, *axes)
+                    and body[i][c].text == body[j][c].text):
                 body[i][c].text = ""
 
 

@@ -207,6 +207,24 @@ def across(n: int) -> int:
     return 2 if n == 4 else min(n, 3)
 
 
+def facet_axes(n: int, legend_width: float = 0.0) -> tuple[Any, list[Any]]:
+    """A figure of n task panels, across(n) a row at 4.2 x 3.6 inches each (plus legend_width on the right for a
+    legend), the unused end of the last row hidden; its n axes in order."""
+    ncol = across(n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol + legend_width, 3.6 * nrow), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.ravel()[:n])
+
+
+def decade_ticks(axis: Any) -> None:
+    """A log axis's labels at 1, 2 and 5 per decade, no minor labels (they collide at 2x..9x), as counts."""
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    count_ticks(axis)
+
+
 def _runs_data(df: pd.DataFrame, root: Path, name: str, s: Summary) -> pd.DataFrame:
     """The per-run CSV `name` of every finished run, with facet, hue, order and seed columns."""
     runs = label_runs(_finished(df), s)
@@ -455,13 +473,8 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
     colors = hue_colors(hues)
     markers = dict(zip(hues, "osD^vPX*<>ph" * 4, strict=False))
     direct = len(hues) > MAX_LEGEND  # too many for a legend: each point is labelled where it is
-    ncol = across(len(facets))
-    fig, axes = plt.subplots(math.ceil(len(facets) / ncol), ncol, figsize=(4.2 * ncol + (0 if direct else 2.4),
-                                                                           3.6 * math.ceil(len(facets) / ncol)),
-                             squeeze=False)
-    for ax in axes.ravel()[len(facets):]:
-        ax.set_visible(False)
-    for ax, facet in zip(axes.ravel(), facets, strict=False):
+    fig, axes = facet_axes(len(facets), legend_width=0 if direct else 2.4)
+    for ax, facet in zip(axes, facets, strict=True):
         part = f[f["facet"] == facet]
         for _, r in part.iterrows():
             std = r[f"{s.primary}/std"]
@@ -469,9 +482,9 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
                         fmt=markers[r["hue"]], capsize=3, color=colors[r["hue"]], markersize=7, alpha=0.85)
         if part["params/mean"].max() > 10 * part["params/mean"].min():
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide at 2x..9x
-        count_ticks(ax.xaxis)
+            decade_ticks(ax.xaxis)
+        else:
+            count_ticks(ax.xaxis)
         ax.set_xlabel("parameters")
         ax.set_ylabel(f"test {metric_name(s.primary)}")
         _acc_axis(ax, s.primary)
@@ -481,7 +494,7 @@ def params_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> Figure:
         handles = [plt.Line2D([], [], color=colors[h], marker=markers[h], ls="", label=h) for h in hues]
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="row")
     fig.tight_layout()
-    for ax, facet in zip(axes.ravel(), facets, strict=False) if direct else []:  # measured in the final layout
+    for ax, facet in zip(axes, facets, strict=True) if direct else []:  # measured in the final layout
         part = f[f["facet"] == facet]
         label_points(ax, [(r["params/mean"], r[f"{s.primary}/mean"], r["hue"]) for _, r in part.iterrows()])
     fig_.files = save(fig, out, fig_.name, fig_)

@@ -19,11 +19,20 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import LogLocator, NullFormatter
 
-from ablate.report.facets import label_runs
+from ablate.report.facets import label_runs, ordered
 from ablate.report.figures import Figure, save
-from ablate.report.plots import ARCH_COLORS, _finished, _runs_data, _safely, across, at_steps, count_ticks, hue_colors
+from ablate.report.plots import (
+    ARCH_COLORS,
+    _finished,
+    _runs_data,
+    _safely,
+    at_steps,
+    count_ticks,
+    decade_ticks,
+    facet_axes,
+    hue_colors,
+)
 from ablate.report.powerlaw import MIN_POINTS, SeedFit, fit_over_seeds
 from ablate.report.tables import Summary, better, fmt_count, metric_name
 
@@ -81,16 +90,16 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
         fig_.skipped = "fewer than two runs with both training FLOPs and the metric: nothing to compare"
         return fig_
     runs = label_runs(runs, s)  # 'facet': the task and split a run answers ('' when one)
-    facets = list(dict.fromkeys(runs.sort_values("order")["facet"]))
+    facets = ordered(runs["facet"], runs["order"])
+    many = len(facets) > 1
     colors = _colors(list(runs["arch"].unique()))
-    ncol = across(len(facets))
-    nrow = math.ceil(len(facets) / ncol)
-    size = PARETO_SIZE if len(facets) == 1 else (4.2 * ncol + 1.6, 3.6 * nrow)
-    fig, axes = plt.subplots(nrow, ncol, figsize=size, squeeze=False)
-    for ax in axes.ravel()[len(facets):]:
-        ax.set_visible(False)
+    if many:
+        fig, axes = facet_axes(len(facets), legend_width=1.6)
+    else:
+        fig, ax = plt.subplots(figsize=PARETO_SIZE)
+        axes = [ax]
     aheads = []
-    for i, (ax, facet) in enumerate(zip(axes.ravel(), facets, strict=False)):
+    for i, (ax, facet) in enumerate(zip(axes, facets, strict=True)):
         part = runs[runs["facet"] == facet]
         for arch, pts in part.groupby("arch", sort=False):  # the front is drawn per panel: a split is its own task
             ax.scatter(pts["C"], pts["y"], color=colors[arch], label=arch if i == 0 else None, s=28, alpha=0.85,
@@ -100,9 +109,7 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
         ax.scatter(on["C"], on["y"], facecolors="none", edgecolors="black", s=90, lw=1.2, zorder=4,
                    label="Pareto front" if i == 0 else None)
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide at 2x..9x within a decade
-        count_ticks(ax.xaxis)
+        decade_ticks(ax.xaxis)
         ax.set_xlabel("training FLOPs (cumulative)")
         ax.set_ylabel(f"test {metric_name(m)}")
         ax.grid(alpha=0.3)
@@ -111,17 +118,17 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
         leads = [(a, c) for j, (a, c) in enumerate(leads) if j == 0 or leads[j - 1][0] != a]  # where the lead changes
         ahead = "; ".join(f"{a} from {fmt_count(c)} FLOPs" for a, c in leads)
         aheads.append(f"{facet}: {ahead}" if facet else ahead)
-    if len(facets) == 1:
-        axes[0, 0].legend(frameon=False, fontsize=8, loc="best")
-    else:
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.95),
+    if many:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.95),
                    frameon=False, fontsize=8)
+    else:
+        axes[0].legend(frameon=False, fontsize=8, loc="best")
     fig.tight_layout()
     fig_.files = save(fig, out, fig_.name, fig_)
     fig_.caption = (f"One point per run: its test {metric_name(m)} against the training FLOPs it used (forward + "
-                    "backward, padding included)" + (", one panel per task and split" if len(facets) > 1 else "")
+                    "backward, padding included)" + (", one panel per task and split" if many else "")
                     + ". Ringed: the Pareto front, runs that no run with at most their compute beat"
-                    + (" in their panel" if len(facets) > 1 else "") + f". Ahead on the front: {' | '.join(aheads)}.")
+                    + (" in their panel" if many else "") + f". Ahead on the front: {' | '.join(aheads)}.")
     return [fig_]
 
 

@@ -469,8 +469,7 @@ def _blank_unchanged(s: Summary, body: list[list[Cell]], sources: list[str], dro
     f = s.frame
     if "baseline" not in f:
         return
-    axes = {k for k in s.keys if "variant" in f and k in f
-            and f.groupby("variant")[k].apply(lambda c: c.map(_value).nunique()).max() > 1}
+    axes = set(within_variants(f, s.keys)) if "variant" in f else set()
     at = {lab: i for i, lab in enumerate(f["label"])}
     for i, (_, r) in enumerate(f.iterrows()):
         j = at.get(r["baseline"]) if isinstance(r["baseline"], str) else None
@@ -482,13 +481,18 @@ def _blank_unchanged(s: Summary, body: list[list[Cell]], sources: list[str], dro
                 body[i][c].text = ""
 
 
+def within_variants(f: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The keys that vary within some variant (a grid axis crossed with the variants), in order."""
+    return [k for k in keys if k in f and f.groupby("variant")[k].nunique(dropna=False).max() > 1]
+
+
 def row_names(s: Summary) -> dict[str, str]:
     """Each row's label -> a short readable name ('no_pe, heads=2'), in table order."""
     f = s.frame
     show_variant = f["variant"].astype(str).nunique() > 1
     keys = s.keys
     if show_variant:  # a variant's name says what it changes: name only the keys that vary within a variant
-        keys = [k for k in keys if f.groupby("variant")[k].nunique(dropna=False).max() > 1]
+        keys = within_variants(f, keys)
     names = {}
     for _, r in f.iterrows():
         parts = [str(r["variant"])] if show_variant else []

@@ -40,3 +40,22 @@ def test_samples_come_from_short_middle_and_long_inputs_and_mark_the_wrong_token
     got = spread(list(lengths), lengths.__getitem__, 6)
     assert len(got) == 6 and sum(i < 30 for i in got) == sum(30 <= i < 60 for i in got) == sum(i >= 60 for i in got)
     assert marked("a <b> c d", "a x c") == "a <mark>&lt;b&gt;</mark> c <mark>d</mark>"
+
+
+def test_rows_compared_at_their_own_grid_point_say_so_on_the_axis_and_in_each_hover(tmp_path):
+    """A variant crossed with a grid axis is compared with the baseline variant at the same grid value: the x
+    label names the variant and the axis, not the first row's baseline as if it were everyone's, and each
+    row's hover names its own baseline."""
+    from ablate.report.forest import forest
+    from ablate.report.tables import summarize
+
+    rows = [dict(run_id=f"{v}{d}{i}", variant=v, label=f"{v}, d={d}", seed=i, status="finished",
+                 **{"model.d_model": d, "test/loss": x + 0.01 * i})
+            for v, off in (("transformer", 0.0), ("lstm", 1.0)) for d in (64, 128)
+            for i, x in enumerate([off + 1 / d] * 3)]
+    df = pd.DataFrame(rows)
+    fig = forest(df, summarize(df, "test/loss", baseline="transformer", keys=["model.d_model"]), tmp_path)
+    assert "transformer at the row's own model.d_model" in fig.caption
+    hovers = {t.text.splitlines()[0]: t.text for t in fig.hover}
+    assert "of transformer, d_model=64" in hovers["lstm, d_model=64"]
+    assert "of transformer, d_model=128" in hovers["lstm, d_model=128"]

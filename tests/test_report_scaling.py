@@ -229,3 +229,19 @@ def test_variants_that_split_an_arch_are_architectures_of_their_own():
     assert size_grid(runs)  # seq2seq_attention at two sizes
     assert list(_arch(runs.drop(columns="variant"))) == list(runs["model.arch"])
     assert not size_grid(runs.iloc[:2])
+
+
+def test_the_compute_legend_names_an_architecture_found_only_in_a_later_panel(tmp_path):
+    """Two tasks, the GRU trained on the second only: its points are drawn there, so the legend names it too
+    (taking the names from the first panel alone left it out)."""
+    from ablate.report.scaling import compute_vs_metric
+
+    rows = [dict(run_id=f"{t}{a}{i}", variant="", label=f"{t} {a}", seed=i, status="finished",
+                 **{"task.name": t, "model.arch": a, "train_flops": c * (1 + i), "test/loss": 1 / (c * (1 + i)),
+                    "params": 100})
+            for t, archs in (("copy", ["lstm"]), ("reverse", ["lstm", "gru"]))
+            for a, c in zip(archs, (1e9, 3e9)) for i in range(2)]
+    df = pd.DataFrame(rows)
+    (fig,) = compute_vs_metric(df, summarize(df, "test/loss", keys=["task.name", "model.arch"]), tmp_path)
+    assert len(fig.panels) == 2, fig.panels
+    assert fig.legend_entries == 3  # lstm, gru and the Pareto front's rings

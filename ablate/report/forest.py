@@ -74,8 +74,9 @@ def x_panels(rows: pd.DataFrame) -> list[tuple[float, float]]:
     return ranges if side[1] < main[0] else ranges[::-1]
 
 
-def hover_rows(axes: list, rows: pd.DataFrame, y: np.ndarray, metric: str, base: str) -> list:
-    """A hover box over each row's band in every panel: its Δ, interval, seeds and verdict."""
+def hover_rows(axes: list, rows: pd.DataFrame, y: np.ndarray, metric: str, names: dict[str, str]) -> list:
+    """A hover box over each row's band in every panel: its Δ, interval, seeds (and its own baseline's) and
+    verdict. names: label -> readable name."""
     from matplotlib.transforms import blended_transform_factory
 
     from ablate.report.hover import num
@@ -88,10 +89,23 @@ def hover_rows(axes: list, rows: pd.DataFrame, y: np.ndarray, metric: str, base:
                    "the interval excludes 0 but the comparison does not survive the Holm correction"
                    if r["excludes_0"] else "not significant")
         text = (f"{r['name']}\nΔ {metric} = {'+' if r['delta'] > 0 else ''}{num(r['delta'])}{ci}\n"
-                f"{r['n']} seed{'s' * (r['n'] != 1)} vs {r['n_base']} of {base}; {verdict}")
+                f"{r['n']} seed{'s' * (r['n'] != 1)} vs {r['n_base']} of {names.get(r['baseline'], r['baseline'])}; "
+                f"{verdict}")
         targets += [(blended_transform_factory(a.transAxes, a.transData), (0, yi - 0.5, 1, yi + 0.5), text)
                     for a in axes]
     return targets
+
+
+def baseline_name(s: Summary, rows: pd.DataFrame, names: dict[str, str]) -> str:
+    """What the x label compares with: the one baseline row's name, or, where each row is compared with the
+    baseline variant at its own grid point, the variant and the axes it is matched on ('transformer at the
+    row's own model.d_model'), not the first row's baseline as if it were everyone's."""
+    bases = list(dict.fromkeys(rows["baseline"]))
+    if len(bases) == 1:
+        return names.get(bases[0], s.baseline or bases[0])
+    f = s.frame[s.frame["label"].isin(bases)]
+    axes = [k for k in s.keys if k in f and f[k].astype(str).nunique() > 1]
+    return f"{s.baseline} at the row's own {', '.join(axes)}" if axes else str(s.baseline)
 
 
 def _padded(a: float, b: float) -> tuple[float, float]:
@@ -145,17 +159,18 @@ def forest(df: pd.DataFrame, s: Summary, out: Path):
     ax.set_yticks(y, labels, fontsize=TICK_SIZE)
     for tick, sig in zip(ax.get_yticklabels(), rows["significant"], strict=True):
         tick.set_color("0.1" if sig else "0.5")
-    base_name = row_names(s).get(rows["baseline"].iloc[0], s.baseline)
+    names = row_names(s)
+    base_name = baseline_name(s, rows, names)
     fig.supxlabel(f"Δ test {metric_name(s.primary)} vs {base_name}"
                   f" ({'higher' if up else 'lower'} is better)", fontsize=LABEL_SIZE)
     fig.suptitle(f"Δ {metric_name(s.primary)} against the baseline, {int(LEVEL * 100)}% CI over seeds",
                  fontsize=TITLE_SIZE)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), base_name)
+    fig_.targets = hover_rows(axes, rows, y, metric_name(s.primary), names)
     fig_.files = save(fig, out, fig_.name, fig_)
     n_sig = int(rows["significant"].sum())
     n_raw = int((rows["excludes_0"] & ~rows["significant"]).sum())
-    fig_.caption = (f"Each row's mean test {metric_name(s.primary)} minus the baseline's ({s.baseline}), with a "
+    fig_.caption = (f"Each row's mean test {metric_name(s.primary)} minus its baseline's ({base_name}), with a "
                     f"{int(LEVEL * 100)}% Welch confidence interval across seeds (the interval of the table's "
                     "t-test, clipped to the metric's bounds). Coloured: significant after the table's Holm "
                     f"correction ({n_sig} of {len(rows)} rows; blue = better, red = worse); grey: not significant"

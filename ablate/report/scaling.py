@@ -98,12 +98,13 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
     else:
         fig, ax = plt.subplots(figsize=PARETO_SIZE)
         axes = [ax]
-    aheads = []
+    aheads, named = [], set()  # an architecture is named in the legend where it first appears, in any panel
     for i, (ax, facet) in enumerate(zip(axes, facets, strict=True)):
         part = runs[runs["facet"] == facet]
         for arch, pts in part.groupby("arch", sort=False):  # the front is drawn per panel: a split is its own task
-            ax.scatter(pts["C"], pts["y"], color=colors[arch], label=arch if i == 0 else None, s=28, alpha=0.85,
-                       zorder=3)
+            ax.scatter(pts["C"], pts["y"], color=colors[arch], label=None if arch in named else arch, s=28,
+                       alpha=0.85, zorder=3)
+            named.add(arch)
         on = part[pareto_front(part["C"], part["y"], minimize=better(m) == "min")].sort_values("C")
         ax.step(on["C"], on["y"], where="post", color="black", lw=1, alpha=0.6, zorder=2)
         ax.scatter(on["C"], on["y"], facecolors="none", edgecolors="black", s=90, lw=1.2, zorder=4,
@@ -119,8 +120,8 @@ def compute_vs_metric(df: pd.DataFrame, s: Summary, out: Path) -> list[Figure]:
         ahead = "; ".join(f"{a} from {fmt_count(c)} FLOPs" for a, c in leads)
         aheads.append(f"{facet}: {ahead}" if facet else ahead)
     if many:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.95),
-                   frameon=False, fontsize=8)
+        handles = [h for ax in axes for h in zip(*ax.get_legend_handles_labels())]
+        fig.legend(*zip(*handles), loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize=8)
     else:
         axes[0].legend(frameon=False, fontsize=8, loc="best")
     fig.tight_layout()

@@ -379,7 +379,8 @@ def test_rows_capped_while_improving_and_rows_with_cut_outputs_are_marked():
                     **{"test/hit_cap": [0, 0, 3, 0]})
     md = to_markdown(summarize(df))
     assert "| a † |" in md and "| b ‡ |" in md
-    assert "† k of n runs stopped at the step cap while improving: a lower bound (a: 1 of 2)" in md
+    assert ("† k of n runs stopped at the step cap while improving: not converged, the row would likely do better "
+            "with more steps (a: 1 of 2)") in md
     assert "‡ test outputs ran to their decoding cap without <eos>" in md and "b: 1 of 2 runs, 3 outputs" in md
     assert "predate the record of whether the references fit" in md  # hit_cap alone cannot blame the cap
     assert "hit cap" not in md  # a count the mark shows, not a metric column
@@ -504,8 +505,8 @@ def test_runs_capped_at_a_flop_budget_are_said_to_hit_the_compute_cap():
     df = runs_frame(stop_reason=["max_flops", "max_flops", "target", "max_steps"],
                     still_improving=[True, True, None, False], stop_source=["recorded"] * 4)
     md = to_markdown(summarize(df))
-    assert "† k of n runs stopped at the compute cap (FLOP budget, train.max_flops) while improving: a lower " \
-           "bound (a: 2 of 2)" in md and "step cap" not in md
+    assert "† k of n runs stopped at the compute cap (FLOP budget, train.max_flops) while improving: not " \
+           "converged, the row would likely do better with more steps (a: 2 of 2)" in md and "step cap" not in md
     assert "2 of 4 runs stopped at a compute cap (FLOP budget, train.max_flops) while still improving" \
         in _summary_line({"df": df})
     both = runs_frame(stop_reason=["max_flops", "max_steps", "target", "target"],

@@ -167,7 +167,7 @@ def test_the_page_header_counts_capped_runs_that_recorded_no_stop_source():
     df = pd.DataFrame({"status": ["finished"] * 2, "stop_reason": ["max_steps", "target"],
                        "still_improving": [True, False]})
     assert header_line(df) == ("1 of 2 runs stopped at a step cap while still improving (†: their rows "
-                               "are a lower bound)")
+                               "are not converged and would likely do better with more steps)")
     assert header_line(df.assign(stop_reason=["max_epochs", "target"])).startswith(
         "1 of 2 runs stopped at an epoch cap while")  # the article agrees with the noun
 

@@ -1,5 +1,5 @@
 """What the report says about how its runs ended: rows resting on runs stopped at a step or epoch cap while
-still improving (their numbers are a lower bound), rows with test references longer than their decoding cap
+still improving (their numbers are not converged), rows with test references longer than their decoding cap
 (no output could be right: raise the cap), and the resolution of steps-to-target (the validation interval).
 
 Reads results.csv's stop_reason / still_improving / stop_source and test/cap_short (test/hit_cap for runs made
@@ -105,8 +105,9 @@ def footnotes(frame: pd.DataFrame, names: dict[str, str]) -> list[str]:
                          f"{int(r['stops/n'])}" for _, r in capped.iterrows())
         reasons = set() if "stops/capped_reasons" not in capped else {
             r for v in capped["stops/capped_reasons"] for r in str(v or "").split(",") if r}
-        notes.append(f"{CAPPED_MARK} k of n runs stopped at {cap_words(reasons)} while improving: a lower bound "
-                     f"({rows}). "
+        # not "a lower bound": on a loss (lower is better) a capped row's number is an upper bound
+        notes.append(f"{CAPPED_MARK} k of n runs stopped at {cap_words(reasons)} while improving: not converged, "
+                     f"the row would likely do better with more steps ({rows}). "
                      "Still improving: the best validation value of the last 3 checks beat the best before them "
                      "by more than min_delta.")
     cut = frame[frame["stops/cut_runs"] > 0]
@@ -137,7 +138,7 @@ def header_line(df: pd.DataFrame) -> Optional[str]:
     how = f"; inferred from metrics.csv for {inferred} runs made before this was recorded" if inferred else ""
     cap = cap_words(set(ok.loc[capped_improving(ok), "stop_reason"]), article="a")
     return (f"{k} of {len(ok)} runs stopped at {cap} while still improving ({CAPPED_MARK}: their "
-            f"rows are a lower bound{how})")
+            f"rows are not converged and would likely do better with more steps{how})")
 
 
 def steps_text(median: float, reached: int, n: int, every: Optional[int]) -> str:

@@ -57,6 +57,10 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the training loss", minimum=0, below=1)
     grad_clip: float = option(1.0, "max gradient norm; 0 = off", minimum=0)
     test_on: str = option("best", "test the best validation checkpoint or the last", choices=["best", "last"])
+    resume_every_s: float = option(30.0, "the resume state (checkpoints/last.ckpt, what a killed run continues "
+                                   "from) is written at a validation once this many seconds have passed since it "
+                                   "was last written (or the fit began); 0: at every validation. Not part of the "
+                                   "run's identity: it decides no number", minimum=0)
     monitor: str = option("val/loss", "the validation metric that picks 'best' (val/bleu, val/chrf: tasks with "
                           "BLEU; higher is better)", choices=lambda: MONITORS)
     val_every: int = option(1, "validate every N epochs", minimum=1)
@@ -167,6 +171,9 @@ class RunConfig:
 # Fields added after runs were stored: in a run's identity only away from their default, so stored runs keep
 # their ids (and a run that sets one is another run).
 LATE_FIELDS = ("max_flops", "match_flops", "max_time")
+# Fields that decide how a run is kept, never its numbers: in no identity (a rerun with another value is the
+# same run, and finds it finished).
+NOT_IDENTITY = ("resume_every_s",)
 
 
 def _identity(section: Any) -> dict[str, Any]:
@@ -174,6 +181,8 @@ def _identity(section: Any) -> dict[str, Any]:
     for key in LATE_FIELDS:
         if key in d and d[key] == default_of(type(section), key):
             del d[key]
+    for key in NOT_IDENTITY:
+        d.pop(key, None)
     return d
 
 

@@ -182,6 +182,10 @@ def fit_interrupted(monkeypatch):
     from ablate.train.fit import fit
 
     def run(cfg, run_dir: Path, after: int) -> dict:
+        import dataclasses
+
+        # a resume state at every validation (not once per train.resume_every_s): the kill lands after a chosen one
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume_every_s=0))
         real = checkpointing.ResumeCheckpoint.on_validation_end
         saves: list[int] = []
 

@@ -48,10 +48,63 @@ def test_the_resume_checkpoint_is_saved_at_every_validation_but_the_last(tmp_pat
             self.path.unlink()
 
     monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", spy)
-    cfg, _ = build_run({**TREE, "train": {**TREE["train"], "val_every_n_steps": 5}}, 0, "t")
+    cfg, _ = build_run({**TREE, "train": {**TREE["train"], "val_every_n_steps": 5, "resume_every_s": 0}}, 0, "t")
     result = fit(cfg, tmp_path)
     assert result["steps"] == 20
     assert saved == [5, 10, 15]  # validations at 5, 10, 15 and 20 (the end: not saved)
+
+
+def test_the_resume_checkpoint_waits_resume_every_s_between_writes(tmp_path, monkeypatch):
+    """train.resume_every_s: a validation writes the resume state only once that many seconds have passed since
+    the last write or the fit's start (the clock is a fake one, a second per validation); it names no run."""
+    import time
+
+    saved, clock = [], {"t": 0.0}
+    real = checkpointing.ResumeCheckpoint.on_validation_end
+
+    def spy(self, trainer, pl_module):
+        clock["t"] += 1.0
+        real(self, trainer, pl_module)
+        if self.path.is_file():
+            saved.append(trainer.global_step)
+            self.path.unlink()
+
+    monkeypatch.setattr(time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(checkpointing.ResumeCheckpoint, "on_validation_end", spy)
+    tree = {**TREE, "train": {**TREE["train"], "val_every_n_steps": 2, "resume_every_s": 3}}
+    cfg, _ = build_run(tree, 0, "t")
+    assert fit(cfg, tmp_path)["steps"] == 20
+    assert saved == [6, 12, 18]  # 3 s after the start, then 3 s after each write; 20, the end, is never saved
+    other, _ = build_run({**TREE, "train": {**TREE["train"], "val_every_n_steps": 2}}, 0, "t")
+    assert other.identity() == cfg.identity()
+
+
+def test_the_best_checkpoint_is_written_once_with_the_best_validations_weights(tmp_path, monkeypatch):
+    """Each better validation's weights are held (a copy: training goes on changing them in place) and written
+    once, when the fit ends; the file holds the weights of the validation that was best, not the last ones."""
+    import torch
+
+    from ablate.train.callbacks import BestCheckpoint
+
+    at_validation, writes = {}, []
+    real_end = BestCheckpoint.on_validation_end
+
+    def remember(self, trainer, pl_module):
+        at_validation[trainer.global_step] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        real_end(self, trainer, pl_module)
+
+    real_write = BestCheckpoint.write_held
+    monkeypatch.setattr(BestCheckpoint, "on_validation_end", remember)
+    monkeypatch.setattr(BestCheckpoint, "write_held", lambda self, tr: writes.append(self.held) or real_write(self, tr))
+    tree = {**TREE, "train": {**TREE["train"], "val_every_n_steps": 4, "lr": 0.2}}  # high: the loss rises at the end
+    cfg, _ = build_run(tree, 0, "t")
+    result = fit(cfg, tmp_path)
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert len([w for w in writes if w is not None]) == 1  # one write, at the fit's end
+    assert best["global_step"] == result["tested_step"] in at_validation
+    want = at_validation[result["tested_step"]]
+    assert all(torch.equal(best["state_dict"][k], want[k]) for k in want)
+    assert result["tested_step"] != result["steps"]  # the best was not the last: the held copy mattered
 
 
 @pytest.mark.parametrize("train, ends", [({"max_steps": 5}, True), ({"max_epochs": 3}, False)])

@@ -53,7 +53,7 @@ EXPERIMENT = """
 name: scale
 task: {name: reverse, min_len: 3, max_len: 8, vocab_size: 8, n_train: 256, n_val: 41, n_test: 101}
 model: {arch: transformer, d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32}
-train: {max_epochs: 1, batch_size: 32, eval_batch_size: 25, cpus_per_run: 1}
+train: {max_epochs: 1, batch_size: 32, eval_batch_size: 25, cpus_per_run: 1, resume_every_s: 0}
 seeds: [0]
 variants:
   base: {}

@@ -150,7 +150,7 @@ RESUME = {
     "task": {"name": "reverse", "vocab_size": 6, "min_len": 2, "max_len": 6, "n_train": 200, "n_val": 16,
              "n_test": 32},
     "model": {"arch": "transformer", "d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "dropout": 0.1},
-    "train": {"max_epochs": 10, "batch_size": 32, "lr": 3.0e-3},
+    "train": {"max_epochs": 10, "batch_size": 32, "lr": 3.0e-3, "resume_every_s": 0},  # a resume state each epoch
     "seeds": [3],
 }
 TIMING = {"train_time_s", "eval_time_s", "test_time_s", "fit_time_s", "tokens_per_s", "decode_tokens_per_s",
@@ -231,7 +231,7 @@ def test_a_run_interrupted_as_its_target_is_reached_stops_there_on_resume(tmp_pa
     from ablate.train import checkpointing
     from ablate.train.fit import fit
 
-    tree = {**json.loads(json.dumps(RESUME)), "train": {"max_epochs": 4, "batch_size": 32,
+    tree = {**json.loads(json.dumps(RESUME)), "train": {"max_epochs": 4, "batch_size": 32, "resume_every_s": 0,
                                                          "target": {"metric": "val/loss", "value": 100.0}}}
     cfg, _ = build_run({k: v for k, v in tree.items() if k not in ("name", "seeds")}, 0, "test")
     for d in ("a", "b"):

@@ -8,8 +8,10 @@ numbers the best checkpoint is chosen by.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Optional
+from weakref import proxy
 
 import pytorch_lightning as pl
 import torch
@@ -89,7 +91,11 @@ class PlateauStopping(EarlyStopping):
 class BestCheckpoint(ModelCheckpoint):
     """The best checkpoint on train.monitor; a tie on it goes to the lower val/loss, then to the later step
     (Lightning keeps the earliest, so a metric stuck at 0 would test the first checkpoint). Remembers the
-    optimizer step of the checkpoint it keeps (result.json tested_step)."""
+    optimizer step of the checkpoint it keeps (result.json tested_step).
+
+    A better validation's weights are held in memory (a copy) and written once, when the fit ends: each better
+    validation overwrote the file before, a serialisation that was ~0.5% of a short run's fit each (issue 28).
+    Until then the resume checkpoint carries them (state_dict), so a killed run's rerun tests the same best."""
 
     TIE = "val/loss"
 
@@ -98,6 +104,31 @@ class BestCheckpoint(ModelCheckpoint):
         self.best_step: Optional[int] = None
         self.best_tie: Optional[float] = None
         self.best_hit_cap: Optional[float] = None  # val/hit_cap of the kept checkpoint's validation
+        self.held: Optional[tuple[str, dict[str, Any]]] = None  # (path, weights-only checkpoint) not yet written
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=True)
+        weights = ckpt.pop("state_dict")
+        ckpt = copy.deepcopy(ckpt)  # the loop counters: plain values, small
+        ckpt["state_dict"] = {k: v.detach().clone() for k, v in weights.items()}  # training goes on in place
+        self.held = (filepath, ckpt)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def write_held(self, trainer: pl.Trainer) -> None:
+        """Write the held best checkpoint (rank 0; every rank waits for it: all of them test from it)."""
+        if self.held is None:
+            return
+        path, ckpt = self.held
+        trainer.strategy.save_checkpoint(ckpt, path)
+        trainer.strategy.barrier("BestCheckpoint.write_held")
+        self.held = None
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write_held(trainer)
 
     def check_monitor_top_k(self, trainer: pl.Trainer, current: Optional[torch.Tensor] = None) -> bool:
         best = self.best_model_score
@@ -118,12 +149,15 @@ class BestCheckpoint(ModelCheckpoint):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "best_step": self.best_step, "best_tie": self.best_tie,
-                "best_hit_cap": self.best_hit_cap}
+                "best_hit_cap": self.best_hit_cap,
+                "held": None if self.held is None else {"path": self.held[0], "checkpoint": self.held[1]}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.best_step, self.best_tie = state_dict.get("best_step"), state_dict.get("best_tie")
         self.best_hit_cap = state_dict.get("best_hit_cap")
+        held = state_dict.get("held")
+        self.held = None if held is None else (held["path"], held["checkpoint"])
 
 
 class StopRecorder(Callback):

@@ -1,4 +1,6 @@
-"""Resume inside a run: a full-state `checkpoints/last.ckpt` at every validation, and the data order to match.
+"""Resume inside a run: a full-state `checkpoints/last.ckpt` at a validation (at most one write per
+`train.resume_every_s`, 30 s by default: each write costs a serialisation of the model and optimiser, ~1% of a
+short run's fit each), and the data order to match.
 
 `last.ckpt` holds what Lightning saves (model, optimiser, scheduler, loop
 counters, the best-checkpoint bookkeeping) plus, in ResumeCheckpoint's own
@@ -15,6 +17,7 @@ import csv
 import io
 import os
 import random
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,18 +124,21 @@ def training_ends_here(trainer: Any) -> bool:
 
 
 class ResumeCheckpoint(ModelCheckpoint):
-    """Saves the full training state to checkpoints/last.ckpt after every validation, atomically.
+    """Saves the full training state to checkpoints/last.ckpt after a validation, atomically: the first
+    validation once `every_s` seconds have passed since the last write or the fit's start (0: every one).
 
     A ModelCheckpoint so that Lightning runs it after the best-checkpoint callback (the saved bookkeeping
     then includes this validation's score). `extras` are objects whose counters must survive a resume:
     the datamodule (its train sampler), the timer (seconds), the LightningModule (train_tokens).
     """
 
-    def __init__(self, run_dir: str | Path, datamodule: Any, timer: Any):
+    def __init__(self, run_dir: str | Path, datamodule: Any, timer: Any, every_s: float = 0.0):
         super().__init__(dirpath=str(Path(run_dir) / Path(RESUME_CKPT).parent), save_top_k=0, save_last=False,
                          save_on_train_epoch_end=False, enable_version_counter=False)
         self.path = Path(run_dir) / RESUME_CKPT
         self.dm, self.timer = datamodule, timer
+        self.every_s = float(every_s)  # train.resume_every_s: at most one write per this many seconds
+        self._written_at: Optional[float] = None  # monotonic time of the last write (or of the fit's start)
         self._pending: Optional[dict[str, Any]] = None
         self._trainer: Any = None
         self.resumed_at_step: Optional[int] = None  # set when the run resumed from last.ckpt
@@ -141,8 +147,24 @@ class ResumeCheckpoint(ModelCheckpoint):
     def state_key(self) -> str:
         return "ResumeCheckpoint"
 
+    def due(self, trainer) -> bool:
+        """Write now? train.resume_every_s since the last write (rank 0's clock decides for every rank: the
+        save is a collective)."""
+        if self.every_s <= 0:
+            return True
+        now = time.monotonic()
+        if self._written_at is None:
+            self._written_at = now
+        return bool(trainer.strategy.broadcast(now - self._written_at >= self.every_s, src=0))
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._written_at = time.monotonic()
+        self._restore(trainer, pl_module)
+
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit" or training_ends_here(trainer):
+            return
+        if not self.due(trainer):
             return
         for lg in trainer.loggers:  # metrics.csv up to this point goes into the checkpoint
             lg.save()
@@ -150,6 +172,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         trainer.save_checkpoint(str(tmp))
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
+        self._written_at = time.monotonic()
 
     def state_dict(self) -> dict[str, Any]:
         sampler = getattr(self.dm, "train_sampler", None)
@@ -174,7 +197,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
         self._module, self._trainer = pl_module, trainer
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def _restore(self, trainer, pl_module) -> None:
         s, self._pending = self._pending, None
         if s is None:
             return

@@ -245,3 +245,39 @@ def test_the_compute_legend_names_an_architecture_found_only_in_a_later_panel(tm
     (fig,) = compute_vs_metric(df, summarize(df, "test/loss", keys=["task.name", "model.arch"]), tmp_path)
     assert len(fig.panels) == 2, fig.panels
     assert fig.legend_entries == 3  # lstm, gru and the Pareto front's rings
+
+
+@pytest.mark.parametrize("lo, hi, want", [(3e-4, 3.0, ["0.001", "0.01", "0.1", "1"]),
+                                          (0.02, 1.5, ["0.02", "0.05", "0.1", "0.2", "0.5", "1"])])
+def test_a_log_loss_axis_over_decades_is_labelled_at_round_values(lo, hi, want):
+    """Five evenly spread ticks suit a loss within a decade; over decades they land on odd values ('0.00515')."""
+    import matplotlib.pyplot as plt
+
+    from ablate.report.scaling import _log_y
+
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.plot([1, 2], [lo, hi])
+    ax.set_ylim(lo, hi)
+    _log_y(ax)
+    fig.canvas.draw()
+    ticks = [t for t in ax.yaxis.get_majorticklocs() if lo <= t <= hi]
+    assert [ax.yaxis.get_major_formatter()(t) for t in ticks] == want
+    plt.close(fig)
+
+
+def test_the_parameter_axis_is_labelled_as_counts_at_round_values_only():
+    """L(N)'s x axis: '200k', '500k', '1M', and no minor labels ('3×10⁵' collided with '4×10⁵')."""
+    import matplotlib.pyplot as plt
+
+    from ablate.report.scaling import _finish_log_log
+
+    fig, ax = plt.subplots()
+    ax.scatter([1.7e5, 1.5e6], [1.0, 0.01], label="a")
+    _finish_log_log(fig, ax, {}, {}, {}, "parameters", "test loss", "t", counts=True)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    major = [ax.xaxis.get_major_formatter()(t) for t in ax.xaxis.get_majorticklocs() if lo <= t <= hi]
+    minor = [ax.xaxis.get_minor_formatter()(t) for t in ax.xaxis.get_minorticklocs() if lo <= t <= hi]
+    assert major == ["200k", "500k", "1M"] and not any(minor)
+    plt.close(fig)

@@ -28,7 +28,6 @@ from ablate.report.plots import (
     _runs_data,
     _safely,
     at_steps,
-    count_ticks,
     decade_ticks,
     facet_axes,
     hue_colors,
@@ -186,11 +185,17 @@ def _fits_text(fits: dict[str, SeedFit], what: str) -> str:
 
 
 def _log_y(ax: Any) -> None:
-    """A log loss axis spans well under a decade: five plain ticks ('2.12'), not '2.12×10⁰' at every minor one."""
+    """Plain tick labels on a log loss axis ('2.12', '0.01'), not '2.12×10⁰' at every minor one: under a decade,
+    five ticks spread evenly; over one, round values (1, 2 and 5 per decade, or the powers of ten alone past
+    three decades), not five evenly spread odd ones ('0.00515')."""
     import matplotlib.ticker as ticker
 
     lo, hi = ax.get_ylim()
-    ax.yaxis.set_major_locator(ticker.FixedLocator(np.geomspace(lo, hi, 5)))
+    if hi / lo <= 10:
+        ax.yaxis.set_major_locator(ticker.FixedLocator(np.geomspace(lo, hi, 5)))
+    else:
+        subs = (1.0, 2.0, 5.0) if hi / lo <= 1e3 else (1.0,)
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.yaxis.set_minor_locator(ticker.NullLocator())
 
@@ -242,12 +247,12 @@ def _frontier_figure(runs: pd.DataFrame, root: Path, out: Path, s: Summary, fig_
 def _finish_log_log(fig: Any, ax: Any, fits: dict, xs: dict, colors: dict, xlabel: str, ylabel: str,
                     title: str, counts: bool = False) -> None:
     """The fitted lines, log-log axes, labels, grid, title and the legend outside the axes; counts: x ticks as
-    plain counts (parameters), not powers of ten."""
+    plain counts at 1, 2 and 5 per decade (parameters: '200k', '500k', '1M'), not powers of ten."""
     _draw_fits(ax, fits, xs, colors)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    if counts:
-        count_ticks(ax.xaxis)
+    if counts:  # labels at 1, 2 and 5 per decade as counts: matplotlib's minor labels ('3×10⁵') collided
+        decade_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     _log_y(ax)

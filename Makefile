@@ -28,7 +28,7 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-# Re-run every shipped experiment and rewrite its sample report under reports/ (about 7.5 hours on 2 cores: each
+# Re-run every shipped experiment and rewrite its sample report under reports/ (about 6 hours on 2 cores: each
 # experiment file states its own time). One thread per run, as the samples were made, on a machine of any size:
 # the thread count changes the numbers (README).
 reports: $(STAMP)

@@ -281,3 +281,19 @@ def test_the_parameter_axis_is_labelled_as_counts_at_round_values_only():
     minor = [ax.xaxis.get_minor_formatter()(t) for t in ax.xaxis.get_minorticklocs() if lo <= t <= hi]
     assert major == ["200k", "500k", "1M"] and not any(minor)
     plt.close(fig)
+
+
+def test_l_of_n_draws_runs_capped_while_improving_hollow_and_counts_them(tmp_path):
+    """A capped run's loss is an upper bound: L(N) draws it hollow and its caption says how many per arch, so a
+    fit through unconverged points is not read as a converged L(N)."""
+    from ablate.report.figures import Figure
+    from ablate.report.scaling import _params_figure
+
+    rows = [dict(arch=a, seed=seed, params=n, stop_reason="max_steps" if capped else "plateau",
+                 still_improving=capped, **{"test/loss": 10 * n ** -0.5 * (1 + 0.01 * seed)})
+            for a, cap_below in (("lstm", 3e5), ("transformer", 0)) for seed in range(3)
+            for n in (1e5, 2e5, 4e5, 8e5) for capped in [n < cap_below]]
+    fig = _params_figure(pd.DataFrame(rows), tmp_path, Figure("scaling_params", "t"))
+    assert "Hollow: runs stopped at their cap while still improving (lstm 6 of 12)" in fig.caption
+    plain = _params_figure(pd.DataFrame(rows).assign(still_improving=False), tmp_path, Figure("scaling_params", "t"))
+    assert "Hollow" not in plain.caption

@@ -33,6 +33,7 @@ from ablate.report.plots import (
     hue_colors,
 )
 from ablate.report.powerlaw import MIN_POINTS, SeedFit, fit_over_seeds
+from ablate.report.stops import capped_improving
 from ablate.report.tables import Summary, better, fmt_count, metric_name
 
 ARCH_KEY = "model.arch"
@@ -273,15 +274,23 @@ def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
     colors = _colors(archs)
     fig, ax = plt.subplots(figsize=CURVES_SIZE)
     fits, xs = {}, {}
+    capped = capped_improving(pts)  # their losses are upper bounds: drawn hollow, and the caption counts them
     for arch in archs:
         mine = pts[pts["arch"] == arch]
         ax.scatter(mine["N"], mine["L"], color=colors[arch], s=24, alpha=0.85, label=arch)
+        hollow = mine[capped.loc[mine.index]]
+        ax.scatter(hollow["N"], hollow["L"], facecolors="white", edgecolors=colors[arch], s=24, zorder=3)
         fits[arch] = fit_over_seeds({seed: (p["N"], p["L"]) for seed, p in mine.groupby("seed")})
         xs[arch] = mine["N"].to_numpy(float)
     _finish_log_log(fig, ax, fits, xs, colors, "parameters", "test loss", "final loss vs parameters", counts=True)
     fig_.files = save(fig, out, fig_.name, fig_)
+    counts = [f"{a} {int(capped[pts['arch'] == a].sum())} of {int((pts['arch'] == a).sum())}" for a in archs
+              if capped[pts["arch"] == a].any()]
     fig_.caption = ("One point per run: its test loss (at the tested checkpoint) against its parameter count; "
-                    "dashed: L = a·N^(−b). " + _fits_text(fits, "Each seed's points are"))
+                    "dashed: L = a·N^(−b). "
+                    + (f"Hollow: runs stopped at their cap while still improving ({'; '.join(counts)}), their "
+                       "losses upper bounds: a fit through them is not a converged L(N). " if counts else "")
+                    + _fits_text(fits, "Each seed's points are"))
     return fig_
 
 

@@ -83,6 +83,7 @@ def test_the_best_checkpoint_is_written_once_with_the_best_validations_weights(t
     """Each better validation's weights are held (a copy: training goes on changing them in place) and written
     once, when the fit ends; the file holds the weights of the validation that was best, not the last ones."""
     import torch
+    from pytorch_lightning.strategies import Strategy
 
     from ablate.train.callbacks import BestCheckpoint
 
@@ -93,14 +94,19 @@ def test_the_best_checkpoint_is_written_once_with_the_best_validations_weights(t
         at_validation[trainer.global_step] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         real_end(self, trainer, pl_module)
 
-    real_write = BestCheckpoint.write_held
+    real_save = Strategy.save_checkpoint  # every checkpoint file Lightning writes goes through it
     monkeypatch.setattr(BestCheckpoint, "on_validation_end", remember)
-    monkeypatch.setattr(BestCheckpoint, "write_held", lambda self, tr: writes.append(self.held) or real_write(self, tr))
+
+    def save(self, ckpt, path, *args, **kwargs):
+        writes.append(str(path))
+        real_save(self, ckpt, path, *args, **kwargs)
+
+    monkeypatch.setattr(Strategy, "save_checkpoint", save)
     tree = {**TREE, "train": {**TREE["train"], "val_every_n_steps": 4, "lr": 0.2}}  # high: the loss rises at the end
     cfg, _ = build_run(tree, 0, "t")
     result = fit(cfg, tmp_path)
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    assert len([w for w in writes if w is not None]) == 1  # one write, at the fit's end
+    assert len([w for w in writes if w.endswith("best.ckpt")]) == 1  # one write, at the fit's end
     assert best["global_step"] == result["tested_step"] in at_validation
     want = at_validation[result["tested_step"]]
     assert all(torch.equal(best["state_dict"][k], want[k]) for k in want)

@@ -284,8 +284,9 @@ def _params_figure(runs: pd.DataFrame, out: Path, fig_: Figure) -> Figure:
         xs[arch] = mine["N"].to_numpy(float)
     _finish_log_log(fig, ax, fits, xs, colors, "parameters", "test loss", "final loss vs parameters", counts=True)
     fig_.files = save(fig, out, fig_.name, fig_)
-    counts = [f"{a} {int(capped[pts['arch'] == a].sum())} of {int((pts['arch'] == a).sum())}" for a in archs
-              if capped[pts["arch"] == a].any()]
+    per_arch = capped.groupby(pts["arch"]).agg(["sum", "size"])
+    counts = [f"{a} {int(per_arch.at[a, 'sum'])} of {int(per_arch.at[a, 'size'])}" for a in archs
+              if per_arch.at[a, "sum"]]
     fig_.caption = ("One point per run: its test loss (at the tested checkpoint) against its parameter count; "
                     "dashed: L = a·N^(−b). "
                     + (f"Hollow: runs stopped at their cap while still improving ({'; '.join(counts)}), their "

@@ -32,7 +32,7 @@ test: $(STAMP)
 # experiment file states its own time). One thread per run, as the samples were made, on a machine of any size:
 # the thread count changes the numbers (README).
 reports: $(STAMP)
-	for e in quickstart positional coreference transformer_ablation heads bottleneck scan architectures translate my_corpus scaling; do \
+	for e in quickstart positional coreference transformer_ablation heads bottleneck scan scan_attention architectures translate my_corpus scaling; do \
 		OMP_NUM_THREADS=1 $(BIN)/ablate run experiments/$$e.yaml --workers 2 || exit $$?; done
 	$(BIN)/ablate run experiments/throughput.yaml --workers 1
 

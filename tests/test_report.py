@@ -386,6 +386,47 @@ def test_attention_figure_fits_the_page(tmp_path, n, heads):
         assert im.width * 96 / DPI <= 1064, im.size
 
 
+def test_attention_figure_sizes_cells_by_the_keys_so_a_long_output_keeps_maps_readable(tmp_path, monkeypatch):
+    """SCAN: 9 command words, 25 actions out. Sized by the longest of rows and columns, every cell shrank to
+    0.13 in, the 9x9 encoder maps had their weights written over each other and the actions were numbered, not
+    named. Cells are sized by the keys: each weight written sits in a cell >= ANNOTATED_CELL wide, each
+    panel's first column names its query tokens, and a row's later heads do not repeat them into the panel
+    beside them."""
+    import numpy as np
+
+    import ablate.report.plots as plots
+    from ablate.report.attend import Attention
+
+    src = "turn opposite right thrice after jump around left twice".split()
+    out = ["I_TURN_LEFT", "I_JUMP"] * 8 + ["I_TURN_RIGHT"] * 8 + ["<eos>"]
+    rng = np.random.default_rng(0)
+    maps = {"encoder.layer1.self": rng.dirichlet(np.ones(9), size=(4, 9)),
+            "decoder.layer1.cross": rng.dirichlet(np.ones(9), size=(4, 25))}
+    att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, *a, **k: drawn.append(fig) or [tmp_path / "x.png"])
+    fig = plots.Figure("attention_transformer", "Where does the best transformer look?")
+    best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
+    plots._attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    (mfig,) = drawn
+    mfig.canvas.draw()
+    panels = [ax for ax in mfig.axes if ax.get_title()]
+    assert len(panels) == 8
+    for ax in panels:
+        n_cols = len(ax.collections[0].get_array().reshape(-1)) // (25 if "cross" in ax.get_title() else 9)
+        cell = ax.get_window_extent().width / mfig.dpi / n_cols
+        if ax.texts:
+            assert cell >= 0.3, (ax.get_title(), round(cell, 3))  # "0.00" at 7 points fits
+        names = [t.get_text() for t in ax.get_yticklabels()]
+        first = ax.get_ylabel() != ""
+        want = out if "cross" in ax.get_title() else src
+        assert names == want if first else not any(names), (ax.get_title(), names)
+    assert sum(bool(ax.texts) for ax in panels) == 8  # 9 keys at >= 0.3 in: every map carries its weights
+    import matplotlib.pyplot as plt
+
+    plt.close(mfig)
+
+
 def test_by_length_is_skipped_when_each_row_has_one_length(tmp_path):
     """throughput's rows are copy at 16, 64 and 256 tokens: one point a row is no curve (the page showed 12
     one-point panels); the figure says why it is not drawn. Two lengths in one row draw it."""

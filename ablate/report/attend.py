@@ -197,12 +197,15 @@ def module_title(name: str) -> str:
     return " ".join(words)
 
 
-def draw(ax: Any, w: np.ndarray, rows: list[str], cols: list[str], title: str, colorbar: bool = True) -> None:
-    """One attention map as a heatmap: queries down, keys across, weights in [0, 1]."""
+def draw(ax: Any, w: np.ndarray, rows: list[str], cols: list[str], title: str, colorbar: bool = True,
+         small: Optional[bool] = None, annotate: Optional[bool] = None) -> None:
+    """One attention map as a heatmap: queries down, keys across, weights in [0, 1]. small: one label per
+    token; annotate: each cell's weight written in it (by default from the token counts; a caller that knows
+    the cell's printed size decides, since tiny cells make both unreadable)."""
     import seaborn as sns
 
-    small = max(len(rows), len(cols)) <= 24
-    annotate = max(len(rows), len(cols)) <= 10
+    small = max(len(rows), len(cols)) <= 24 if small is None else small
+    annotate = max(len(rows), len(cols)) <= 10 if annotate is None else annotate
     # Long inputs (e.g. 256 tokens: 65k cells a map) are drawn as one raster without cell borders: drawn cell
     # by cell they took minutes a figure and made multi-megabyte PDFs.
     sns.heatmap(w, ax=ax, vmin=0, vmax=1, cmap="viridis", square=True, cbar=colorbar,

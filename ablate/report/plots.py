@@ -646,6 +646,8 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
 
 
 LEARNED = 0.5  # the accuracy from which an attention map is drawn: below it the model did not learn the task
+LEGIBLE_CELL = 0.22  # inches: a cell from which 9-point token labels, one a cell, stay apart
+ANNOTATED_CELL = 0.3  # inches: a cell wide enough for its weight written at 7 points ("0.00")
 
 
 def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric: str, root: Path,
@@ -667,7 +669,10 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     # inches per token: 9-point labels stay legible down to ~0.22 in (21 px at the page's 96 px per inch);
     # as many heads a row as fit the page's ~10.8 in, shrinking the cells (not below that) to fit two a row;
     # long inputs (no per-token labels then) shrink so that two panels fit a row
-    longest = max(max(len(a) for a in att.axes(n)) for n in names)
+    # The page's width limits the keys (columns) only: a long output (SCAN's 25 actions against 9 words) makes
+    # a taller panel, not smaller cells (sized by the longest of either, its 9x9 encoder maps were printed at
+    # 0.13 in a cell with their weights written over each other).
+    longest = max(len(att.axes(n)[1]) for n in names)
     page, margin, chrome = 10.8, 1.2, 1.6  # inches: content width, colorbar, a panel's labels
     cell = 0.36 if longest <= 24 else min(0.36, 3.2 / longest)
     if heads > 1 and 2 * (cell * longest + chrome) + margin > page:
@@ -686,10 +691,13 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
         for h in range(att.maps[name].shape[0]):
             ax = axes[r0 + h // per_row][h % per_row]
             used.add(id(ax))
-            draw(ax, att.maps[name][h], rows, cols, f"{module_title(name)}\nhead {h + 1}", colorbar=False)
+            draw(ax, att.maps[name][h], rows, cols, f"{module_title(name)}\nhead {h + 1}", colorbar=False,
+                 small=cell >= LEGIBLE_CELL and len(rows) <= 64, annotate=cell >= ANNOTATED_CELL and len(cols) <= 10)
             ax.tick_params(labelsize=9)
             ax.set_xlabel(xlab, fontsize=9)
             ax.set_ylabel(ylab if h % per_row == 0 else "", fontsize=9)
+            if h % per_row:  # a module's heads share their query tokens: named once a row, not into the next panel
+                ax.tick_params(labelleft=False)
         r0 += rows_of[name]
     for ax in axes.ravel():
         if id(ax) not in used:

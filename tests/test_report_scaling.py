@@ -297,3 +297,26 @@ def test_l_of_n_draws_runs_capped_while_improving_hollow_and_counts_them(tmp_pat
     assert "Hollow: runs stopped at their cap while still improving (lstm 6 of 12)" in fig.caption
     plain = _params_figure(pd.DataFrame(rows).assign(still_improving=False), tmp_path, Figure("scaling_params", "t"))
     assert "Hollow" not in plain.caption
+
+
+def test_a_log_axis_under_a_decade_is_labelled_at_round_values_not_crowded_linear_ticks():
+    """coreference's compute axis spans 170G-460G: 1-2-5 a decade left one label (200G), matplotlib fell back to
+    linear ticks every 50G, and on the log axis '350G 400G450G' ran together. Labels stay at 1, 2, 3 or 5 times a
+    power of ten, at least two of them; an axis over a decade keeps 1-2-5."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from ablate.report.plots import decade_ticks
+
+    for lo, hi, mantissas in ((1.7e11, 4.6e11, {1, 2, 3, 5}), (1.5e5, 1.2e6, {1, 2, 3, 5}), (3e4, 2e6, {1, 2, 5})):
+        fig, ax = plt.subplots()
+        ax.scatter([lo, hi], [0, 1])
+        ax.set_xscale("log")
+        decade_ticks(ax.xaxis)
+        fig.canvas.draw()
+        a, b = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if a <= t <= b]
+        assert len(shown) >= 2, (lo, hi, shown)
+        assert {round(t / 10 ** math.floor(math.log10(t) + 1e-9)) for t in shown} <= mantissas, (lo, hi, shown)
+        plt.close(fig)

@@ -219,8 +219,12 @@ def facet_axes(n: int, legend_width: float = 0.0) -> tuple[Any, list[Any]]:
 
 
 def decade_ticks(axis: Any) -> None:
-    """A log axis's labels at 1, 2 and 5 per decade, no minor labels (they collide at 2x..9x), as counts."""
-    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    """A log axis's labels at 1, 2 and 5 per decade, no minor labels (they collide at 2x..9x), as counts. Call it
+    once the data is drawn: on an axis spanning under a decade 1-2-5 can leave one label, and matplotlib then
+    falls back to linear ticks that crowd the axis's right end ('350G 400G450G'), so 3 is added there."""
+    lo, hi = sorted(axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim())
+    subs = (1.0, 2.0, 5.0) if lo > 0 and hi / lo >= 10 else (1.0, 2.0, 3.0, 5.0)
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     count_ticks(axis)
 

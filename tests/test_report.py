@@ -427,6 +427,28 @@ def test_attention_figure_sizes_cells_by_the_keys_so_a_long_output_keeps_maps_re
     plt.close(mfig)
 
 
+def test_attention_figure_of_a_long_answer_to_a_short_input_stays_a_page_tall(tmp_path):
+    """Cells are sized by the keys; a 256-token answer to 10 words would make 0.36-inch rows, 2 x 94 in of
+    cross-attention panels. Each panel is capped at TALLEST (20 in)."""
+    import numpy as np
+    from PIL import Image
+
+    from ablate.report.attend import Attention
+    from ablate.report.plots import DPI, Figure, _attention_figure
+
+    src = [str(i) for i in range(10)]
+    out = [str(i % 10) for i in range(255)] + ["<eos>"]
+    rng = np.random.default_rng(0)
+    maps = {"encoder.layer0.self": rng.dirichlet(np.ones(10), size=(4, 10)),
+            "decoder.layer0.cross": rng.dirichlet(np.ones(10), size=(4, 256))}
+    att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
+    fig = Figure("attention_transformer", "Where does the best transformer look?")
+    best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
+    _attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    with Image.open(fig.files[0]) as im:
+        assert im.height / DPI <= 2 * (20 + 1.4) + 2 * (0.36 * 10 + 1.4) + 1, im.size
+
+
 def test_by_length_is_skipped_when_each_row_has_one_length(tmp_path):
     """throughput's rows are copy at 16, 64 and 256 tokens: one point a row is no curve (the page showed 12
     one-point panels); the figure says why it is not drawn. Two lengths in one row draw it."""

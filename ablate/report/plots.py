@@ -652,6 +652,7 @@ def attention(df: pd.DataFrame, root: Path, out: Path, metric: str, names: Optio
 LEARNED = 0.5  # the accuracy from which an attention map is drawn: below it the model did not learn the task
 LEGIBLE_CELL = 0.22  # inches: a cell from which 9-point token labels, one a cell, stay apart
 ANNOTATED_CELL = 0.3  # inches: a cell wide enough for its weight written at 7 points ("0.00")
+TALLEST = 20.0  # inches: the tallest attention panel (queries down)
 
 
 def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric: str, root: Path,
@@ -681,6 +682,9 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
     cell = 0.36 if longest <= 24 else min(0.36, 3.2 / longest)
     if heads > 1 and 2 * (cell * longest + chrome) + margin > page:
         cell = max(min(cell, ((page - margin) / 2 - chrome) / longest), min(cell, 0.22))
+    # ...but a panel no taller than TALLEST: a long output from a short input (a 256-token answer to 10 words)
+    # would otherwise make a figure metres tall
+    cell = min(cell, TALLEST / max(len(att.axes(n)[0]) for n in names))
     per_row = min(heads, 4, max(1, int((page - margin) // (cell * longest + chrome))))
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
     width = max(cell * len(att.axes(n)[1]) + chrome for n in names)

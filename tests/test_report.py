@@ -362,25 +362,34 @@ def test_attention_map_of_a_long_input_is_one_raster_with_few_labels():
     plt.close(fig)
 
 
-@pytest.mark.parametrize("n,heads", [(12, 4), (12, 2), (256, 4)])
-def test_attention_figure_fits_the_page(tmp_path, n, heads):
-    """The page is ~1064 px wide: the report's attention figure fits it (two heads a row at 12 tokens, where
-    four 0.36-inch-cell panels a row made a 2,600 px figure that scrolled sideways), every head drawn."""
+def draw_attention(tmp_path, src: list, out: list, heads: int, layer: int = 0):
+    """The report's attention figure of a run whose encoder self- and decoder cross-attention maps are random
+    (seeded) over src and out: the Figure record, with its PNG under tmp_path."""
     import numpy as np
-    from PIL import Image
 
     from ablate.report.attend import Attention
-    from ablate.report.plots import DPI, Figure, _attention_figure
+    from ablate.report.plots import Figure, _attention_figure
 
-    src = [str(i % 10) for i in range(n)]
-    out = src[::-1] + ["<eos>"]
     rng = np.random.default_rng(0)
-    maps = {"encoder.layer0.self": rng.dirichlet(np.ones(n), size=(heads, n)),
-            "decoder.layer0.cross": rng.dirichlet(np.ones(n), size=(heads, n + 1))}
+    maps = {f"encoder.layer{layer}.self": rng.dirichlet(np.ones(len(src)), size=(heads, len(src))),
+            f"decoder.layer{layer}.cross": rng.dirichlet(np.ones(len(src)), size=(heads, len(out)))}
     att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
     fig = Figure("attention_transformer", "Where does the best transformer look?")
     best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
     _attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    return fig
+
+
+@pytest.mark.parametrize("n,heads", [(12, 4), (12, 2), (256, 4)])
+def test_attention_figure_fits_the_page(tmp_path, n, heads):
+    """The page is ~1064 px wide: the report's attention figure fits it (two heads a row at 12 tokens, where
+    four 0.36-inch-cell panels a row made a 2,600 px figure that scrolled sideways), every head drawn."""
+    from PIL import Image
+
+    from ablate.report.plots import DPI
+
+    src = [str(i % 10) for i in range(n)]
+    fig = draw_attention(tmp_path, src, src[::-1] + ["<eos>"], heads)
     assert len(fig.panels) == 2 * heads
     with Image.open(fig.files[0]) as im:
         assert im.width * 96 / DPI <= 1064, im.size
@@ -392,22 +401,15 @@ def test_attention_figure_sizes_cells_by_the_keys_so_a_long_output_keeps_maps_re
     named. Cells are sized by the keys: each weight written sits in a cell >= ANNOTATED_CELL wide, each
     panel's first column names its query tokens, and a row's later heads do not repeat them into the panel
     beside them."""
-    import numpy as np
+    import matplotlib.pyplot as plt
 
     import ablate.report.plots as plots
-    from ablate.report.attend import Attention
 
     src = "turn opposite right thrice after jump around left twice".split()
     out = ["I_TURN_LEFT", "I_JUMP"] * 8 + ["I_TURN_RIGHT"] * 8 + ["<eos>"]
-    rng = np.random.default_rng(0)
-    maps = {"encoder.layer1.self": rng.dirichlet(np.ones(9), size=(4, 9)),
-            "decoder.layer1.cross": rng.dirichlet(np.ones(9), size=(4, 25))}
-    att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
     drawn = []
     monkeypatch.setattr(plots, "save", lambda fig, *a, **k: drawn.append(fig) or [tmp_path / "x.png"])
-    fig = plots.Figure("attention_transformer", "Where does the best transformer look?")
-    best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
-    plots._attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    draw_attention(tmp_path, src, out, 4, layer=1)
     (mfig,) = drawn
     mfig.canvas.draw()
     panels = [ax for ax in mfig.axes if ax.get_title()]
@@ -422,29 +424,17 @@ def test_attention_figure_sizes_cells_by_the_keys_so_a_long_output_keeps_maps_re
         want = out if "cross" in ax.get_title() else src
         assert names == want if first else not any(names), (ax.get_title(), names)
     assert sum(bool(ax.texts) for ax in panels) == 8  # 9 keys at >= 0.3 in: every map carries its weights
-    import matplotlib.pyplot as plt
-
     plt.close(mfig)
 
 
 def test_attention_figure_of_a_long_answer_to_a_short_input_stays_a_page_tall(tmp_path):
     """Cells are sized by the keys; a 256-token answer to 10 words would make 0.36-inch rows, 2 x 94 in of
     cross-attention panels. Each panel is capped at TALLEST (20 in)."""
-    import numpy as np
     from PIL import Image
 
-    from ablate.report.attend import Attention
-    from ablate.report.plots import DPI, Figure, _attention_figure
+    from ablate.report.plots import DPI
 
-    src = [str(i) for i in range(10)]
-    out = [str(i % 10) for i in range(255)] + ["<eos>"]
-    rng = np.random.default_rng(0)
-    maps = {"encoder.layer0.self": rng.dirichlet(np.ones(10), size=(4, 10)),
-            "decoder.layer0.cross": rng.dirichlet(np.ones(10), size=(4, 256))}
-    att = Attention(tmp_path, "transformer", "base", src, out, ["<bos>", *out[:-1]], maps)
-    fig = Figure("attention_transformer", "Where does the best transformer look?")
-    best = pd.Series({"run_id": "abc", "seed": 0, "label": "base", "test/seq_acc": 1.0})
-    _attention_figure(fig, att, tmp_path, best, "test/seq_acc", tmp_path, "base")
+    fig = draw_attention(tmp_path, [str(i) for i in range(10)], [str(i % 10) for i in range(255)] + ["<eos>"], 4)
     with Image.open(fig.files[0]) as im:
         assert im.height / DPI <= 2 * (20 + 1.4) + 2 * (0.36 * 10 + 1.4) + 1, im.size
 

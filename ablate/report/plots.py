@@ -222,7 +222,7 @@ def decade_ticks(axis: Any) -> None:
     """A log axis's labels at 1, 2 and 5 per decade, no minor labels (they collide at 2x..9x), as counts. Call it
     once the data is drawn: on an axis spanning under a decade 1-2-5 can leave one label, and matplotlib then
     falls back to linear ticks that crowd the axis's right end ('350G 400G450G'), so 3 is added there."""
-    lo, hi = sorted(axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim())
+    lo, hi = sorted(axis.get_view_interval())
     subs = (1.0, 2.0, 5.0) if lo > 0 and hi / lo >= 10 else (1.0, 2.0, 3.0, 5.0)
     axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -671,23 +671,21 @@ def _attention_figure(fig_: Figure, att: Any, out: Path, best: pd.Series, metric
         last[n.split(".")[0] + ("cross" if "cross" in n else "self")] = n
     names = list(last.values())
     heads = max(att.maps[n].shape[0] for n in names)
-    # inches per token: 9-point labels stay legible down to ~0.22 in (21 px at the page's 96 px per inch);
-    # as many heads a row as fit the page's ~10.8 in, shrinking the cells (not below that) to fit two a row;
-    # long inputs (no per-token labels then) shrink so that two panels fit a row
-    # The page's width limits the keys (columns) only: a long output (SCAN's 25 actions against 9 words) makes
-    # a taller panel, not smaller cells (sized by the longest of either, its 9x9 encoder maps were printed at
-    # 0.13 in a cell with their weights written over each other).
-    longest = max(len(att.axes(n)[1]) for n in names)
+    # Inches per token: 9-point labels stay legible down to ~0.22 in (21 px at the page's 96 px per inch). The
+    # page's ~10.8 in width limits the keys (columns) only: as many heads a row as fit, shrinking the cells (not
+    # below that) to fit two a row; long inputs (no per-token labels then) shrink so that two panels fit a row.
+    # Queries make a panel taller, not its cells smaller (sized by the longest of either, SCAN's 9x9 encoder
+    # maps beside 25 output actions were printed at 0.13 in a cell), up to TALLEST a panel.
+    keys = max(len(att.axes(n)[1]) for n in names)
+    queries = max(len(att.axes(n)[0]) for n in names)
     page, margin, chrome = 10.8, 1.2, 1.6  # inches: content width, colorbar, a panel's labels
-    cell = 0.36 if longest <= 24 else min(0.36, 3.2 / longest)
-    if heads > 1 and 2 * (cell * longest + chrome) + margin > page:
-        cell = max(min(cell, ((page - margin) / 2 - chrome) / longest), min(cell, 0.22))
-    # ...but a panel no taller than TALLEST: a long output from a short input (a 256-token answer to 10 words)
-    # would otherwise make a figure metres tall
-    cell = min(cell, TALLEST / max(len(att.axes(n)[0]) for n in names))
-    per_row = min(heads, 4, max(1, int((page - margin) // (cell * longest + chrome))))
+    cell = 0.36 if keys <= 24 else min(0.36, 3.2 / keys)
+    if heads > 1 and 2 * (cell * keys + chrome) + margin > page:
+        cell = max(min(cell, ((page - margin) / 2 - chrome) / keys), min(cell, 0.22))
+    cell = min(cell, TALLEST / queries)
+    width = cell * keys + chrome
+    per_row = min(heads, 4, max(1, int((page - margin) // width)))
     rows_of = {n: math.ceil(att.maps[n].shape[0] / per_row) for n in names}
-    width = max(cell * len(att.axes(n)[1]) + chrome for n in names)
     heights = [cell * len(att.axes(n)[0]) + 1.4 for n in names for _ in range(rows_of[n])]
     fig, axes = plt.subplots(len(heights), per_row, figsize=(width * per_row + 1.2, sum(heights) + 0.4),
                              squeeze=False, layout="constrained", gridspec_kw={"height_ratios": heights})
